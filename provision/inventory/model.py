@@ -1,0 +1,170 @@
+"""The inventory: hosts, groups and Ansible's variable precedence.
+
+Precedence follows Ansible's ``VariableManager`` for inventory sources, so
+``provision inventory --host H`` prints what ``ansible-inventory --host H``
+prints for the same inventory (lowest first):
+
+1. vars of group ``all`` written in the inventory file
+2. vars of the host's other groups written in the inventory file
+3. ``group_vars/all``
+4. ``group_vars/<group>`` for the host's other groups
+5. the host's vars written in the inventory file
+6. ``host_vars/<host>``
+
+Within 2 and 4 groups merge by (depth, ``ansible_group_priority``, name).
+Dicts replace each other whole, as with Ansible's default hash_behaviour.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from provision.errors import Location
+
+
+@dataclass
+class Group:
+    name: str
+    vars: dict[str, Any] = field(default_factory=dict)
+    children: list[str] = field(default_factory=list)
+    hosts: list[str] = field(default_factory=list)
+    parents: list[str] = field(default_factory=list)
+    file_vars: dict[str, Any] = field(default_factory=dict)
+    """Vars from group_vars/ (applied after every inventory-file group var)."""
+    var_locations: dict[str, Location] = field(default_factory=dict)
+    file_var_locations: dict[str, Location] = field(default_factory=dict)
+
+
+@dataclass
+class Host:
+    name: str
+    vars: dict[str, Any] = field(default_factory=dict)
+    groups: list[str] = field(default_factory=list)
+    file_vars: dict[str, Any] = field(default_factory=dict)
+    """Vars from host_vars/."""
+    var_locations: dict[str, Location] = field(default_factory=dict)
+    file_var_locations: dict[str, Location] = field(default_factory=dict)
+
+
+@dataclass
+class Inventory:
+    """Hosts and groups in the order the inventory declares them."""
+
+    source: Path
+    hosts: dict[str, Host] = field(default_factory=dict)
+    groups: dict[str, Group] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.group("all")
+        self.group("ungrouped")
+        self.link("all", "ungrouped")
+
+    @property
+    def directory(self) -> Path:
+        return self.source if self.source.is_dir() else self.source.parent
+
+    # --- building -------------------------------------------------------
+    def group(self, name: str) -> Group:
+        if name not in self.groups:
+            self.groups[name] = Group(name)
+        return self.groups[name]
+
+    def host(self, name: str) -> Host:
+        if name not in self.hosts:
+            self.hosts[name] = Host(name)
+        return self.hosts[name]
+
+    def link(self, parent: str, child: str) -> None:
+        parent_group, child_group = self.group(parent), self.group(child)
+        if child not in parent_group.children:
+            parent_group.children.append(child)
+        if parent not in child_group.parents:
+            child_group.parents.append(parent)
+
+    def add_host_to_group(self, host: str, group: str) -> None:
+        entry, target = self.host(host), self.group(group)
+        if host not in target.hosts:
+            target.hosts.append(host)
+        if group not in entry.groups:
+            entry.groups.append(group)
+
+    def finish(self) -> None:
+        """Attach loose groups to ``all`` and hosts with no group to ``ungrouped``."""
+        for name, group in self.groups.items():
+            if name != "all" and not group.parents:
+                self.link("all", name)
+        ungrouped = self.groups["ungrouped"]
+        for name, host in self.hosts.items():
+            if not [g for g in host.groups if g not in ("all", "ungrouped")]:
+                if name not in ungrouped.hosts:
+                    ungrouped.hosts.append(name)
+                if "ungrouped" not in host.groups:
+                    host.groups.append("ungrouped")
+            elif "ungrouped" in host.groups:
+                host.groups.remove("ungrouped")
+                ungrouped.hosts.remove(name)
+        # Ansible lists 'ungrouped' first among the children of 'all'.
+        children = self.groups["all"].children
+        children.remove("ungrouped")
+        children.insert(0, "ungrouped")
+
+    # --- queries ---------------------------------------------------------
+    def ancestors(self, host: str) -> set[str]:
+        """Every group the host belongs to, directly or through parents."""
+        seen: set[str] = set()
+        stack = list(self.hosts[host].groups) + ["all"]
+        while stack:
+            name = stack.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            stack.extend(self.groups[name].parents)
+        return seen
+
+    def depth(self, group: str, _visiting: frozenset[str] = frozenset()) -> int:
+        parents = [p for p in self.groups[group].parents if p not in _visiting]
+        if not parents:
+            return 0
+        return 1 + max(self.depth(p, _visiting | {group}) for p in parents)
+
+    def _priority(self, group: str) -> int:
+        value = self.groups[group].vars.get("ansible_group_priority", 1)
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            return 1
+
+    def sorted_groups(self, host: str) -> list[str]:
+        names = self.ancestors(host) - {"all"}
+        return sorted(names, key=lambda g: (self.depth(g), self._priority(g), g))
+
+    def _layers(self, name: str) -> list[tuple[dict[str, Any], dict[str, Location]]]:
+        """Variable sources for a host, lowest precedence first."""
+        host, all_group = self.hosts[name], self.groups["all"]
+        groups = [self.groups[g] for g in self.sorted_groups(name)]
+        layers = [(all_group.vars, all_group.var_locations)]
+        layers += [(g.vars, g.var_locations) for g in groups]
+        layers.append((all_group.file_vars, all_group.file_var_locations))
+        layers += [(g.file_vars, g.file_var_locations) for g in groups]
+        layers.append((host.vars, host.var_locations))
+        layers.append((host.file_vars, host.file_var_locations))
+        return layers
+
+    def host_vars(self, name: str) -> dict[str, Any]:
+        """The host's variables merged with Ansible's precedence."""
+        merged: dict[str, Any] = {}
+        for values, _ in self._layers(name):
+            merged.update(values)
+        return merged
+
+    def var_location(self, host: str, key: str) -> Location | None:
+        """Where the winning value of ``key`` for ``host`` was written."""
+        for values, locations in reversed(self._layers(host)):
+            if key in values:
+                return locations.get(key)
+        return None
+
+    def group_names(self, host: str) -> list[str]:
+        return sorted(self.ancestors(host) - {"all", "ungrouped"})

@@ -1,0 +1,87 @@
+"""Ansible's YAML inventory format: ``all`` → ``children`` → ``hosts``, ``vars``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from provision.errors import InventoryError, Location
+from provision.inventory.hostranges import expand_host_pattern, split_host_port
+from provision.inventory.model import Inventory
+from provision.yamlfile import LocatedDict, load_yaml_file
+
+_GROUP_KEYS = ("vars", "children", "hosts")
+
+
+def parse_yaml_inventory(path: Path, inventory: Inventory) -> None:
+    data = load_yaml_file(path)
+    if data is None:
+        return
+    if not isinstance(data, dict):
+        raise InventoryError("an inventory must be a mapping of groups", Location(str(path), 1, 1))
+    for name, body in data.items():
+        _parse_group(inventory, name, body, _where(data, name, path))
+
+
+def _where(mapping: Any, key: str, path: Path) -> Location:
+    if isinstance(mapping, LocatedDict):
+        found = mapping.where(key)
+        if found is not None:
+            return found
+    return Location(str(path))
+
+
+def _parse_group(inventory: Inventory, name: str, body: Any, where: Location) -> None:
+    group = inventory.group(name)
+    if body is None:
+        return
+    if not isinstance(body, dict):
+        raise InventoryError(f"group {name!r} must be a mapping with vars, children or hosts", where)
+    for key in body:
+        if key not in _GROUP_KEYS:
+            raise InventoryError(
+                f"group {name!r} has an unexpected key {key!r} (expected one of: {', '.join(_GROUP_KEYS)})",
+                _where(body, key, Path(where.file)),
+            )
+    group_vars = body.get("vars") or {}
+    if not isinstance(group_vars, dict):
+        raise InventoryError(f"vars of group {name!r} must be a mapping", _where(body, "vars", Path(where.file)))
+    group.vars.update(group_vars)
+    for key in group_vars:
+        group.var_locations[key] = _where(group_vars, key, Path(where.file))
+
+    hosts = body.get("hosts") or {}
+    if not isinstance(hosts, dict):
+        raise InventoryError(
+            f"hosts of group {name!r} must be a mapping of host names", _where(body, "hosts", Path(where.file))
+        )
+    for entry, host_vars in hosts.items():
+        _parse_host(inventory, name, entry, host_vars, _where(hosts, entry, Path(where.file)))
+
+    children = body.get("children") or {}
+    if not isinstance(children, dict):
+        raise InventoryError(
+            f"children of group {name!r} must be a mapping of groups", _where(body, "children", Path(where.file))
+        )
+    for child, child_body in children.items():
+        inventory.link(name, child)
+        _parse_group(inventory, child, child_body, _where(children, child, Path(where.file)))
+
+
+def _parse_host(inventory: Inventory, group: str, entry: str, host_vars: Any, where: Location) -> None:
+    if host_vars is not None and not isinstance(host_vars, dict):
+        raise InventoryError(f"vars of host {entry!r} must be a mapping", where)
+    pattern, port = split_host_port(str(entry))
+    try:
+        names = expand_host_pattern(pattern)
+    except ValueError as exc:
+        raise InventoryError(str(exc), where) from None
+    for host_name in names:
+        inventory.add_host_to_group(host_name, group)
+        host = inventory.hosts[host_name]
+        if port is not None:
+            host.vars["ansible_port"] = port
+            host.var_locations["ansible_port"] = where
+        for key, value in (host_vars or {}).items():
+            host.vars[key] = value
+            host.var_locations[key] = _where(host_vars, key, Path(where.file))

@@ -1,0 +1,450 @@
+"""The agent: a stdlib-only script that the controller sends to a host.
+
+It is never imported by the controller; its source travels on the standard
+input of one ``python3`` command per round trip, followed by one JSON
+request. It answers with one JSON document on standard output. Three
+operations, one round trip each:
+
+- ``probe``: the actual state of the declared files, directories, packages
+  and services (and, for a diff, the current content of changed files);
+- ``stage``: install missing packages, write the new files into a private
+  staging folder and run every validator against the staged copies;
+- ``commit``: back up the originals, move the staged files into place
+  atomically, run handlers, ensure services; restore the originals if a
+  handler fails.
+
+Python 3.7 compatible (the oldest python3 a supported Debian ships).
+"""
+
+from __future__ import annotations
+
+import base64
+import grp
+import hashlib
+import json
+import os
+import pwd
+import shlex
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any, Dict, List, Optional
+
+STATE_DIR = "var/lib/provision"
+BACKUP_DIR = "var/backups/provision"
+OUTPUT_LIMIT = 4000
+
+
+class Failure(Exception):
+    pass
+
+
+def host_path(root: str, path: str) -> str:
+    return os.path.join(root, path.lstrip("/"))
+
+
+def file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 16), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def name_of_uid(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def name_of_gid(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
+
+
+def uid_of(owner: str) -> int:
+    try:
+        return pwd.getpwnam(owner).pw_uid
+    except KeyError:
+        if owner.isdigit():
+            return int(owner)
+        raise Failure("no such user on the host: %s" % owner) from None
+
+
+def gid_of(group: str) -> int:
+    try:
+        return grp.getgrnam(group).gr_gid
+    except KeyError:
+        if group.isdigit():
+            return int(group)
+        raise Failure("no such group on the host: %s" % group) from None
+
+
+def run(command: str, timeout: int = 600) -> Dict[str, Any]:
+    started = time.time()
+    try:
+        done = subprocess.run(
+            command, shell=True, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, timeout=timeout,
+        )
+        output = done.stdout.decode("utf-8", "replace")
+        code = done.returncode
+    except subprocess.TimeoutExpired:
+        output, code = "timed out after %ss" % timeout, 124
+    return {"command": command, "exit": code, "output": output[-OUTPUT_LIMIT:], "seconds": round(time.time() - started, 3)}
+
+
+# --- probe ---------------------------------------------------------------
+
+def stat_entry(path: str) -> Dict[str, Any]:
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return {"exists": False}
+    except NotADirectoryError:
+        return {"exists": False}
+    return {
+        "exists": True,
+        "is_file": stat.S_ISREG(info.st_mode),
+        "is_dir": stat.S_ISDIR(info.st_mode),
+        "mode": stat.S_IMODE(info.st_mode),
+        "owner": name_of_uid(info.st_uid),
+        "group": name_of_gid(info.st_gid),
+    }
+
+
+def probe_packages(names: List[str]) -> Dict[str, Optional[str]]:
+    found = dict.fromkeys(names)  # type: Dict[str, Optional[str]]
+    if not names or shutil.which("dpkg-query") is None:
+        return found
+    done = subprocess.run(
+        ["dpkg-query", "-W", "-f", "${Package}\t${Status}\t${Version}\n"] + names,
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+    )
+    for line in done.stdout.decode("utf-8", "replace").splitlines():
+        parts = line.split("\t")
+        if len(parts) == 3 and parts[1].endswith(" installed"):
+            found[parts[0].split(":")[0]] = parts[2]
+    return found
+
+
+def has_systemd() -> bool:
+    return os.path.isdir("/run/systemd/system")
+
+
+def probe_service(name: str) -> Dict[str, Any]:
+    if has_systemd():
+        active = run("systemctl is-active --quiet %s" % shlex.quote(name))["exit"] == 0
+        enabled_run = run("systemctl is-enabled %s" % shlex.quote(name))
+        enabled = enabled_run["output"].strip() == "enabled"
+        return {"active": active, "enabled": enabled}
+    script = "/etc/init.d/" + name
+    if not os.path.exists(script):
+        return {"active": False, "enabled": None}
+    active = run("%s status" % shlex.quote(script))["exit"] == 0
+    links = [f for f in os.listdir("/etc/rc2.d")] if os.path.isdir("/etc/rc2.d") else []
+    enabled = any(f.startswith("S") and f[3:] == name for f in links)
+    return {"active": active, "enabled": enabled}
+
+
+def op_probe(request: Dict[str, Any]) -> Dict[str, Any]:
+    root = request["root"]
+    limit = request.get("max_content", 262144)
+    files = {}
+    for entry in request.get("files", []):
+        where = host_path(root, entry["path"])
+        fact = stat_entry(where)
+        if fact["exists"] and fact["is_file"]:
+            try:
+                fact["sha256"] = file_sha256(where)
+            except OSError as exc:
+                fact["error"] = str(exc)
+            wanted = entry.get("want_content") and fact.get("sha256") != entry.get("sha256")
+            if wanted and os.path.getsize(where) <= limit:
+                with open(where, "rb") as handle:
+                    fact["content_b64"] = base64.b64encode(handle.read()).decode()
+        files[entry["path"]] = fact
+    directories = {path: stat_entry(host_path(root, path)) for path in request.get("directories", [])}
+    return {
+        "ok": True,
+        "files": files,
+        "directories": directories,
+        "packages": probe_packages(request.get("packages", [])),
+        "services": {name: probe_service(name) for name in request.get("services", [])},
+        "facts": facts(),
+    }
+
+
+def facts() -> Dict[str, str]:
+    result = {"hostname": os.uname().nodename, "python": sys.version.split()[0]}
+    try:
+        with open("/etc/os-release") as handle:
+            for line in handle:
+                key, _, value = line.strip().partition("=")
+                if key in ("ID", "VERSION_ID", "VERSION_CODENAME"):
+                    result["os_" + key.lower()] = value.strip('"')
+    except OSError:
+        pass
+    return result
+
+
+# --- stage ---------------------------------------------------------------
+
+def staging_root(root: str, run_id: str) -> str:
+    return host_path(root, "%s/staging/%s" % (STATE_DIR, run_id))
+
+
+def install_packages(names: List[str]) -> List[Dict[str, Any]]:
+    if not names:
+        return []
+    env_prefix = "DEBIAN_FRONTEND=noninteractive "
+    install = env_prefix + "apt-get install -y -q --no-install-recommends " + " ".join(shlex.quote(n) for n in names)
+    steps = []
+    lists = "/var/lib/apt/lists"
+    stale = not os.path.isdir(lists) or not [f for f in os.listdir(lists) if f.endswith("Packages")]
+    if stale:
+        steps.append(run(env_prefix + "apt-get update -q", timeout=900))
+    attempt = run(install, timeout=1800)
+    steps.append(attempt)
+    if attempt["exit"] != 0 and not stale:
+        steps.append(run(env_prefix + "apt-get update -q", timeout=900))
+        steps.append(run(install, timeout=1800))
+    if steps[-1]["exit"] != 0:
+        raise Failure("installing %s failed:\n%s" % (" ".join(names), steps[-1]["output"]))
+    return steps
+
+
+def write_new(path: str, data: bytes, mode: int) -> None:
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.chmod(path, mode)
+
+
+def op_stage(request: Dict[str, Any]) -> Dict[str, Any]:
+    root, run_id = request["root"], request["run_id"]
+    result = {"ok": True, "installed": [], "validations": []}  # type: Dict[str, Any]
+    result["installed"] = [s["command"] for s in install_packages(request.get("packages", []))]
+    staging = staging_root(root, run_id)
+    if os.path.exists(staging):
+        shutil.rmtree(staging)
+    os.makedirs(staging, mode=0o700)
+    os.chmod(host_path(root, STATE_DIR + "/staging"), 0o700)
+    staged = set()
+    for entry in request.get("files", []):
+        write_new(host_path(staging, entry["path"]), base64.b64decode(entry["content_b64"]), entry["mode"])
+        staged.add(entry["path"])
+    checks = []
+    for entry in request.get("files", []):
+        if entry.get("validate"):
+            target = shlex.quote(host_path(staging, entry["path"]))
+            command = entry["validate"].replace("%s", target)
+            checks.append(dict(run(command), what="validate %s" % entry["path"]))
+    for validator in request.get("validators", []):
+        for path in validator["files"]:
+            live = host_path(root, path)
+            if path not in staged and os.path.isfile(live):
+                os.makedirs(os.path.dirname(host_path(staging, path)), mode=0o700, exist_ok=True)
+                shutil.copy2(live, host_path(staging, path))
+        command = validator["command"].replace("{staging}", shlex.quote(staging))
+        checks.append(dict(run(command), what=validator.get("description") or "validator of role %s" % validator["role"]))
+    result["validations"] = checks
+    if any(check["exit"] != 0 for check in checks):
+        shutil.rmtree(staging, ignore_errors=True)
+        result["ok"] = False
+        failed = [c for c in checks if c["exit"] != 0][0]
+        result["error"] = "validation failed (%s): %s\n%s" % (failed["what"], failed["command"], failed["output"].strip())
+    return result
+
+
+# --- commit --------------------------------------------------------------
+
+def fsync_dir(path: str) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def atomic_copy(source: str, dest: str, mode: int, uid: int, gid: int) -> None:
+    """Write ``dest`` through a temp file in its own folder, then rename."""
+    folder = os.path.dirname(dest)
+    descriptor, temp = tempfile.mkstemp(prefix=".provision-", dir=folder)
+    try:
+        with os.fdopen(descriptor, "wb") as out, open(source, "rb") as data:
+            shutil.copyfileobj(data, out)
+            out.flush()
+            os.fchown(out.fileno(), uid, gid)
+            os.fchmod(out.fileno(), mode)
+            os.fsync(out.fileno())
+        os.rename(temp, dest)
+    except BaseException:
+        if os.path.exists(temp):
+            os.unlink(temp)
+        raise
+    fsync_dir(folder)
+
+
+def ensure_parent(path: str) -> None:
+    folder = os.path.dirname(path)
+    if not os.path.isdir(folder):
+        os.makedirs(folder, mode=0o755)
+
+
+class Transaction:
+    """Files committed so far, and how to put each one back."""
+
+    def __init__(self, root: str, run_id: str) -> None:
+        self.root = root
+        self.backup_root = host_path(root, "%s/%s" % (BACKUP_DIR, run_id))
+        self.undo = []  # type: List[Dict[str, Any]]
+
+    def backup(self, path: str) -> Optional[str]:
+        live = host_path(self.root, path)
+        if not os.path.lexists(live):
+            return None
+        copy = host_path(self.backup_root, path)
+        os.makedirs(os.path.dirname(copy), mode=0o700, exist_ok=True)
+        os.chmod(host_path(self.root, BACKUP_DIR), 0o700)
+        shutil.copy2(live, copy)
+        info = os.lstat(live)
+        os.chown(copy, info.st_uid, info.st_gid)
+        return copy
+
+    def write(self, entry: Dict[str, Any], staging: str) -> None:
+        live = host_path(self.root, entry["path"])
+        uid, gid = uid_of(entry["owner"]), gid_of(entry["group"])
+        if entry["content_changed"]:
+            staged = host_path(staging, entry["path"])
+            if file_sha256(staged) != entry["sha256"]:
+                raise Failure("staged copy of %s does not match what was validated" % entry["path"])
+            ensure_parent(live)
+            self.undo.append({"path": entry["path"], "backup": self.backup(entry["path"])})
+            atomic_copy(staged, live, entry["mode"], uid, gid)
+        else:
+            info = os.lstat(live)
+            self.undo.append({"path": entry["path"], "mode": stat.S_IMODE(info.st_mode), "uid": info.st_uid, "gid": info.st_gid})
+            os.chown(live, uid, gid)
+            os.chmod(live, entry["mode"])
+
+    def rollback(self) -> List[str]:
+        restored = []
+        for step in reversed(self.undo):
+            live = host_path(self.root, step["path"])
+            if "backup" not in step:
+                os.chown(live, step["uid"], step["gid"])
+                os.chmod(live, step["mode"])
+            elif step["backup"] is None:
+                if os.path.lexists(live):
+                    os.unlink(live)
+            else:
+                info = os.lstat(step["backup"])
+                atomic_copy(step["backup"], live, stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid)
+            restored.append(step["path"])
+        self.undo = []
+        return restored
+
+
+def run_handler(handler: Dict[str, Any]) -> Dict[str, Any]:
+    outcome = dict(run(handler["command"]), name=handler["name"])
+    if outcome["exit"] == 0 and handler.get("check"):
+        check = run(handler["check"])
+        if check["exit"] != 0:
+            outcome["exit"] = check["exit"]
+            outcome["output"] += "\ncheck failed: %s\n%s" % (handler["check"], check["output"])
+    return outcome
+
+
+def service_command(name: str, action: str) -> str:
+    if has_systemd():
+        return "systemctl %s %s" % (action, shlex.quote(name))
+    if action in ("enable", "disable"):
+        return "update-rc.d %s %s" % (shlex.quote(name), "defaults" if action == "enable" else "disable")
+    return "/etc/init.d/%s %s" % (shlex.quote(name), action)
+
+
+def op_commit(request: Dict[str, Any]) -> Dict[str, Any]:
+    root, run_id = request["root"], request["run_id"]
+    staging = staging_root(root, run_id)
+    result = {"ok": True, "handlers": [], "services": [], "restored": []}  # type: Dict[str, Any]
+    transaction = Transaction(root, run_id)
+    try:
+        for entry in request.get("directories", []):
+            path = host_path(root, entry["path"])
+            if not os.path.isdir(path):
+                os.makedirs(path, mode=entry["mode"])
+            os.chown(path, uid_of(entry["owner"]), gid_of(entry["group"]))
+            os.chmod(path, entry["mode"])
+        for entry in request.get("files", []):
+            transaction.write(entry, staging)
+    except (OSError, Failure) as exc:
+        result["restored"] = transaction.rollback()
+        result.update(ok=False, error="commit failed, previous files restored: %s" % exc)
+        return result
+    ran = []  # type: List[Dict[str, Any]]
+    for handler in request.get("handlers", []):
+        outcome = run_handler(handler)
+        result["handlers"].append(outcome)
+        ran.append(handler)
+        if outcome["exit"] != 0:
+            result["restored"] = transaction.rollback()
+            result["recovery"] = [run_handler(h) for h in ran]
+            result.update(ok=False, error="handler %r failed (exit %s), previous files restored:\n%s"
+                          % (handler["name"], outcome["exit"], outcome["output"].strip()))
+            return result
+    for service in request.get("services", []):
+        for action in ("enable", "disable", "start", "stop"):
+            if service.get(action):
+                outcome = run(service_command(service["name"], action))
+                result["services"].append(outcome)
+                if outcome["exit"] != 0:
+                    result.update(ok=False, error="%s %s failed:\n%s" % (action, service["name"], outcome["output"].strip()))
+                    return result
+    shutil.rmtree(staging, ignore_errors=True)
+    prune_backups(root, request.get("keep_backups", 20))
+    return result
+
+
+def prune_backups(root: str, keep: int) -> None:
+    folder = host_path(root, BACKUP_DIR)
+    if not os.path.isdir(folder):
+        return
+    runs = sorted(os.listdir(folder))
+    for name in runs[:-keep] if keep > 0 else []:
+        shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
+
+
+OPERATIONS = {"probe": op_probe, "stage": op_stage, "commit": op_commit}
+
+
+def handle(request: Dict[str, Any]) -> Dict[str, Any]:
+    try:
+        return OPERATIONS[request["op"]](request)
+    except Failure as exc:
+        return {"ok": False, "error": str(exc)}
+    except Exception as exc:  # noqa: BLE001 - the controller must always get JSON back
+        return {"ok": False, "error": "agent error: %s: %s" % (type(exc).__name__, exc)}
+
+
+def main() -> None:
+    try:
+        request = json.loads(sys.stdin.buffer.read().decode("utf-8"))
+    except ValueError as exc:
+        request = {"op": "invalid", "error": str(exc)}
+    answer = handle(request) if request.get("op") in OPERATIONS else {"ok": False, "error": "bad request"}
+    sys.stdout.write(json.dumps(answer))
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,317 @@
+"""Role folders: ``roles/<name>/role.yml`` plus ``templates/`` and ``files/``.
+
+``role.yml`` declares the role's variables (typed, documented) and the state
+it wants: files, directories, packages, services, handlers and validators.
+Roles are looked up in the inventory's own ``roles/`` first, then in the
+project's.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from provision.errors import Location, RoleError
+from provision.variables import TYPES, VariableSpec
+from provision.yamlfile import LocatedDict, load_yaml_file
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+_ROLE_KEYS = {
+    "description", "prefix", "variables", "files", "directories", "packages",
+    "services", "handlers", "validators", "tags",
+}
+_FILE_KEYS = {"dest", "template", "src", "content", "mode", "owner", "group", "secret", "validate", "notify", "when", "loop", "loop_var", "tags"}
+_DIR_KEYS = {"path", "mode", "owner", "group", "when", "loop", "loop_var", "tags"}
+_SERVICE_KEYS = {"name", "state", "enabled", "when"}
+_HANDLER_KEYS = {"name", "command", "check"}
+_VALIDATOR_KEYS = {"command", "files", "when", "description"}
+_SPEC_KEYS = {
+    "type", "description", "default", "required", "choices", "elements", "options",
+    "min", "max", "pattern", "secret", "multiline", "example",
+}
+
+
+@dataclass
+class FileResource:
+    dest: str
+    template: str | None = None
+    src: str | None = None
+    content: str | None = None
+    mode: str = "0644"
+    owner: str = "root"
+    group: str = "root"
+    secret: bool = False
+    validate: str | None = None
+    notify: list[str] = field(default_factory=list)
+    when: str | None = None
+    loop: str | None = None
+    loop_var: str = "item"
+    tags: list[str] = field(default_factory=list)
+    location: Location | None = None
+
+
+@dataclass
+class DirectoryResource:
+    path: str
+    mode: str = "0755"
+    owner: str = "root"
+    group: str = "root"
+    when: str | None = None
+    loop: str | None = None
+    loop_var: str = "item"
+    tags: list[str] = field(default_factory=list)
+    location: Location | None = None
+
+
+@dataclass
+class ServiceResource:
+    name: str
+    state: str = "started"
+    enabled: bool = True
+    when: str | None = None
+
+
+@dataclass
+class HandlerResource:
+    name: str
+    command: str
+    check: str | None = None
+
+
+@dataclass
+class ValidatorResource:
+    command: str
+    files: list[str]
+    description: str = ""
+    when: str | None = None
+
+
+@dataclass
+class Role:
+    name: str
+    path: Path
+    description: str = ""
+    prefix: str = ""
+    variables: dict[str, VariableSpec] = field(default_factory=dict)
+    files: list[FileResource] = field(default_factory=list)
+    directories: list[DirectoryResource] = field(default_factory=list)
+    packages: list[str] = field(default_factory=list)
+    services: list[ServiceResource] = field(default_factory=list)
+    handlers: list[HandlerResource] = field(default_factory=list)
+    validators: list[ValidatorResource] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+
+    @property
+    def templates_dir(self) -> Path:
+        return self.path / "templates"
+
+    @property
+    def files_dir(self) -> Path:
+        return self.path / "files"
+
+    def defaults(self) -> dict[str, Any]:
+        return {name: spec.default for name, spec in self.variables.items() if spec.has_default}
+
+
+def role_search_path(inventory_dir: Path | None) -> list[Path]:
+    paths = []
+    if inventory_dir is not None:
+        paths.append(inventory_dir / "roles")
+    paths.append(PROJECT_ROOT / "roles")
+    return paths
+
+
+def available_roles(search_path: list[Path]) -> list[str]:
+    names: dict[str, None] = {}
+    for folder in search_path:
+        if folder.is_dir():
+            names.update(dict.fromkeys(sorted(p.name for p in folder.iterdir() if (p / "role.yml").is_file())))
+    return list(names)
+
+
+class RoleLoader:
+    """Loads each role once; roles are looked up along ``search_path``."""
+
+    def __init__(self, search_path: list[Path]) -> None:
+        self.search_path = search_path
+        self._cache: dict[str, Role] = {}
+
+    def get(self, name: str, where: Location | None = None) -> Role:
+        if name not in self._cache:
+            self._cache[name] = self._load(name, where)
+        return self._cache[name]
+
+    def _load(self, name: str, where: Location | None) -> Role:
+        for folder in self.search_path:
+            definition = folder / name / "role.yml"
+            if definition.is_file():
+                return parse_role(name, definition)
+        known = available_roles(self.search_path)
+        hint = difflib.get_close_matches(name, known, n=1)
+        suggestion = f" (did you mean {hint[0]!r}?)" if hint else f" (known roles: {', '.join(known) or 'none'})"
+        raise RoleError(f"unknown role {name!r}{suggestion}", where)
+
+
+def _where(data: Any, key: str | None, fallback: Path) -> Location:
+    if isinstance(data, LocatedDict):
+        found = data.where(key) if key is not None else data.location
+        if found is not None:
+            return found
+    return Location(str(fallback))
+
+
+def _check_keys(data: Any, allowed: set[str], what: str, path: Path) -> None:
+    if not isinstance(data, dict):
+        raise RoleError(f"{what} must be a mapping", _where(data, None, path))
+    for key in data:
+        if key not in allowed:
+            hint = difflib.get_close_matches(key, allowed, n=1)
+            suggestion = f" (did you mean {hint[0]!r}?)" if hint else f" (allowed: {', '.join(sorted(allowed))})"
+            raise RoleError(f"unknown key {key!r} in {what}{suggestion}", _where(data, key, path))
+
+
+def _str_list(value: Any, what: str, where: Location) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise RoleError(f"{what} must be a string or a list of strings", where)
+    return list(value)
+
+
+def parse_spec(name: str, data: Any, path: Path) -> VariableSpec:
+    if not isinstance(data, dict):
+        raise RoleError(f"variable {name!r} must be declared as a mapping with at least 'type'", _where(data, None, path))
+    _check_keys(data, _SPEC_KEYS, f"the declaration of variable {name!r}", path)
+    kind = data.get("type", "str")
+    if kind not in TYPES:
+        raise RoleError(f"variable {name!r} has unknown type {kind!r} (types: {', '.join(TYPES)})", _where(data, "type", path))
+    options = None
+    if data.get("options") is not None:
+        raw_options = data["options"]
+        if not isinstance(raw_options, dict):
+            raise RoleError(f"options of {name!r} must be a mapping", _where(data, "options", path))
+        options = {key: parse_spec(f"{name}.{key}", value, path) for key, value in raw_options.items()}
+    elements = parse_spec(f"{name}[]", data["elements"], path) if data.get("elements") is not None else None
+    return VariableSpec(
+        name=name,
+        type=kind,
+        description=str(data.get("description", "")).strip(),
+        default=data.get("default"),
+        has_default="default" in data,
+        required=bool(data.get("required", False)),
+        choices=data.get("choices"),
+        elements=elements,
+        options=options,
+        minimum=data.get("min"),
+        maximum=data.get("max"),
+        pattern=data.get("pattern"),
+        secret=bool(data.get("secret", False)),
+        multiline=bool(data.get("multiline", False)),
+        extra={"example": data["example"]} if "example" in data else {},
+    )
+
+
+def _entries(data: Any, key: str, path: Path) -> list[Any]:
+    value = data.get(key) or []
+    if not isinstance(value, list):
+        raise RoleError(f"'{key}' must be a list", _where(data, key, path))
+    return value
+
+
+def parse_role(name: str, definition: Path) -> Role:
+    data = load_yaml_file(definition)
+    if data is None:
+        data = LocatedDict()
+    _check_keys(data, _ROLE_KEYS, f"role {name!r}", definition)
+    role = Role(
+        name=name,
+        path=definition.parent,
+        description=str(data.get("description", "")).strip(),
+        prefix=str(data.get("prefix", f"{name}_")),
+        tags=_str_list(data.get("tags"), "tags", _where(data, "tags", definition)),
+    )
+    variables = data.get("variables") or {}
+    if not isinstance(variables, dict):
+        raise RoleError("'variables' must be a mapping", _where(data, "variables", definition))
+    role.variables = {key: parse_spec(key, value, definition) for key, value in variables.items()}
+
+    for entry in _entries(data, "files", definition):
+        _check_keys(entry, _FILE_KEYS, "a file entry", definition)
+        where = _where(entry, None, definition)
+        if "dest" not in entry:
+            raise RoleError("a file entry needs 'dest'", where)
+        if sum(k in entry for k in ("template", "src", "content")) != 1:
+            raise RoleError("a file entry needs exactly one of 'template', 'src' or 'content'", where)
+        role.files.append(
+            FileResource(
+                dest=str(entry["dest"]),
+                template=entry.get("template"),
+                src=entry.get("src"),
+                content=entry.get("content"),
+                mode=str(entry.get("mode", "0644")),
+                owner=str(entry.get("owner", "root")),
+                group=str(entry.get("group", "root")),
+                secret=bool(entry.get("secret", False)),
+                validate=entry.get("validate"),
+                notify=_str_list(entry.get("notify"), "notify", where),
+                when=entry.get("when"),
+                loop=entry.get("loop"),
+                loop_var=str(entry.get("loop_var", "item")),
+                tags=_str_list(entry.get("tags"), "tags", where),
+                location=where,
+            )
+        )
+    for entry in _entries(data, "directories", definition):
+        _check_keys(entry, _DIR_KEYS, "a directory entry", definition)
+        where = _where(entry, None, definition)
+        if "path" not in entry:
+            raise RoleError("a directory entry needs 'path'", where)
+        role.directories.append(
+            DirectoryResource(
+                path=str(entry["path"]),
+                mode=str(entry.get("mode", "0755")),
+                owner=str(entry.get("owner", "root")),
+                group=str(entry.get("group", "root")),
+                when=entry.get("when"),
+                loop=entry.get("loop"),
+                loop_var=str(entry.get("loop_var", "item")),
+                tags=_str_list(entry.get("tags"), "tags", where),
+                location=where,
+            )
+        )
+    role.packages = _str_list(data.get("packages"), "packages", _where(data, "packages", definition))
+    for entry in _entries(data, "services", definition):
+        _check_keys(entry, _SERVICE_KEYS, "a service entry", definition)
+        if entry.get("state", "started") not in ("started", "stopped"):
+            raise RoleError("a service's state must be 'started' or 'stopped'", _where(entry, "state", definition))
+        role.services.append(
+            ServiceResource(str(entry["name"]), entry.get("state", "started"), bool(entry.get("enabled", True)), entry.get("when"))
+        )
+    for entry in _entries(data, "handlers", definition):
+        _check_keys(entry, _HANDLER_KEYS, "a handler", definition)
+        if "name" not in entry or "command" not in entry:
+            raise RoleError("a handler needs 'name' and 'command'", _where(entry, None, definition))
+        role.handlers.append(HandlerResource(str(entry["name"]), str(entry["command"]), entry.get("check")))
+    handler_names = {h.name for h in role.handlers}
+    for resource in role.files:
+        for handler in resource.notify:
+            if handler not in handler_names:
+                raise RoleError(f"file {resource.dest!r} notifies unknown handler {handler!r}", resource.location)
+    for entry in _entries(data, "validators", definition):
+        _check_keys(entry, _VALIDATOR_KEYS, "a validator", definition)
+        if "command" not in entry:
+            raise RoleError("a validator needs 'command'", _where(entry, None, definition))
+        where = _where(entry, None, definition)
+        role.validators.append(
+            ValidatorResource(
+                str(entry["command"]),
+                _str_list(entry.get("files"), "files", where),
+                str(entry.get("description", "")),
+                entry.get("when"),
+            )
+        )
+    return role

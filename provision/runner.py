@@ -1,0 +1,84 @@
+"""Runs the engine on many hosts: up to ``forks`` at once, in ``serial`` batches.
+
+Every selected host is compiled before any is contacted (a mistake stops
+the run with nothing pushed). One failing or unreachable host never stops
+the others.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from provision.connectors import CountingConnector, connect, settings_from_vars
+from provision.connectors.base import Connector, ConnectionSettings
+from provision.engine import HostResult, converge
+from provision.errors import ConnectionFailure
+from provision.project import CompiledHost, Project
+
+ConnectorFactory = Callable[[ConnectionSettings], Connector]
+Progress = Callable[[HostResult], None]
+
+
+@dataclass
+class RunOptions:
+    check: bool = False
+    diff: bool = False
+    forks: int = 10
+    serial: int = 0
+    tags: set[str] | None = None
+    connection_options: dict[str, str] | None = None
+
+
+def new_run_id() -> str:
+    # Sortable by time, so pruning old backups keeps the newest.
+    return time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+
+
+def compile_hosts(project: Project, hosts: list[str], tags: set[str] | None) -> dict[str, CompiledHost]:
+    return {host: project.compile(host, tags) for host in hosts}
+
+
+def run_one(compiled: CompiledHost, options: RunOptions, run_id: str, factory: ConnectorFactory) -> HostResult:
+    host = compiled.desired.host
+    started = time.monotonic()
+    try:
+        settings = settings_from_vars(host, compiled.variables, options.connection_options)
+        connector = CountingConnector(factory(settings))
+    except ConnectionFailure as exc:
+        return HostResult(host=host, status="unreachable", errors=[str(exc)], seconds=round(time.monotonic() - started, 3))
+    try:
+        result = converge(connector, compiled.desired, check=options.check, want_diff=options.diff, run_id=run_id, secrets=compiled.secrets)
+    finally:
+        connector.close()
+    result.round_trips = connector.round_trips
+    result.seconds = round(time.monotonic() - started, 3)
+    return result
+
+
+def run_hosts(
+    compiled: dict[str, CompiledHost],
+    options: RunOptions,
+    factory: ConnectorFactory = connect,
+    progress: Progress | None = None,
+) -> list[HostResult]:
+    hosts = list(compiled)
+    batch_size = options.serial or len(hosts) or 1
+    run_id = new_run_id()
+    results: dict[str, HostResult] = {}
+    for start in range(0, len(hosts), batch_size):
+        batch = hosts[start : start + batch_size]
+        with ThreadPoolExecutor(max_workers=max(1, min(options.forks, len(batch)))) as pool:
+            futures = {pool.submit(run_one, compiled[h], options, run_id, factory): h for h in batch}
+            for future, host in futures.items():
+                try:
+                    result = future.result()
+                except Exception as exc:  # noqa: BLE001 - one host's bug must not stop the others
+                    result = HostResult(host=host, status="failed", errors=[f"internal error: {type(exc).__name__}: {exc}"])
+                results[host] = result
+                if progress is not None:
+                    progress(result)
+    return [results[h] for h in hosts]

@@ -1,0 +1,160 @@
+"""Desired state, actual state and the plan between them: plain data, no I/O."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class DesiredFile:
+    path: str
+    content: bytes
+    mode: int
+    owner: str
+    group: str
+    role: str
+    source: str
+    secret: bool = False
+    validate: str | None = None
+    notify: tuple[str, ...] = ()
+
+    @property
+    def sha256(self) -> str:
+        return sha256(self.content)
+
+
+@dataclass(frozen=True)
+class DesiredDirectory:
+    path: str
+    mode: int
+    owner: str
+    group: str
+    role: str
+
+
+@dataclass(frozen=True)
+class DesiredService:
+    name: str
+    state: str
+    enabled: bool
+    role: str
+
+
+@dataclass(frozen=True)
+class Handler:
+    name: str
+    command: str
+    role: str
+    check: str | None = None
+
+
+@dataclass(frozen=True)
+class Validator:
+    """A command run on the host against the staged copy of ``files``.
+
+    ``{staging}`` in the command is replaced by the staging root, under
+    which every file stands at its absolute path.
+    """
+
+    command: str
+    files: tuple[str, ...]
+    role: str
+    description: str = ""
+
+
+@dataclass
+class DesiredState:
+    host: str
+    files: dict[str, DesiredFile] = field(default_factory=dict)
+    directories: dict[str, DesiredDirectory] = field(default_factory=dict)
+    packages: list[str] = field(default_factory=list)
+    services: list[DesiredService] = field(default_factory=list)
+    handlers: dict[str, Handler] = field(default_factory=dict)
+    validators: list[Validator] = field(default_factory=list)
+    roles: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class FileFact:
+    path: str
+    exists: bool
+    is_file: bool = True
+    sha256: str | None = None
+    mode: int | None = None
+    owner: str | None = None
+    group: str | None = None
+    content: bytes | None = None
+    """The current content, sent back by the probe only for a diff."""
+
+
+@dataclass(frozen=True)
+class ServiceFact:
+    name: str
+    active: bool
+    enabled: bool | None
+
+
+@dataclass
+class ActualState:
+    host: str
+    files: dict[str, FileFact] = field(default_factory=dict)
+    directories: dict[str, FileFact] = field(default_factory=dict)
+    packages: dict[str, str | None] = field(default_factory=dict)
+    services: dict[str, ServiceFact] = field(default_factory=dict)
+    facts: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FileChange:
+    desired: DesiredFile
+    actual: FileFact
+    reasons: tuple[str, ...]
+    """Any of 'create', 'content', 'mode', 'owner', 'group'."""
+
+    @property
+    def path(self) -> str:
+        return self.desired.path
+
+    @property
+    def content_changed(self) -> bool:
+        return "create" in self.reasons or "content" in self.reasons
+
+
+@dataclass(frozen=True)
+class DirectoryChange:
+    desired: DesiredDirectory
+    reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ServiceChange:
+    desired: DesiredService
+    start: bool
+    stop: bool
+    enable: bool | None
+
+
+@dataclass
+class Plan:
+    host: str
+    files: list[FileChange] = field(default_factory=list)
+    directories: list[DirectoryChange] = field(default_factory=list)
+    packages: list[str] = field(default_factory=list)
+    services: list[ServiceChange] = field(default_factory=list)
+    handlers: list[Handler] = field(default_factory=list)
+    validators: list[Validator] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    """Drift that the plan cannot fix by writing (a directory where a file belongs)."""
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.files or self.directories or self.packages or self.services)
+
+    @property
+    def needs_staging(self) -> bool:
+        return bool(self.files or self.packages)
