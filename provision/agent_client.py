@@ -10,10 +10,7 @@ from typing import Any
 from provision.connectors.base import Connector
 from provision.errors import RemoteError
 
-BOOTSTRAP = (
-    "import sys;n=int(sys.argv[1]);"
-    "exec(compile(sys.stdin.buffer.read(n),'provision-agent','exec'))"
-)
+BOOTSTRAP = "import sys;n=int(sys.argv[1]);exec(compile(sys.stdin.buffer.read(n),'provision-agent','exec'))"
 
 
 @lru_cache(maxsize=1)

@@ -36,7 +36,11 @@ def friendly_errors(function: F) -> F:
 
 
 inventory_option = click.option(
-    "-i", "--inventory", "inventory", required=True, type=click.Path(path_type=Path),
+    "-i",
+    "--inventory",
+    "inventory",
+    required=True,
+    type=click.Path(path_type=Path),
     help="Inventory file or folder (hosts.yml, hosts.ini or hosts inside it).",
 )
 limit_option = click.option("-l", "--limit", default=None, help="Host pattern, as Ansible's (web:&prod:!mx01).")
@@ -49,8 +53,19 @@ def main() -> None:
     """Declarative provisioning of mail and web servers over SSH."""
 
 
-def _converge(inventory: Path, limit: str | None, check: bool, diff: bool, forks: int, serial: int,
-              tags: str | None, as_json: bool, known_hosts: str | None, accept_new: bool, command: str) -> int:
+def _converge(
+    inventory: Path,
+    limit: str | None,
+    check: bool,
+    diff: bool,
+    forks: int,
+    serial: int,
+    tags: str | None,
+    as_json: bool,
+    known_hosts: str | None,
+    accept_new: bool,
+    command: str,
+) -> int:
     from rich.console import Console
 
     from provision.output import print_summary, to_json, totals
@@ -63,7 +78,11 @@ def _converge(inventory: Path, limit: str | None, check: bool, diff: bool, forks
     wanted_tags = {t.strip() for t in tags.split(",") if t.strip()} if tags else None
     compiled = compile_hosts(project, hosts, wanted_tags)
     options = RunOptions(
-        check=check, diff=diff or as_json and diff, forks=forks, serial=serial, tags=wanted_tags,
+        check=check,
+        diff=diff or (as_json and diff),
+        forks=forks,
+        serial=serial,
+        tags=wanted_tags,
         connection_options={
             **({"known_hosts": known_hosts} if known_hosts else {}),
             **({"accept_new_host_keys": "yes"} if accept_new else {}),
@@ -91,8 +110,9 @@ def _converge(inventory: Path, limit: str | None, check: bool, diff: bool, forks
 def _progress(console: Any, total: int) -> tuple[Any, Callable[[Any], None]]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   console=console, transient=True)
+    bar = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True
+    )
     task = bar.add_task("hosts", total=total)
 
     def advance(result: Any) -> None:
@@ -102,17 +122,21 @@ def _progress(console: Any, total: int) -> tuple[Any, Callable[[Any], None]]:
 
 
 def _run_options(function: F) -> F:
-    for option in reversed([
-        inventory_option,
-        limit_option,
-        click.option("--diff", is_flag=True, help="Show a diff of every changed file (secrets masked)."),
-        click.option("-f", "--forks", default=10, show_default=True, type=click.IntRange(1, 500), help="Hosts at once."),
-        click.option("--serial", default=0, type=click.IntRange(0), help="Converge in batches of this many hosts."),
-        click.option("-t", "--tags", default=None, help="Only resources with these tags (roles are tagged with their name)."),
-        json_option,
-        click.option("--known-hosts", default=None, help="known_hosts file for SSH host keys (default ~/.ssh/known_hosts)."),
-        click.option("--accept-new-host-keys", is_flag=True, help="Record unknown SSH host keys (a changed key is still refused)."),
-    ]):
+    for option in reversed(
+        [
+            inventory_option,
+            limit_option,
+            click.option("--diff", is_flag=True, help="Show a diff of every changed file (secrets masked)."),
+            click.option("-f", "--forks", default=10, show_default=True, type=click.IntRange(1, 500), help="Hosts at once."),
+            click.option("--serial", default=0, type=click.IntRange(0), help="Converge in batches of this many hosts."),
+            click.option("-t", "--tags", default=None, help="Only resources with these tags (roles are tagged with their name)."),
+            json_option,
+            click.option("--known-hosts", default=None, help="known_hosts file for SSH host keys (default ~/.ssh/known_hosts)."),
+            click.option(
+                "--accept-new-host-keys", is_flag=True, help="Record unknown SSH host keys (a changed key is still refused)."
+            ),
+        ]
+    ):
         function = option(function)
     return function
 
@@ -121,18 +145,50 @@ def _run_options(function: F) -> F:
 @_run_options
 @click.option("-C", "--check", is_flag=True, help="Only report what would change.")
 @friendly_errors
-def apply(inventory: Path, limit: str | None, diff: bool, forks: int, serial: int, tags: str | None, as_json: bool,
-          known_hosts: str | None, accept_new_host_keys: bool, check: bool) -> None:
+def apply(
+    inventory: Path,
+    limit: str | None,
+    diff: bool,
+    forks: int,
+    serial: int,
+    tags: str | None,
+    as_json: bool,
+    known_hosts: str | None,
+    accept_new_host_keys: bool,
+    check: bool,
+) -> None:
     """Converge hosts to their roles' desired state."""
-    sys.exit(_converge(inventory, limit, check, diff, forks, serial, tags, as_json, known_hosts, accept_new_host_keys,
-                       "check" if check else "apply"))
+    sys.exit(
+        _converge(
+            inventory,
+            limit,
+            check,
+            diff,
+            forks,
+            serial,
+            tags,
+            as_json,
+            known_hosts,
+            accept_new_host_keys,
+            "check" if check else "apply",
+        )
+    )
 
 
 @main.command()
 @_run_options
 @friendly_errors
-def check(inventory: Path, limit: str | None, diff: bool, forks: int, serial: int, tags: str | None, as_json: bool,
-          known_hosts: str | None, accept_new_host_keys: bool) -> None:
+def check(
+    inventory: Path,
+    limit: str | None,
+    diff: bool,
+    forks: int,
+    serial: int,
+    tags: str | None,
+    as_json: bool,
+    known_hosts: str | None,
+    accept_new_host_keys: bool,
+) -> None:
     """Report drift: exit 0 in sync, 2 drift found, 1 errors."""
     sys.exit(_converge(inventory, limit, True, diff, forks, serial, tags, as_json, known_hosts, accept_new_host_keys, "check"))
 
@@ -194,7 +250,9 @@ def _load_for_view(path: Path) -> tuple[Any, set[str]]:
 
 
 @main.command()
-@click.option("-i", "--inventory", "inventory", default=None, type=click.Path(path_type=Path), help="Also search this inventory's roles/.")
+@click.option(
+    "-i", "--inventory", "inventory", default=None, type=click.Path(path_type=Path), help="Also search this inventory's roles/."
+)
 @click.argument("names", nargs=-1)
 @friendly_errors
 def roles(inventory: Path | None, names: tuple[str, ...]) -> None:

@@ -59,9 +59,9 @@ def plan(desired: DesiredState, actual: ActualState) -> Plan:
     result.packages = [name for name in desired.packages if not actual.packages.get(name)]
 
     for service in desired.services:
-        fact = actual.services.get(service.name)
-        active = fact.active if fact else False
-        enabled = fact.enabled if fact else None
+        service_fact = actual.services.get(service.name)
+        active = service_fact.active if service_fact else False
+        enabled = service_fact.enabled if service_fact else None
         start = service.state == "started" and not active
         stop = service.state == "stopped" and active
         enable = service.enabled if enabled is not None and enabled != service.enabled else None
@@ -72,4 +72,3 @@ def plan(desired: DesiredState, actual: ActualState) -> Plan:
     changed_paths = {c.path for c in result.files if c.content_changed}
     result.validators = [v for v in desired.validators if changed_paths.intersection(v.files)]
     return result
-

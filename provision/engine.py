@@ -99,7 +99,8 @@ def report_plan(result: HostResult, plan: Plan, want_diff: bool, secrets: list[s
     result.directories = [d.desired.path for d in plan.directories]
     result.packages = list(plan.packages)
     result.services = [
-        f"{s.desired.name}: " + ", ".join(a for a, on in (("start", s.start), ("stop", s.stop)) if on)
+        f"{s.desired.name}: "
+        + ", ".join(a for a, on in (("start", s.start), ("stop", s.stop)) if on)
         + (f"{', ' if s.start or s.stop else ''}{'enable' if s.enable else 'disable'}" if s.enable is not None else "")
         for s in plan.services
     ]
@@ -121,7 +122,9 @@ def stage_request(plan: Plan, run_id: str) -> dict[str, Any]:
             for c in plan.files
             if c.content_changed
         ],
-        "validators": [{"command": v.command, "files": list(v.files), "role": v.role, "description": v.description} for v in plan.validators],
+        "validators": [
+            {"command": v.command, "files": list(v.files), "role": v.role, "description": v.description} for v in plan.validators
+        ],
     }
 
 
@@ -130,7 +133,8 @@ def commit_request(plan: Plan, run_id: str) -> dict[str, Any]:
         "op": "commit",
         "run_id": run_id,
         "directories": [
-            {"path": d.desired.path, "mode": d.desired.mode, "owner": d.desired.owner, "group": d.desired.group} for d in plan.directories
+            {"path": d.desired.path, "mode": d.desired.mode, "owner": d.desired.owner, "group": d.desired.group}
+            for d in plan.directories
         ],
         "files": [
             {
@@ -151,12 +155,16 @@ def commit_request(plan: Plan, run_id: str) -> dict[str, Any]:
     }
 
 
-def converge(connector: Connector, desired: DesiredState, *, check: bool, want_diff: bool, run_id: str, secrets: list[str]) -> HostResult:
+def converge(
+    connector: Connector, desired: DesiredState, *, check: bool, want_diff: bool, run_id: str, secrets: list[str]
+) -> HostResult:
     """Bring one host to ``desired`` (or, with ``check``, only report drift)."""
     result = HostResult(host=desired.host)
     started = time.monotonic()
     try:
-        actual = parse_probe(desired.host, _checked(call_agent(connector, probe_request(desired, want_diff), PROBE_TIMEOUT), "probe"))
+        actual = parse_probe(
+            desired.host, _checked(call_agent(connector, probe_request(desired, want_diff), PROBE_TIMEOUT), "probe")
+        )
         plan = make_plan(desired, actual)
         report_plan(result, plan, want_diff, secrets)
         if plan.problems:

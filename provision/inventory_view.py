@@ -8,9 +8,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from provision.errors import RoleError
 from provision.inventory import Inventory
 from provision.project import Project
-from provision.roles import RoleError, available_roles
+from provision.roles import available_roles
 from provision.textdiff import MASK
 
 _SECRET_NAME = re.compile(r"(^|_)(password|passwd|passphrase|secret|private_key|token|api_key)($|_)")

@@ -58,8 +58,14 @@ def print_summary(console: Console, results: list[HostResult], check: bool, show
     for r in results:
         status = "drift" if check and r.status == "changed" else r.status
         changes = len(r.files) + len(r.directories) + len(r.packages) + len(r.services)
-        table.add_row(r.host, Text(status, style=STATUS_STYLE.get(r.status, "")), str(changes),
-                      ", ".join(r.handlers) or "-", str(r.round_trips), f"{r.seconds:.2f}")
+        table.add_row(
+            r.host,
+            Text(status, style=STATUS_STYLE.get(r.status, "")),
+            str(changes),
+            ", ".join(r.handlers) or "-",
+            str(r.round_trips),
+            f"{r.seconds:.2f}",
+        )
     console.print(table)
     counts = totals(results)
     console.print("  ".join(f"[{STATUS_STYLE[k]}]{k}={v}[/]" for k, v in counts.items()))

@@ -16,7 +16,7 @@ from provision.errors import InventoryError, Location, PatternError, ProvisionEr
 from provision.hostvars import check_role_variables, resolve_templates, secret_values
 from provision.inventory import Inventory, load_inventory, select_hosts
 from provision.render import Renderer
-from provision.roles import Role, RoleLoader, role_search_path
+from provision.roles import DirectoryResource, FileResource, Role, RoleLoader, role_search_path
 from provision.site import Play, RoleUse, find_site_file, load_site
 from provision.state import DesiredDirectory, DesiredFile, DesiredService, DesiredState, Handler, Validator
 
@@ -141,7 +141,9 @@ def _selected(resource_tags: set[str], wanted: set[str] | None) -> bool:
     return wanted is None or bool(resource_tags & wanted)
 
 
-def _items(resource: Any, renderer: Renderer, context: dict[str, Any], where: str) -> list[dict[str, Any]]:
+def _items(
+    resource: FileResource | DirectoryResource, renderer: Renderer, context: dict[str, Any], where: str
+) -> list[dict[str, Any]]:
     """The contexts a resource renders in: one, or one per loop item."""
     if resource.loop is None:
         contexts = [context]
@@ -162,7 +164,9 @@ def _mode(text: str, where: str) -> int:
         raise TemplateError(f"mode {text!r} in {where} is not an octal number") from None
 
 
-def _add_role(desired: DesiredState, role: Role, renderer: Renderer, context: dict[str, Any], role_tags: set[str], tags: set[str] | None) -> None:
+def _add_role(
+    desired: DesiredState, role: Role, renderer: Renderer, context: dict[str, Any], role_tags: set[str], tags: set[str] | None
+) -> None:
     where = f"role {role.name}"
     for directory in role.directories:
         if not _selected(role_tags | set(directory.tags), tags):
@@ -179,7 +183,9 @@ def _add_role(desired: DesiredState, role: Role, renderer: Renderer, context: di
             if not dest.startswith("/"):
                 raise TemplateError(f"file destination {dest!r} in {where} must be an absolute path", resource.location)
             if dest in desired.files:
-                raise TemplateError(f"{dest} is declared twice (roles {desired.files[dest].role} and {role.name})", resource.location)
+                raise TemplateError(
+                    f"{dest} is declared twice (roles {desired.files[dest].role} and {role.name})", resource.location
+                )
             content = _content(resource, role, renderer, item, where)
             desired.files[dest] = DesiredFile(
                 path=dest,
@@ -202,21 +208,27 @@ def _add_role(desired: DesiredState, role: Role, renderer: Renderer, context: di
         if service.when is None or renderer.evaluate(service.when, context, where):
             desired.services.append(DesiredService(service.name, service.state, service.enabled, role.name))
     for handler in role.handlers:
-        desired.handlers[handler.name] = Handler(handler.name, renderer.render_string(handler.command, context, where), role.name,
-                                                 renderer.render_string(handler.check, context, where) if handler.check else None)
+        desired.handlers[handler.name] = Handler(
+            handler.name,
+            renderer.render_string(handler.command, context, where),
+            role.name,
+            renderer.render_string(handler.check, context, where) if handler.check else None,
+        )
     for validator in role.validators:
         if validator.when is not None and not renderer.evaluate(validator.when, context, where):
             continue
         files = tuple(renderer.render_string(f, context, where) for f in validator.files)
-        desired.validators.append(Validator(renderer.render_string(validator.command, context, where), files, role.name, validator.description))
+        desired.validators.append(
+            Validator(renderer.render_string(validator.command, context, where), files, role.name, validator.description)
+        )
 
 
-def _content(resource: Any, role: Role, renderer: Renderer, context: dict[str, Any], where: str) -> bytes:
+def _content(resource: FileResource, role: Role, renderer: Renderer, context: dict[str, Any], where: str) -> bytes:
     if resource.template is not None:
         return renderer.render_template(resource.template, context).encode()
     if resource.content is not None:
         return renderer.render_string(str(resource.content), context, where).encode()
-    source = role.files_dir / resource.src
+    source = role.files_dir / str(resource.src)
     try:
         return source.read_bytes()
     except OSError as exc:

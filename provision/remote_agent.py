@@ -90,8 +90,12 @@ def run(command: str, timeout: int = 600) -> Dict[str, Any]:
     started = time.time()
     try:
         done = subprocess.run(
-            command, shell=True, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, timeout=timeout,
+            command,
+            shell=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            timeout=timeout,
         )
         output = done.stdout.decode("utf-8", "replace")
         code = done.returncode
@@ -101,6 +105,7 @@ def run(command: str, timeout: int = 600) -> Dict[str, Any]:
 
 
 # --- probe ---------------------------------------------------------------
+
 
 def stat_entry(path: str) -> Dict[str, Any]:
     try:
@@ -124,8 +129,9 @@ def probe_packages(names: List[str]) -> Dict[str, Optional[str]]:
     if not names or shutil.which("dpkg-query") is None:
         return found
     done = subprocess.run(
-        ["dpkg-query", "-W", "-f", "${Package}\t${Status}\t${Version}\n"] + names,
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        ["dpkg-query", "-W", "-f", "${Package}\t${Status}\t${Version}\n", *names],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
     )
     for line in done.stdout.decode("utf-8", "replace").splitlines():
         parts = line.split("\t")
@@ -196,6 +202,7 @@ def facts() -> Dict[str, str]:
 
 # --- stage ---------------------------------------------------------------
 
+
 def staging_root(root: str, run_id: str) -> str:
     return host_path(root, "%s/staging/%s" % (STATE_DIR, run_id))
 
@@ -261,12 +268,13 @@ def op_stage(request: Dict[str, Any]) -> Dict[str, Any]:
     if any(check["exit"] != 0 for check in checks):
         shutil.rmtree(staging, ignore_errors=True)
         result["ok"] = False
-        failed = [c for c in checks if c["exit"] != 0][0]
+        failed = next(c for c in checks if c["exit"] != 0)
         result["error"] = "validation failed (%s): %s\n%s" % (failed["what"], failed["command"], failed["output"].strip())
     return result
 
 
 # --- commit --------------------------------------------------------------
+
 
 def fsync_dir(path: str) -> None:
     descriptor = os.open(path, os.O_RDONLY)
@@ -399,8 +407,11 @@ def op_commit(request: Dict[str, Any]) -> Dict[str, Any]:
         if outcome["exit"] != 0:
             result["restored"] = transaction.rollback()
             result["recovery"] = [run_handler(h) for h in ran]
-            result.update(ok=False, error="handler %r failed (exit %s), previous files restored:\n%s"
-                          % (handler["name"], outcome["exit"], outcome["output"].strip()))
+            result.update(
+                ok=False,
+                error="handler %r failed (exit %s), previous files restored:\n%s"
+                % (handler["name"], outcome["exit"], outcome["output"].strip()),
+            )
             return result
     for service in request.get("services", []):
         for action in ("enable", "disable", "start", "stop"):
@@ -432,7 +443,7 @@ def handle(request: Dict[str, Any]) -> Dict[str, Any]:
         return OPERATIONS[request["op"]](request)
     except Failure as exc:
         return {"ok": False, "error": str(exc)}
-    except Exception as exc:  # noqa: BLE001 - the controller must always get JSON back
+    except Exception as exc:
         return {"ok": False, "error": "agent error: %s: %s" % (type(exc).__name__, exc)}
 
 

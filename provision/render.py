@@ -108,7 +108,7 @@ class Renderer:
             raise TemplateError(f"template {name!r} not found", None) from None
         except jinja2.TemplateSyntaxError as exc:
             raise describe_error(exc, name, filename) from None
-        except Exception as exc:  # noqa: BLE001 - any failure inside a template is the template's
+        except Exception as exc:
             raise describe_error(exc, name, filename) from None
 
     def render_string(self, text: str, context: dict[str, Any], where: str) -> str:
@@ -117,7 +117,7 @@ class Renderer:
             if template is None:
                 template = self._strings[text] = self.env.from_string(text)
             return template.render(context)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise TemplateError(f"cannot render {text!r} in {where}: {_short(exc)}") from None
 
     def evaluate(self, expression: str, context: dict[str, Any], where: str) -> Any:
@@ -133,7 +133,7 @@ class Renderer:
             if isinstance(value, jinja2.Undefined):
                 value._fail_with_undefined_error()
             return value
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise TemplateError(f"cannot evaluate {expression!r} in {where}: {_short(exc)}") from None
 
 

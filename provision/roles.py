@@ -19,17 +19,51 @@ from provision.yamlfile import LocatedDict, load_yaml_file
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _ROLE_KEYS = {
-    "description", "prefix", "variables", "files", "directories", "packages",
-    "services", "handlers", "validators", "tags",
+    "description",
+    "prefix",
+    "variables",
+    "files",
+    "directories",
+    "packages",
+    "services",
+    "handlers",
+    "validators",
+    "tags",
 }
-_FILE_KEYS = {"dest", "template", "src", "content", "mode", "owner", "group", "secret", "validate", "notify", "when", "loop", "loop_var", "tags"}
+_FILE_KEYS = {
+    "dest",
+    "template",
+    "src",
+    "content",
+    "mode",
+    "owner",
+    "group",
+    "secret",
+    "validate",
+    "notify",
+    "when",
+    "loop",
+    "loop_var",
+    "tags",
+}
 _DIR_KEYS = {"path", "mode", "owner", "group", "when", "loop", "loop_var", "tags"}
 _SERVICE_KEYS = {"name", "state", "enabled", "when"}
 _HANDLER_KEYS = {"name", "command", "check"}
 _VALIDATOR_KEYS = {"command", "files", "when", "description"}
 _SPEC_KEYS = {
-    "type", "description", "default", "required", "choices", "elements", "options",
-    "min", "max", "pattern", "secret", "multiline", "example",
+    "type",
+    "description",
+    "default",
+    "required",
+    "choices",
+    "elements",
+    "options",
+    "min",
+    "max",
+    "pattern",
+    "secret",
+    "multiline",
+    "example",
 }
 
 
@@ -289,7 +323,9 @@ def parse_role(name: str, definition: Path) -> Role:
         if entry.get("state", "started") not in ("started", "stopped"):
             raise RoleError("a service's state must be 'started' or 'stopped'", _where(entry, "state", definition))
         role.services.append(
-            ServiceResource(str(entry["name"]), entry.get("state", "started"), bool(entry.get("enabled", True)), entry.get("when"))
+            ServiceResource(
+                str(entry["name"]), entry.get("state", "started"), bool(entry.get("enabled", True)), entry.get("when")
+            )
         )
     for entry in _entries(data, "handlers", definition):
         _check_keys(entry, _HANDLER_KEYS, "a handler", definition)

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from provision.connectors import CountingConnector, connect, settings_from_vars
-from provision.connectors.base import Connector, ConnectionSettings
+from provision.connectors.base import ConnectionSettings, Connector
 from provision.engine import HostResult, converge
 from provision.errors import ConnectionFailure
 from provision.project import CompiledHost, Project
@@ -51,7 +51,9 @@ def run_one(compiled: CompiledHost, options: RunOptions, run_id: str, factory: C
     except ConnectionFailure as exc:
         return HostResult(host=host, status="unreachable", errors=[str(exc)], seconds=round(time.monotonic() - started, 3))
     try:
-        result = converge(connector, compiled.desired, check=options.check, want_diff=options.diff, run_id=run_id, secrets=compiled.secrets)
+        result = converge(
+            connector, compiled.desired, check=options.check, want_diff=options.diff, run_id=run_id, secrets=compiled.secrets
+        )
     finally:
         connector.close()
     result.round_trips = connector.round_trips
@@ -76,7 +78,7 @@ def run_hosts(
             for future, host in futures.items():
                 try:
                     result = future.result()
-                except Exception as exc:  # noqa: BLE001 - one host's bug must not stop the others
+                except Exception as exc:
                     result = HostResult(host=host, status="failed", errors=[f"internal error: {type(exc).__name__}: {exc}"])
                 results[host] = result
                 if progress is not None:

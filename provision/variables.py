@@ -18,8 +18,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 TYPES = (
-    "str", "int", "float", "bool", "list", "dict", "raw", "path", "ip", "ipv4", "ipv6",
-    "cidr", "hostname", "port", "duration", "size", "email", "mode",
+    "str",
+    "int",
+    "float",
+    "bool",
+    "list",
+    "dict",
+    "raw",
+    "path",
+    "ip",
+    "ipv4",
+    "ipv6",
+    "cidr",
+    "hostname",
+    "port",
+    "duration",
+    "size",
+    "email",
+    "mode",
 )
 
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)(?!-)[A-Za-z0-9_-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9_-]{1,63}(?<!-))*\.?$")
@@ -102,12 +118,11 @@ def _single_line(value: str, spec: VariableSpec) -> None:
 
 
 def _check_string(value: Any, spec: VariableSpec) -> str:
-    if not isinstance(value, str):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise VariableValueError(f"expected {spec.describe()}, got {_kind(value)}")
-        value = str(value)
-    _single_line(value, spec)
-    return value
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise VariableValueError(f"expected {spec.describe()}, got {_kind(value)}")
+    text = str(value)
+    _single_line(text, spec)
+    return text
 
 
 def _checked(test: Callable[[str], bool]) -> Callable[[Any, VariableSpec], Any]:

@@ -57,7 +57,7 @@ def _location(loader: _LocatingLoader, node: yaml.Node) -> Location:
 
 _LocatingLoader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-    _construct_mapping,  # type: ignore[arg-type]
+    _construct_mapping,
 )
 
 

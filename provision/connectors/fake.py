@@ -11,9 +11,9 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from provision import remote_agent
 from provision.connectors.base import CommandResult, ConnectionSettings
 from provision.errors import ConnectionFailure
-from provision import remote_agent
 
 Responder = Callable[[str, bytes], CommandResult | None]
 
@@ -21,7 +21,9 @@ Responder = Callable[[str, bytes], CommandResult | None]
 class FakeConnector:
     """Answers agent commands in-process; other commands via ``responders``."""
 
-    def __init__(self, settings: ConnectionSettings, responders: list[Responder] | None = None, unreachable: bool = False) -> None:
+    def __init__(
+        self, settings: ConnectionSettings, responders: list[Responder] | None = None, unreachable: bool = False
+    ) -> None:
         self.settings = settings
         self.responders = responders or []
         self.unreachable = unreachable
@@ -40,8 +42,8 @@ class FakeConnector:
         self.calls.append((command, request))
         if request is None:
             return CommandResult(127, b"", b"fake host: unknown command")
-        answer = remote_agent.handle(request)
-        return CommandResult(0, json.dumps(answer).encode(), b"")
+        reply = remote_agent.handle(request)
+        return CommandResult(0, json.dumps(reply).encode(), b"")
 
     def close(self) -> None:
         self.closed = True

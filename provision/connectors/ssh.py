@@ -9,7 +9,6 @@ in small sleeps, which would make every upload slow).
 
 from __future__ import annotations
 
-import socket
 import threading
 from pathlib import Path
 from typing import Any
@@ -62,8 +61,9 @@ class SshConnector:
         connect_kwargs: dict[str, Any] = {}
         if self.settings.ssh_key:
             connect_kwargs["key_filename"] = self.settings.ssh_key
-        connection = Connection(target, user=user, port=port, connect_timeout=int(timeout),
-                                connect_kwargs=connect_kwargs, gateway=gateway)
+        connection = Connection(
+            target, user=user, port=port, connect_timeout=int(timeout), connect_kwargs=connect_kwargs, gateway=gateway
+        )
         client = connection.client
         if self.known_hosts.exists():
             client.load_host_keys(str(self.known_hosts))
@@ -89,11 +89,13 @@ class SshConnector:
                 f"refusing to connect: if the change is legitimate, remove the old key from {self.known_hosts}"
             ) from None
         except paramiko.AuthenticationException as exc:
-            raise ConnectionFailure(f"authentication to {target} as {self.settings.user or 'default user'} failed: {exc}") from None
-        except (socket.timeout, TimeoutError):
+            raise ConnectionFailure(
+                f"authentication to {target} as {self.settings.user or 'default user'} failed: {exc}"
+            ) from None
+        except TimeoutError:
             raise ConnectionFailure(f"connection to {target} timed out after {timeout:g}s") from None
         except paramiko.ssh_exception.NoValidConnectionsError as exc:
-            reason = "; ".join(sorted({e.strerror or str(e) for e in exc.errors.values()}))
+            reason = "; ".join(sorted({getattr(e, "strerror", None) or str(e) for e in exc.errors.values()}))
             raise ConnectionFailure(f"cannot connect to {target}: {reason}") from None
         except (OSError, paramiko.SSHException, EOFError) as exc:
             raise ConnectionFailure(f"cannot connect to {target}: {exc or type(exc).__name__}") from None

@@ -114,7 +114,7 @@ class Inventory:
     def ancestors(self, host: str) -> set[str]:
         """Every group the host belongs to, directly or through parents."""
         seen: set[str] = set()
-        stack = list(self.hosts[host].groups) + ["all"]
+        stack = [*list(self.hosts[host].groups), "all"]
         while stack:
             name = stack.pop()
             if name in seen:
@@ -163,7 +163,8 @@ class Inventory:
         """Where the winning value of ``key`` for ``host`` was written."""
         for values, locations in reversed(self._layers(host)):
             if key in values:
-                return locations.get(key)
+                found: Location | None = locations.get(key)
+                return found
         return None
 
     def group_names(self, host: str) -> list[str]:

@@ -52,9 +52,7 @@ def _parse_group(inventory: Inventory, name: str, body: Any, where: Location) ->
 
     hosts = body.get("hosts") or {}
     if not isinstance(hosts, dict):
-        raise InventoryError(
-            f"hosts of group {name!r} must be a mapping of host names", _where(body, "hosts", Path(where.file))
-        )
+        raise InventoryError(f"hosts of group {name!r} must be a mapping of host names", _where(body, "hosts", Path(where.file)))
     for entry, host_vars in hosts.items():
         _parse_host(inventory, name, entry, host_vars, _where(hosts, entry, Path(where.file)))
 
