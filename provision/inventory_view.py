@@ -68,7 +68,8 @@ def graph_text(inventory: Inventory, group: str = "all") -> str:
         for child in entry.children:
             lines.append(f"{indent}|--@{child}:")
             walk(child, indent + "|  ")
-        for host in entry.hosts:
+        # Hosts written directly under 'all' show under 'ungrouped', as in Ansible.
+        for host in entry.hosts if name != "all" else []:
             lines.append(f"{indent}|--{host}")
 
     walk(group, "  ")

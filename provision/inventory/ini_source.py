@@ -48,8 +48,7 @@ def parse_ini_inventory(path: Path, inventory: Inventory) -> None:
             _parse_host_line(inventory, section, line, where)
         elif kind == "vars":
             key, value = _parse_assignment(line, where)
-            inventory.group(section).vars[key] = value
-            inventory.group(section).var_locations[key] = where
+            inventory.set_group_var(section, key, value, where)
         else:
             pending_children.append((section, line.split()[0], where))
     # Children may be declared before or after their own section.

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from provision.errors import Location
+from provision.errors import InventoryError, Location
 
 
 @dataclass
@@ -35,6 +35,8 @@ class Group:
     """Vars from group_vars/ (applied after every inventory-file group var)."""
     var_locations: dict[str, Location] = field(default_factory=dict)
     file_var_locations: dict[str, Location] = field(default_factory=dict)
+    priority: int = 1
+    """``ansible_group_priority``: Ansible consumes it rather than keeping it as a var."""
 
 
 @dataclass
@@ -129,16 +131,22 @@ class Inventory:
             return 0
         return 1 + max(self.depth(p, _visiting | {group}) for p in parents)
 
-    def _priority(self, group: str) -> int:
-        value = self.groups[group].vars.get("ansible_group_priority", 1)
-        try:
-            return int(value)
-        except (TypeError, ValueError):
-            return 1
+    def set_group_var(self, group: str, key: str, value: Any, where: Location) -> None:
+        entry = self.group(group)
+        if key == "ansible_group_priority":
+            try:
+                entry.priority = int(value)
+            except (TypeError, ValueError):
+                raise InventoryError(
+                    f"ansible_group_priority of group {group!r} must be a number, got {value!r}", where
+                ) from None
+            return
+        entry.vars[key] = value
+        entry.var_locations[key] = where
 
     def sorted_groups(self, host: str) -> list[str]:
         names = self.ancestors(host) - {"all"}
-        return sorted(names, key=lambda g: (self.depth(g), self._priority(g), g))
+        return sorted(names, key=lambda g: (self.depth(g), self.groups[g].priority, g))
 
     def _layers(self, name: str) -> list[tuple[dict[str, Any], dict[str, Location]]]:
         """Variable sources for a host, lowest precedence first."""

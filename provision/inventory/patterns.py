@@ -45,28 +45,28 @@ def _ordered(terms: list[str]) -> list[str]:
 
 
 def _hosts_of_group(inventory: Inventory, group: str) -> list[str]:
-    seen: dict[str, None] = {}
-    stack = [group]
-    visited: set[str] = set()
-    while stack:
-        name = stack.pop(0)
-        if name in visited:
-            continue
-        visited.add(name)
-        entry = inventory.groups[name]
-        for host in entry.hosts:
-            seen.setdefault(host, None)
-        stack.extend(entry.children)
-    return list(seen)
+    """Hosts of a group and its descendants, level by level, as Ansible orders them."""
+    ordered = [group]
+    seen = {group}
+    level = [group]
+    while level:
+        next_level: list[str] = []
+        for name in level:
+            for child in inventory.groups[name].children:
+                if child not in seen:
+                    seen.add(child)
+                    ordered.append(child)
+                    next_level.append(child)
+        level = next_level
+    hosts: dict[str, None] = {}
+    for name in ordered:
+        hosts.update(dict.fromkeys(inventory.groups[name].hosts))
+    return list(hosts)
 
 
 def _match_term(inventory: Inventory, term: str) -> list[str]:
-    if term in ("all", "*"):
-        return list(inventory.hosts)
-    if term in inventory.groups:
-        return _hosts_of_group(inventory, term)
-    if term in inventory.hosts:
-        return [term]
+    if term == "all":
+        return _hosts_of_group(inventory, "all")
     subscript = _SUBSCRIPT.match(term)
     if subscript and subscript.group("name") in inventory.groups:
         members = _hosts_of_group(inventory, subscript.group("name"))
@@ -76,19 +76,17 @@ def _match_term(inventory: Inventory, term: str) -> list[str]:
             return members[start : start + 1] if start != -1 else members[-1:]
         end = int(end_text) + 1 if end_text else len(members)
         return members[start:end]
-    if term.startswith("~"):
-        try:
-            regex = re.compile(term[1:])
-        except re.error as exc:
-            raise PatternError(f"bad regular expression in host pattern {term!r}: {exc}") from None
-        names = [g for g in inventory.groups if regex.match(g)]
-        hosts = [h for h in inventory.hosts if regex.match(h)]
-    else:
-        names = fnmatch.filter(inventory.groups, term)
-        hosts = fnmatch.filter(inventory.hosts, term)
-    found: dict[str, None] = dict.fromkeys(hosts)
-    for group in names:
+    try:
+        regex = re.compile(term[1:] if term.startswith("~") else fnmatch.translate(term))
+    except re.error as exc:
+        raise PatternError(f"bad regular expression in host pattern {term!r}: {exc}") from None
+    groups = [g for g in inventory.groups if regex.match(g)]
+    found: dict[str, None] = {}
+    for group in groups:
         found.update(dict.fromkeys(_hosts_of_group(inventory, group)))
+    # Like Ansible: a plain word that names a group does not also match hosts.
+    if not groups or term.startswith("~") or any(c in term for c in ".?*["):
+        found.update(dict.fromkeys(h for h in inventory.hosts if regex.match(h)))
     return list(found)
 
 

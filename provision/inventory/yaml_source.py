@@ -32,7 +32,7 @@ def _where(mapping: Any, key: str, path: Path) -> Location:
 
 
 def _parse_group(inventory: Inventory, name: str, body: Any, where: Location) -> None:
-    group = inventory.group(name)
+    inventory.group(name)
     if body is None:
         return
     if not isinstance(body, dict):
@@ -43,27 +43,26 @@ def _parse_group(inventory: Inventory, name: str, body: Any, where: Location) ->
                 f"group {name!r} has an unexpected key {key!r} (expected one of: {', '.join(_GROUP_KEYS)})",
                 _where(body, key, Path(where.file)),
             )
-    group_vars = body.get("vars") or {}
-    if not isinstance(group_vars, dict):
-        raise InventoryError(f"vars of group {name!r} must be a mapping", _where(body, "vars", Path(where.file)))
-    group.vars.update(group_vars)
-    for key in group_vars:
-        group.var_locations[key] = _where(group_vars, key, Path(where.file))
-
-    hosts = body.get("hosts") or {}
-    if not isinstance(hosts, dict):
-        raise InventoryError(f"hosts of group {name!r} must be a mapping of host names", _where(body, "hosts", Path(where.file)))
-    for entry, host_vars in hosts.items():
-        _parse_host(inventory, name, entry, host_vars, _where(hosts, entry, Path(where.file)))
-
-    children = body.get("children") or {}
-    if not isinstance(children, dict):
-        raise InventoryError(
-            f"children of group {name!r} must be a mapping of groups", _where(body, "children", Path(where.file))
-        )
-    for child, child_body in children.items():
-        inventory.link(name, child)
-        _parse_group(inventory, child, child_body, _where(children, child, Path(where.file)))
+    # Sections are read in the order they are written, as Ansible does: it
+    # decides the order in which hosts are created, hence pattern order.
+    for section, value in body.items():
+        section_where = _where(body, section, Path(where.file))
+        if isinstance(value, str) and section in ("hosts", "children"):
+            value = {value: None}
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            raise InventoryError(f"{section} of group {name!r} must be a mapping", section_where)
+        if section == "vars":
+            for key, item in value.items():
+                inventory.set_group_var(name, key, item, _where(value, key, Path(where.file)))
+        elif section == "children":
+            for child, child_body in value.items():
+                inventory.link(name, child)
+                _parse_group(inventory, child, child_body, _where(value, child, Path(where.file)))
+        else:
+            for entry, host_vars in value.items():
+                _parse_host(inventory, name, entry, host_vars, _where(value, entry, Path(where.file)))
 
 
 def _parse_host(inventory: Inventory, group: str, entry: str, host_vars: Any, where: Location) -> None:
