@@ -157,4 +157,4 @@ class Plan:
 
     @property
     def needs_staging(self) -> bool:
-        return bool(self.files or self.packages)
+        return bool(self.packages) or any(change.content_changed for change in self.files)

@@ -1,0 +1,159 @@
+"""The engine against the in-memory fake connector (which runs the real agent
+on a temp folder): round-trip budget, validation, handlers, rollback."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from provision.connectors.base import ConnectionSettings
+from provision.connectors.fake import FakeConnector
+from provision.engine import HostResult
+from provision.project import Project
+from provision.runner import RunOptions, compile_hosts, run_hosts
+from tests.fixtures import svc_project
+
+
+class Lab:
+    """Two fake hosts (alpha, beta) rooted in temp folders."""
+
+    def __init__(self, base: Path, make_tree: Callable[[dict[str, str]], Path]) -> None:
+        self.roots = {"alpha": base / "alpha", "beta": base / "beta"}
+        for root in self.roots.values():
+            root.mkdir()
+        self.log = base / "handler.log"
+        self.project_dir = make_tree(svc_project(str(self.roots["alpha"]), str(self.roots["beta"]), str(self.log)))
+        self.connectors: list[FakeConnector] = []
+        self.unreachable: set[str] = set()
+
+    def factory(self, settings: ConnectionSettings) -> FakeConnector:
+        connector = FakeConnector(settings, unreachable=settings.name in self.unreachable)
+        self.connectors.append(connector)
+        return connector
+
+    def run(self, check: bool = False, diff: bool = False, limit: str | None = None, **extra_vars: object) -> dict[str, HostResult]:
+        self.connectors = []
+        project = Project.load(self.project_dir)
+        for name, value in extra_vars.items():
+            project.inventory.groups["all"].vars[name] = value
+        compiled = compile_hosts(project, project.select(limit), None)
+        results = run_hosts(compiled, RunOptions(check=check, diff=diff), factory=self.factory)
+        return {r.host: r for r in results}
+
+    def file(self, host: str, path: str) -> Path:
+        return self.roots[host] / path.lstrip("/")
+
+    def handler_runs(self) -> int:
+        return len(self.log.read_text().splitlines()) if self.log.exists() else 0
+
+
+@pytest.fixture
+def lab(tmp_path: Path, make_tree: Callable[[dict[str, str]], Path]) -> Lab:
+    return Lab(tmp_path, make_tree)
+
+
+def test_first_apply_creates_everything_in_three_round_trips(lab: Lab) -> None:
+    results = lab.run()
+    for host in ("alpha", "beta"):
+        assert results[host].status == "changed"
+        assert results[host].round_trips == 3
+        assert results[host].handlers == ["reload svc"]
+        conf = lab.file(host, "/etc/svc/svc.conf")
+        assert "port=2525\n" in conf.read_text()
+        assert oct(conf.stat().st_mode & 0o777) == "0o644"
+        assert oct(lab.file(host, "/etc/svc/secret.conf").stat().st_mode & 0o777) == "0o600"
+        assert oct(lab.file(host, "/srv/svc").stat().st_mode & 0o777) == "0o750"
+    assert lab.handler_runs() == 2  # once per host, although two notifying files changed
+    assert [c.operations for c in lab.connectors] == [["probe", "stage", "commit"]] * 2
+
+
+def test_second_apply_changes_nothing_in_one_round_trip(lab: Lab) -> None:
+    lab.run()
+    results = lab.run()
+    assert {r.status for r in results.values()} == {"ok"}
+    assert [c.operations for c in lab.connectors] == [["probe"], ["probe"]]
+    assert lab.handler_runs() == 2
+
+
+def test_check_in_sync_sends_exactly_one_command(lab: Lab) -> None:
+    lab.run()
+    results = lab.run(check=True)
+    assert all(r.status == "ok" and r.round_trips == 1 for r in results.values())
+    assert all(len(c.calls) == 1 for c in lab.connectors)
+
+
+def test_check_names_the_drifted_file_and_changes_nothing(lab: Lab) -> None:
+    lab.run()
+    edited = lab.file("alpha", "/etc/svc/plain.txt")
+    edited.write_text("edited by hand\n")
+    results = lab.run(check=True, diff=True)
+    assert results["alpha"].status == "changed"
+    assert [f.path for f in results["alpha"].files] == ["/etc/svc/plain.txt"]
+    diff = results["alpha"].files[0].diff or ""
+    assert "-edited by hand" in diff and "+plain hello" in diff
+    assert results["beta"].status == "ok"
+    assert edited.read_text() == "edited by hand\n"
+    repaired = lab.run()
+    assert repaired["alpha"].status == "changed" and edited.read_text() == "plain hello\n"
+    assert repaired["alpha"].handlers == []  # plain.txt notifies nothing
+
+
+def test_mode_drift_is_fixed_without_staging_or_handler(lab: Lab) -> None:
+    lab.run()
+    lab.file("alpha", "/etc/svc/svc.conf").chmod(0o666)
+    results = lab.run(limit="alpha")
+    assert results["alpha"].files[0].reasons == ["mode"]
+    assert lab.connectors[0].operations == ["probe", "commit"]
+    assert results["alpha"].handlers == []
+    assert lab.file("alpha", "/etc/svc/svc.conf").stat().st_mode & 0o777 == 0o644
+
+
+def test_failed_validation_changes_nothing(lab: Lab) -> None:
+    lab.run()
+    before = lab.file("alpha", "/etc/svc/svc.conf").read_text()
+    results = lab.run(svc_port=2600, svc_validate_ok=False)
+    assert results["alpha"].status == "failed"
+    assert "svc config check" in results["alpha"].errors[0]
+    assert "nothing was changed" in results["alpha"].errors[0]
+    assert lab.file("alpha", "/etc/svc/svc.conf").read_text() == before
+    assert lab.handler_runs() == 2
+    assert not list((lab.roots["alpha"] / "var/lib/provision/staging").iterdir())
+
+
+def test_failed_handler_restores_previous_files_and_reruns_handler(lab: Lab) -> None:
+    lab.run()
+    before = lab.file("alpha", "/etc/svc/svc.conf").read_text()
+    results = lab.run(limit="alpha", svc_port=2700, svc_handler_ok=False)
+    assert results["alpha"].status == "failed"
+    assert "handler 'reload svc' failed" in results["alpha"].errors[0]
+    assert lab.file("alpha", "/etc/svc/svc.conf").read_text() == before
+    # first run: 2 hosts; now the failing handler and its re-run after restore
+    assert lab.handler_runs() == 4
+
+
+def test_changed_content_is_backed_up(lab: Lab) -> None:
+    lab.run()
+    lab.run(limit="alpha", svc_port=2800)
+    backups = list((lab.roots["alpha"] / "var/backups/provision").glob("*/etc/svc/svc.conf"))
+    assert len(backups) == 1 and "port=2525" in backups[0].read_text()
+    assert "port=2800" in lab.file("alpha", "/etc/svc/svc.conf").read_text()
+
+
+def test_secret_file_diff_shows_only_hashes(lab: Lab) -> None:
+    lab.run()
+    results = lab.run(check=True, diff=True, svc_password="n3w-s3cret-value")
+    report = {f.path: f for f in results["alpha"].files}
+    secret = report["/etc/svc/secret.conf"]
+    assert secret.secret
+    assert secret.diff is not None and "n3w-s3cret-value" not in secret.diff and "hunter2" not in secret.diff
+    assert "sha256" in secret.diff
+
+
+def test_unreachable_host_does_not_stop_the_others(lab: Lab) -> None:
+    lab.unreachable = {"alpha"}
+    results = lab.run()
+    assert results["alpha"].status == "unreachable"
+    assert "connection refused" in results["alpha"].errors[0]
+    assert results["beta"].status == "changed"
