@@ -132,9 +132,7 @@ def _run_options(function: F) -> F:
             click.option("-t", "--tags", default=None, help="Only resources with these tags (roles are tagged with their name)."),
             json_option,
             click.option("--known-hosts", default=None, help="known_hosts file for SSH host keys (default ~/.ssh/known_hosts)."),
-            click.option(
-                "--accept-new-host-keys", is_flag=True, help="Record unknown SSH host keys (a changed key is still refused)."
-            ),
+            click.option("--accept-new-host-keys", is_flag=True, help="Record unknown SSH host keys (a changed key is still refused)."),
         ]
     ):
         function = option(function)
@@ -250,9 +248,7 @@ def _load_for_view(path: Path) -> tuple[Any, set[str]]:
 
 
 @main.command()
-@click.option(
-    "-i", "--inventory", "inventory", default=None, type=click.Path(path_type=Path), help="Also search this inventory's roles/."
-)
+@click.option("-i", "--inventory", "inventory", default=None, type=click.Path(path_type=Path), help="Also search this inventory's roles/.")
 @click.argument("names", nargs=-1)
 @friendly_errors
 def roles(inventory: Path | None, names: tuple[str, ...]) -> None:

@@ -56,8 +56,7 @@ def probe_request(desired: DesiredState, want_diff: bool) -> dict[str, Any]:
     return {
         "op": "probe",
         "files": [
-            {"path": path, "sha256": entry.sha256, "want_content": want_diff and not entry.secret}
-            for path, entry in desired.files.items()
+            {"path": path, "sha256": entry.sha256, "want_content": want_diff and not entry.secret} for path, entry in desired.files.items()
         ],
         "directories": list(desired.directories),
         "packages": desired.packages,
@@ -133,8 +132,7 @@ def commit_request(plan: Plan, run_id: str) -> dict[str, Any]:
         "op": "commit",
         "run_id": run_id,
         "directories": [
-            {"path": d.desired.path, "mode": d.desired.mode, "owner": d.desired.owner, "group": d.desired.group}
-            for d in plan.directories
+            {"path": d.desired.path, "mode": d.desired.mode, "owner": d.desired.owner, "group": d.desired.group} for d in plan.directories
         ],
         "files": [
             {
@@ -155,16 +153,12 @@ def commit_request(plan: Plan, run_id: str) -> dict[str, Any]:
     }
 
 
-def converge(
-    connector: Connector, desired: DesiredState, *, check: bool, want_diff: bool, run_id: str, secrets: list[str]
-) -> HostResult:
+def converge(connector: Connector, desired: DesiredState, *, check: bool, want_diff: bool, run_id: str, secrets: list[str]) -> HostResult:
     """Bring one host to ``desired`` (or, with ``check``, only report drift)."""
     result = HostResult(host=desired.host)
     started = time.monotonic()
     try:
-        actual = parse_probe(
-            desired.host, _checked(call_agent(connector, probe_request(desired, want_diff), PROBE_TIMEOUT), "probe")
-        )
+        actual = parse_probe(desired.host, _checked(call_agent(connector, probe_request(desired, want_diff), PROBE_TIMEOUT), "probe"))
         plan = make_plan(desired, actual)
         report_plan(result, plan, want_diff, secrets)
         if plan.problems:

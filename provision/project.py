@@ -141,9 +141,7 @@ def _selected(resource_tags: set[str], wanted: set[str] | None) -> bool:
     return wanted is None or bool(resource_tags & wanted)
 
 
-def _items(
-    resource: FileResource | DirectoryResource, renderer: Renderer, context: dict[str, Any], where: str
-) -> list[dict[str, Any]]:
+def _items(resource: FileResource | DirectoryResource, renderer: Renderer, context: dict[str, Any], where: str) -> list[dict[str, Any]]:
     """The contexts a resource renders in: one, or one per loop item."""
     if resource.loop is None:
         contexts = [context]
@@ -183,9 +181,7 @@ def _add_role(
             if not dest.startswith("/"):
                 raise TemplateError(f"file destination {dest!r} in {where} must be an absolute path", resource.location)
             if dest in desired.files:
-                raise TemplateError(
-                    f"{dest} is declared twice (roles {desired.files[dest].role} and {role.name})", resource.location
-                )
+                raise TemplateError(f"{dest} is declared twice (roles {desired.files[dest].role} and {role.name})", resource.location)
             content = _content(resource, role, renderer, item, where)
             desired.files[dest] = DesiredFile(
                 path=dest,

@@ -323,9 +323,7 @@ def parse_role(name: str, definition: Path) -> Role:
         if entry.get("state", "started") not in ("started", "stopped"):
             raise RoleError("a service's state must be 'started' or 'stopped'", _where(entry, "state", definition))
         role.services.append(
-            ServiceResource(
-                str(entry["name"]), entry.get("state", "started"), bool(entry.get("enabled", True)), entry.get("when")
-            )
+            ServiceResource(str(entry["name"]), entry.get("state", "started"), bool(entry.get("enabled", True)), entry.get("when"))
         )
     for entry in _entries(data, "handlers", definition):
         _check_keys(entry, _HANDLER_KEYS, "a handler", definition)

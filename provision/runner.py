@@ -51,9 +51,7 @@ def run_one(compiled: CompiledHost, options: RunOptions, run_id: str, factory: C
     except ConnectionFailure as exc:
         return HostResult(host=host, status="unreachable", errors=[str(exc)], seconds=round(time.monotonic() - started, 3))
     try:
-        result = converge(
-            connector, compiled.desired, check=options.check, want_diff=options.diff, run_id=run_id, secrets=compiled.secrets
-        )
+        result = converge(connector, compiled.desired, check=options.check, want_diff=options.diff, run_id=run_id, secrets=compiled.secrets)
     finally:
         connector.close()
     result.round_trips = connector.round_trips

@@ -80,9 +80,7 @@ def _role_use(item: Any, path: Path, where: Location) -> RoleUse:
     if isinstance(item, dict) and isinstance(item.get("role"), str):
         unknown = sorted(set(item) - {"role", "vars", "tags"})
         if unknown:
-            raise InventoryError(
-                f"unknown key {unknown[0]!r} in a role entry (allowed: role, vars, tags)", _where(item, unknown[0], path)
-            )
+            raise InventoryError(f"unknown key {unknown[0]!r} in a role entry (allowed: role, vars, tags)", _where(item, unknown[0], path))
         tags = item.get("tags") or []
         return RoleUse(
             item["role"], dict(item.get("vars") or {}), [tags] if isinstance(tags, str) else list(tags), _where(item, None, path)

@@ -59,9 +59,7 @@ def test_every_host_matches_ansible(folder: Path) -> None:
 def test_cli_host_output_matches_ansible(folder: Path) -> None:
     source = find_inventory_file(folder)
     host = next(iter(load_inventory(source).hosts))
-    done = subprocess.run(
-        ["provision", "inventory", "-i", str(folder), "--host", host], capture_output=True, text=True, check=True
-    )
+    done = subprocess.run(["provision", "inventory", "-i", str(folder), "--host", host], capture_output=True, text=True, check=True)
     assert json.loads(done.stdout) == ansible_inventory(source, "--host", host)
 
 

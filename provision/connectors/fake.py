@@ -21,9 +21,7 @@ Responder = Callable[[str, bytes], CommandResult | None]
 class FakeConnector:
     """Answers agent commands in-process; other commands via ``responders``."""
 
-    def __init__(
-        self, settings: ConnectionSettings, responders: list[Responder] | None = None, unreachable: bool = False
-    ) -> None:
+    def __init__(self, settings: ConnectionSettings, responders: list[Responder] | None = None, unreachable: bool = False) -> None:
         self.settings = settings
         self.responders = responders or []
         self.unreachable = unreachable

@@ -61,9 +61,7 @@ class SshConnector:
         connect_kwargs: dict[str, Any] = {}
         if self.settings.ssh_key:
             connect_kwargs["key_filename"] = self.settings.ssh_key
-        connection = Connection(
-            target, user=user, port=port, connect_timeout=int(timeout), connect_kwargs=connect_kwargs, gateway=gateway
-        )
+        connection = Connection(target, user=user, port=port, connect_timeout=int(timeout), connect_kwargs=connect_kwargs, gateway=gateway)
         client = connection.client
         if self.known_hosts.exists():
             client.load_host_keys(str(self.known_hosts))
@@ -89,9 +87,7 @@ class SshConnector:
                 f"refusing to connect: if the change is legitimate, remove the old key from {self.known_hosts}"
             ) from None
         except paramiko.AuthenticationException as exc:
-            raise ConnectionFailure(
-                f"authentication to {target} as {self.settings.user or 'default user'} failed: {exc}"
-            ) from None
+            raise ConnectionFailure(f"authentication to {target} as {self.settings.user or 'default user'} failed: {exc}") from None
         except TimeoutError:
             raise ConnectionFailure(f"connection to {target} timed out after {timeout:g}s") from None
         except paramiko.ssh_exception.NoValidConnectionsError as exc:

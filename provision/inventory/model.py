@@ -137,9 +137,7 @@ class Inventory:
             try:
                 entry.priority = int(value)
             except (TypeError, ValueError):
-                raise InventoryError(
-                    f"ansible_group_priority of group {group!r} must be a number, got {value!r}", where
-                ) from None
+                raise InventoryError(f"ansible_group_priority of group {group!r} must be a number, got {value!r}", where) from None
             return
         entry.vars[key] = value
         entry.var_locations[key] = where

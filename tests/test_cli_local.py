@@ -1,0 +1,84 @@
+"""End to end through the real ``provision`` command with the local connector
+into temporary folders: apply, re-apply, drift check, repair, JSON."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures import svc_project
+
+
+@pytest.fixture
+def project(tmp_path: Path, make_tree: Callable[[dict[str, str]], Path]) -> Path:
+    return make_tree(svc_project(str(tmp_path / "a"), str(tmp_path / "b"), str(tmp_path / "log")))
+
+
+def provision(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["provision", *args], capture_output=True, text=True, check=False)
+
+
+def test_apply_reapply_check_repair(project: Path, tmp_path: Path) -> None:
+    first = provision("apply", "-i", str(project), "--json")
+    assert first.returncode == 0, first.stderr
+    document = json.loads(first.stdout)  # stdout holds only the JSON document
+    assert document["summary"] == {"ok": 0, "changed": 2, "failed": 0, "unreachable": 0}
+    assert sorted(document["hosts"]["alpha"]["changed"]) == ["/etc/svc/plain.txt", "/etc/svc/secret.conf", "/etc/svc/svc.conf"]
+    assert document["hosts"]["alpha"]["handlers"] == ["reload svc"]
+
+    again = json.loads(provision("apply", "-i", str(project), "--json").stdout)
+    assert again["summary"]["changed"] == 0
+    assert all(h["round_trips"] == 1 and h["handlers"] == [] for h in again["hosts"].values())
+
+    assert provision("check", "-i", str(project)).returncode == 0
+    (tmp_path / "b" / "etc/svc/svc.conf").write_text("port=1\n")
+    drift = provision("check", "-i", str(project), "--diff")
+    assert drift.returncode == 2
+    assert "beta: would change /etc/svc/svc.conf (content)" in drift.stdout
+    assert "-port=1" in drift.stdout
+    assert "alpha: would change" not in drift.stdout
+
+    repair = provision("apply", "-i", str(project), "--limit", "beta")
+    assert repair.returncode == 0
+    assert "port=2525" in (tmp_path / "b" / "etc/svc/svc.conf").read_text()
+    assert provision("check", "-i", str(project)).returncode == 0
+
+
+def test_secrets_never_reach_json_or_diff(project: Path) -> None:
+    provision("apply", "-i", str(project))
+    (project / "group_vars").mkdir()
+    (project / "group_vars" / "all.yml").write_text("svc_password: Sup3r-Secret-Value\n")
+    out = provision("check", "-i", str(project), "--diff", "--json")
+    assert out.returncode == 2
+    assert "Sup3r-Secret-Value" not in out.stdout + out.stderr
+    assert "hunter2-secret" not in out.stdout + out.stderr
+    shown = provision("inventory", "-i", str(project), "--host", "alpha")
+    assert "Sup3r-Secret-Value" not in shown.stdout and json.loads(shown.stdout)["svc_password"] == "********"
+
+
+def test_render_writes_files_without_touching_hosts(project: Path, tmp_path: Path) -> None:
+    out = tmp_path / "rendered"
+    done = provision("render", "-i", str(project), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert (out / "alpha/etc/svc/svc.conf").read_text().count("port=2525") == 1
+    assert (out / "beta/etc/svc/secret.conf").stat().st_mode & 0o777 == 0o600
+    assert not (tmp_path / "a").exists()
+
+
+def test_roles_lists_variables(project: Path) -> None:
+    done = provision("roles", "-i", str(project))
+    assert done.returncode == 0
+    assert "svc_port" in done.stdout and "motd_message" in done.stdout
+
+
+def test_tags_limit_what_is_converged(project: Path, tmp_path: Path) -> None:
+    site = project / "site.yml"
+    site.write_text("- hosts: all\n  roles: [svc, motd]\n")
+    done = provision("apply", "-i", str(project), "--tags", "motd", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["hosts"]["alpha"]["changed"] == ["/etc/motd"]
+    assert not (tmp_path / "a/etc/svc").exists()

@@ -1,0 +1,79 @@
+"""The diff is a pure function: data in, plan out (data-driven, as pyinfra's tests)."""
+
+from __future__ import annotations
+
+import pytest
+
+from provision.diff import plan
+from provision.state import ActualState, DesiredFile, DesiredService, DesiredState, FileFact, Handler, ServiceFact, sha256
+
+CONTENT = b"port=25\n"
+
+
+def desired_state(notify: tuple[str, ...] = ("reload",)) -> DesiredState:
+    state = DesiredState(host="h")
+    state.files["/etc/a.conf"] = DesiredFile("/etc/a.conf", CONTENT, 0o644, "root", "root", "r", "a.j2", notify=notify)
+    state.handlers["reload"] = Handler("reload", "true", "r")
+    state.packages = ["postfix"]
+    state.services = [DesiredService("postfix", "started", True, "r")]
+    return state
+
+
+def fact(**changes: object) -> FileFact:
+    values: dict[str, object] = {
+        "path": "/etc/a.conf",
+        "exists": True,
+        "sha256": sha256(CONTENT),
+        "mode": 0o644,
+        "owner": "root",
+        "group": "root",
+    }
+    values.update(changes)
+    return FileFact(**values)  # type: ignore[arg-type]
+
+
+CASES = [
+    ("in sync", fact(), [], []),
+    ("missing", FileFact("/etc/a.conf", exists=False), ["create"], ["reload"]),
+    ("content", fact(sha256="0" * 64), ["content"], ["reload"]),
+    ("mode only", fact(mode=0o600), ["mode"], []),
+    ("owner and group", fact(owner="nobody", group="nogroup"), ["owner", "group"], []),
+    ("content and mode", fact(sha256="0" * 64, mode=0o600), ["content", "mode"], ["reload"]),
+]
+
+
+@pytest.mark.parametrize(("name", "file_fact", "reasons", "handlers"), CASES, ids=[c[0] for c in CASES])
+def test_file_plans(name: str, file_fact: FileFact, reasons: list[str], handlers: list[str]) -> None:
+    actual = ActualState(
+        "h", files={"/etc/a.conf": file_fact}, packages={"postfix": "3.7"}, services={"postfix": ServiceFact("postfix", True, True)}
+    )
+    result = plan(desired_state(), actual)
+    assert [list(c.reasons) for c in result.files] == ([reasons] if reasons else [])
+    assert [h.name for h in result.handlers] == handlers
+    assert result.changed == bool(reasons)
+
+
+def test_missing_package_and_stopped_service() -> None:
+    actual = ActualState(
+        "h", files={"/etc/a.conf": fact()}, packages={"postfix": None}, services={"postfix": ServiceFact("postfix", False, False)}
+    )
+    result = plan(desired_state(), actual)
+    assert result.packages == ["postfix"]
+    assert result.services[0].start and result.services[0].enable is True
+    assert result.files == [] and result.handlers == []
+
+
+def test_directory_in_place_of_file_is_a_problem() -> None:
+    actual = ActualState(
+        "h", files={"/etc/a.conf": fact(is_file=False)}, packages={"postfix": "1"}, services={"postfix": ServiceFact("postfix", True, True)}
+    )
+    result = plan(desired_state(), actual)
+    assert result.problems == ["/etc/a.conf is not a regular file"]
+
+
+def test_handler_fires_once_for_several_files() -> None:
+    state = desired_state()
+    state.files["/etc/b.conf"] = DesiredFile("/etc/b.conf", b"x", 0o644, "root", "root", "r", "b", notify=("reload",))
+    actual = ActualState("h", packages={"postfix": "1"}, services={"postfix": ServiceFact("postfix", True, True)})
+    result = plan(state, actual)
+    assert len(result.files) == 2 and [h.name for h in result.handlers] == ["reload"]
