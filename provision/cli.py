@@ -9,30 +9,14 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from provision.errors import ProvisionError
+from provision.cli_errors import EXIT_DRIFT, EXIT_ERROR, EXIT_OK, friendly_errors
 
 F = TypeVar("F", bound=Callable[..., Any])
-EXIT_OK, EXIT_ERROR, EXIT_DRIFT = 0, 1, 2
-
-
-def friendly_errors(function: F) -> F:
-    """A user's mistake is one clear line on stderr and exit 1, never a traceback."""
-
-    @wraps(function)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return function(*args, **kwargs)
-        except ProvisionError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(EXIT_ERROR)
-
-    return wrapper  # type: ignore[return-value]
 
 
 inventory_option = click.option(
@@ -40,8 +24,9 @@ inventory_option = click.option(
     "--inventory",
     "inventory",
     required=True,
+    multiple=True,
     type=click.Path(path_type=Path),
-    help="Inventory file or folder (hosts.yml, hosts.ini or hosts inside it).",
+    help="Inventory file or folder (hosts.yml, hosts.ini or hosts inside it); repeat to merge several, later ones win.",
 )
 limit_option = click.option("-l", "--limit", default=None, help="Host pattern, as Ansible's (web:&prod:!mx01).")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document and nothing else on stdout.")
@@ -54,7 +39,7 @@ def main() -> None:
 
 
 def _converge(
-    inventory: Path,
+    inventory: tuple[Path, ...],
     limit: str | None,
     check: bool,
     diff: bool,
@@ -72,7 +57,7 @@ def _converge(
     from provision.project import Project, require_site
     from provision.runner import RunOptions, compile_hosts, run_hosts
 
-    project = Project.load(inventory)
+    project = Project.load(list(inventory))
     require_site(project)
     hosts = project.select(limit)
     wanted_tags = {t.strip() for t in tags.split(",") if t.strip()} if tags else None
@@ -144,7 +129,7 @@ def _run_options(function: F) -> F:
 @click.option("-C", "--check", is_flag=True, help="Only report what would change.")
 @friendly_errors
 def apply(
-    inventory: Path,
+    inventory: tuple[Path, ...],
     limit: str | None,
     diff: bool,
     forks: int,
@@ -177,7 +162,7 @@ def apply(
 @_run_options
 @friendly_errors
 def check(
-    inventory: Path,
+    inventory: tuple[Path, ...],
     limit: str | None,
     diff: bool,
     forks: int,
@@ -197,12 +182,12 @@ def check(
 @click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="Folder to write DIR/<host>/<path> into.")
 @click.option("-t", "--tags", default=None, help="Only resources with these tags.")
 @friendly_errors
-def render(inventory: Path, limit: str | None, out: Path, tags: str | None) -> None:
+def render(inventory: tuple[Path, ...], limit: str | None, out: Path, tags: str | None) -> None:
     """Render every managed file locally, without touching any host."""
     from provision.project import Project, require_site
     from provision.runner import compile_hosts
 
-    project = Project.load(inventory)
+    project = Project.load(list(inventory))
     require_site(project)
     hosts = project.select(limit)
     wanted = {t.strip() for t in tags.split(",")} if tags else None
@@ -225,11 +210,11 @@ def render(inventory: Path, limit: str | None, out: Path, tags: str | None) -> N
 @click.option("--graph", is_flag=True, help="The group tree, as ansible-inventory --graph.")
 @click.option("--show-secrets", is_flag=True, help="Do not mask variables declared secret.")
 @friendly_errors
-def inventory(inventory: Path, as_list: bool, host: str | None, graph: bool, show_secrets: bool) -> None:
+def inventory(inventory: tuple[Path, ...], as_list: bool, host: str | None, graph: bool, show_secrets: bool) -> None:
     """Show the inventory as Ansible would (--list, --host H, --graph)."""
     from provision.inventory_view import graph_text, host_document, list_document
 
-    project_inventory = _load_for_view(inventory)
+    project_inventory = _load_for_view(list(inventory))
     if host is not None:
         click.echo(json.dumps(host_document(*project_inventory, host, show_secrets), indent=4, sort_keys=True))
     elif graph:
@@ -239,7 +224,7 @@ def inventory(inventory: Path, as_list: bool, host: str | None, graph: bool, sho
         click.echo(json.dumps(list_document(*project_inventory, show_secrets), indent=4, sort_keys=True))
 
 
-def _load_for_view(path: Path) -> tuple[Any, set[str]]:
+def _load_for_view(path: list[Path]) -> tuple[Any, set[str]]:
     from provision.inventory_view import secret_names
     from provision.project import Project
 
@@ -265,6 +250,14 @@ def roles(inventory: Path | None, names: tuple[str, ...]) -> None:
     loader = RoleLoader(search)
     print_roles(Console(), [loader.get(n) for n in (names or available_roles(search))], detailed=bool(names))
 
+
+def _register() -> None:
+    from provision.cli_lab import lab
+
+    main.add_command(lab)
+
+
+_register()
 
 if __name__ == "__main__":
     main()

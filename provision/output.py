@@ -74,17 +74,19 @@ def print_summary(console: Console, results: list[HostResult], check: bool, show
 def _print_details(console: Console, result: HostResult, check: bool, show_diff: bool) -> None:
     verb = "would change" if check else "changed"
     for entry in result.files:
-        console.print(f"[yellow]{result.host}[/]: {verb} {entry.path} ({', '.join(entry.reasons)})", highlight=False)
+        console.print(f"[yellow]{result.host}[/]: {verb} {entry.path} ({', '.join(entry.reasons)})", highlight=False, soft_wrap=True)
         if show_diff and entry.diff:
             console.print(Text(entry.diff.rstrip("\n")), style="dim" if entry.secret else "")
     for path in result.directories:
-        console.print(f"[yellow]{result.host}[/]: {verb} directory {path}", highlight=False)
+        console.print(f"[yellow]{result.host}[/]: {verb} directory {path}", highlight=False, soft_wrap=True)
     for package in result.packages:
-        console.print(f"[yellow]{result.host}[/]: {'would install' if check else 'installed'} package {package}", highlight=False)
+        console.print(
+            f"[yellow]{result.host}[/]: {'would install' if check else 'installed'} package {package}", highlight=False, soft_wrap=True
+        )
     for service in result.services:
-        console.print(f"[yellow]{result.host}[/]: service {service}", highlight=False)
+        console.print(f"[yellow]{result.host}[/]: service {service}", highlight=False, soft_wrap=True)
     for error in result.errors:
         first, *rest = error.splitlines() or [""]
-        console.print(f"[bold red]{result.host}[/]: {result.status}: {first}", highlight=False)
+        console.print(f"[bold red]{result.host}[/]: {result.status}: {first}", highlight=False, soft_wrap=True)
         for line in rest:
-            console.print(f"    {line}", highlight=False, markup=False)
+            console.print(f"    {line}", highlight=False, markup=False, soft_wrap=True)

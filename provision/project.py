@@ -49,7 +49,7 @@ class Project:
         self._variable_renderer = Renderer([])
 
     @classmethod
-    def load(cls, inventory_path: Path) -> Project:
+    def load(cls, inventory_path: Path | list[Path]) -> Project:
         inventory = load_inventory(inventory_path)
         site_path = find_site_file(inventory.directory)
         plays = load_site(site_path) if site_path else []

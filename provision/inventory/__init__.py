@@ -38,21 +38,24 @@ def _is_yaml(path: Path) -> bool:
     return not first.startswith("[") and (first.endswith(":") or first.startswith(("---", "all:")))
 
 
-def load_inventory(path: Path) -> Inventory:
-    inventory_file = find_inventory_file(path)
-    inventory = Inventory(source=inventory_file)
-    if _is_yaml(inventory_file):
-        parse_yaml_inventory(inventory_file, inventory)
-    else:
-        parse_ini_inventory(inventory_file, inventory)
+def load_inventory(path: Path | list[Path]) -> Inventory:
+    """Load one inventory, or several merged in order as ``ansible -i A -i B`` does."""
+    files = [find_inventory_file(p) for p in (path if isinstance(path, list) else [path])]
+    inventory = Inventory(source=files[0])
+    for inventory_file in files:
+        if _is_yaml(inventory_file):
+            parse_yaml_inventory(inventory_file, inventory)
+        else:
+            parse_ini_inventory(inventory_file, inventory)
     inventory.finish()
-    _attach_vars_files(inventory)
+    for inventory_file in files:
+        _attach_vars_files(inventory, inventory_file.parent)
     return inventory
 
 
-def _attach_vars_files(inventory: Inventory) -> None:
-    base = inventory.source.parent
-    for group in inventory.groups.values():
-        group.file_vars, group.file_var_locations = load_vars_files(vars_files(base / "group_vars", group.name))
-    for host in inventory.hosts.values():
-        host.file_vars, host.file_var_locations = load_vars_files(vars_files(base / "host_vars", host.name))
+def _attach_vars_files(inventory: Inventory, base: Path) -> None:
+    for entries, folder in ((inventory.groups, "group_vars"), (inventory.hosts, "host_vars")):
+        for name, entry in entries.items():
+            values, locations = load_vars_files(vars_files(base / folder, name))
+            entry.file_vars.update(values)
+            entry.file_var_locations.update(locations)

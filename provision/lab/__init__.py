@@ -1,0 +1,1 @@
+"""The lab: real Debian hosts in Docker containers, reached over real SSH."""

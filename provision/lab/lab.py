@@ -1,0 +1,228 @@
+"""A lab of Debian hosts: containers on the host network, one loopback
+address each, sshd on port 22 of that address, keys made per lab.
+
+State lives in ``.lab/<name>/`` (in the current folder unless
+``PROVISION_LAB_DIR`` says otherwise): the lab's SSH key pair, its own
+known_hosts (host keys read from each container out of band, so SSH verifies
+them for real), and an inventory for ``provision apply``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import time
+import zlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from provision.lab.engine import LabError, docker_client
+from provision.lab.image import build_image
+
+LABEL = "provision.lab"
+SSH_WAIT_SECONDS = 60.0
+ENTRYPOINT = """set -e
+mkdir -p /run/sshd /root/.ssh
+chmod 700 /root/.ssh
+printf '%s\\n' "$LAB_AUTHORIZED_KEY" > /root/.ssh/authorized_keys
+chmod 600 /root/.ssh/authorized_keys
+ssh-keygen -A >/dev/null
+exec /usr/sbin/sshd -D -e -o ListenAddress="$LAB_ADDRESS" -o PidFile=/run/sshd.pid -o UseDNS=no
+"""
+
+
+@dataclass
+class LabHost:
+    name: str
+    address: str
+    container: str
+
+
+def lab_root() -> Path:
+    return Path(os.environ.get("PROVISION_LAB_DIR", ".lab")).resolve()
+
+
+def address_block(name: str) -> str:
+    """127.S.T: a /24 inside 127.0.0.0/8 chosen from the lab's name."""
+    digest = zlib.crc32(name.encode())
+    return f"127.{100 + digest % 100}.{digest // 100 % 250 + 1}"
+
+
+class Lab:
+    def __init__(self, name: str = "lab", root: Path | None = None) -> None:
+        self.name = name
+        self.directory = (root or lab_root()) / name
+        self._client: Any = None
+
+    # --- files --------------------------------------------------------
+    @property
+    def key_file(self) -> Path:
+        return self.directory / "id_ed25519"
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.directory / "known_hosts"
+
+    @property
+    def inventory_file(self) -> Path:
+        return self.directory / "hosts.yml"
+
+    @property
+    def state_file(self) -> Path:
+        return self.directory / "lab.json"
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = docker_client()
+        return self._client
+
+    def hosts(self) -> list[LabHost]:
+        if not self.state_file.exists():
+            return []
+        return [LabHost(**entry) for entry in json.loads(self.state_file.read_text())["hosts"]]
+
+    def host(self, name: str) -> LabHost:
+        for entry in self.hosts():
+            if name in (entry.name, entry.address, entry.container):
+                return entry
+        raise LabError(f"no host {name!r} in lab {self.name!r} (hosts: {', '.join(h.name for h in self.hosts()) or 'none'})")
+
+    # --- up / down ----------------------------------------------------
+    def up(self, count: int, say: Any = print) -> list[LabHost]:
+        if os.geteuid() != 0:
+            raise LabError("the lab adds loopback addresses with 'ip addr add' and must run as root")
+        image = build_image(self.client, say)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        public_key = self._ensure_key()
+        block = address_block(self.name)
+        hosts = [LabHost(f"{self.name}-{i}", f"{block}.{i}", f"provision-lab-{self.name}-{i}") for i in range(1, count + 1)]
+        for host in hosts:
+            self._add_address(host.address)
+            self._start_container(image, host, public_key)
+        for host in hosts:
+            wait_for_ssh(host.address, SSH_WAIT_SECONDS)
+        self.state_file.write_text(json.dumps({"name": self.name, "hosts": [asdict(h) for h in hosts]}, indent=2))
+        self._record_host_keys(hosts)
+        self.inventory_file.write_text(self.inventory_text(hosts))
+        return hosts
+
+    def down(self) -> None:
+        for container in self.client.containers.list(all=True, filters={"label": f"{LABEL}={self.name}"}):
+            container.remove(force=True)
+        for host in self.hosts():
+            self._remove_address(host.address)
+        if self.state_file.exists():
+            self.state_file.unlink()
+
+    def stop(self, name: str) -> None:
+        """Stop one host's container (it keeps its disk); for failure tests."""
+        self.client.containers.get(self.host(name).container).stop(timeout=5)
+
+    def start(self, name: str) -> None:
+        host = self.host(name)
+        self.client.containers.get(host.container).start()
+        wait_for_ssh(host.address, SSH_WAIT_SECONDS)
+
+    def status(self) -> list[dict[str, str]]:
+        rows = []
+        for host in self.hosts():
+            try:
+                state = self.client.containers.get(host.container).status
+            except Exception:
+                state = "missing"
+            rows.append({"host": host.name, "address": host.address, "container": state, "ssh": ssh_banner(host.address) or "-"})
+        return rows
+
+    def exec(self, name: str, command: list[str]) -> tuple[int, str]:
+        host = self.host(name)
+        result = self.client.containers.get(host.container).exec_run(command, demux=False)
+        return int(result.exit_code), (result.output or b"").decode("utf-8", "replace")
+
+    # --- pieces -------------------------------------------------------
+    def _ensure_key(self) -> str:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        if not self.key_file.exists():
+            key = Ed25519PrivateKey.generate()
+            private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption())
+            descriptor = os.open(self.key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(private)
+            public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+            self.key_file.with_suffix(".pub").write_bytes(public + b" provision-lab\n")
+        return self.key_file.with_suffix(".pub").read_text().strip()
+
+    def _add_address(self, address: str) -> None:
+        done = subprocess.run(["ip", "addr", "add", f"{address}/32", "dev", "lo"], capture_output=True, text=True, check=False)
+        if done.returncode != 0 and "File exists" not in done.stderr:
+            raise LabError(f"cannot add {address} to lo: {done.stderr.strip()}")
+
+    def _remove_address(self, address: str) -> None:
+        subprocess.run(["ip", "addr", "del", f"{address}/32", "dev", "lo"], capture_output=True, check=False)
+
+    def _start_container(self, image: str, host: LabHost, public_key: str) -> None:
+        from docker.errors import NotFound
+
+        with contextlib.suppress(NotFound):
+            self.client.containers.get(host.container).remove(force=True)
+        self.client.containers.run(
+            image,
+            ["/bin/sh", "-c", ENTRYPOINT],
+            name=host.container,
+            hostname=host.name,
+            network_mode="host",
+            detach=True,
+            labels={LABEL: self.name},
+            environment={"LAB_AUTHORIZED_KEY": public_key, "LAB_ADDRESS": host.address},
+            # Postfix and Apache need no privileges beyond a normal root container.
+        )
+
+    def host_keys(self, host: LabHost) -> list[str]:
+        code, output = self.exec(host.name, ["sh", "-c", "cat /etc/ssh/ssh_host_*_key.pub"])
+        if code != 0:
+            raise LabError(f"cannot read the host keys of {host.name}: {output.strip()}")
+        return [" ".join(line.split()[:2]) for line in output.splitlines() if line.strip()]
+
+    def _record_host_keys(self, hosts: list[LabHost]) -> None:
+        lines = [f"{host.address} {key}" for host in hosts for key in self.host_keys(host)]
+        self.known_hosts.write_text("\n".join(lines) + "\n")
+
+    def inventory_text(self, hosts: list[LabHost]) -> str:
+        lines = [
+            f"# Lab {self.name!r}, written by 'provision lab up'. Use it beside another",
+            "# inventory: provision apply -i inventories/example -i " + str(self.inventory_file),
+            "all:",
+            "  vars:",
+            "    user: root",
+            f"    ssh_key: {self.key_file}",
+            f"    known_hosts: {self.known_hosts}",
+            "  hosts:",
+        ]
+        lines += [f"    {h.name}:\n      host: {h.address}" for h in hosts]
+        return "\n".join(lines) + "\n"
+
+
+def ssh_banner(address: str, port: int = 22, timeout: float = 2.0) -> str | None:
+    try:
+        with socket.create_connection((address, port), timeout=timeout) as connection:
+            connection.settimeout(timeout)
+            banner = connection.recv(256).decode("ascii", "replace").strip()
+    except OSError:
+        return None
+    return banner if banner.startswith("SSH-") else None
+
+
+def wait_for_ssh(address: str, timeout: float) -> None:
+    """Wait until sshd on ``address`` sends its banner, or fail clearly."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ssh_banner(address, timeout=min(2.0, max(0.1, deadline - time.monotonic()))):
+            return
+        time.sleep(0.2)  # polling interval while sshd starts, bounded by the deadline
+    raise LabError(f"sshd on {address}:22 did not answer within {timeout:g}s")
