@@ -53,8 +53,11 @@ def address_block(name: str) -> str:
 
 
 class Lab:
-    def __init__(self, name: str = "lab", root: Path | None = None) -> None:
+    def __init__(self, name: str = "lab", root: Path | None = None, namespace: str = "provision-lab") -> None:
+        """``namespace`` prefixes container names and seeds the addresses, so
+        that the test suite's labs never collide with a developer's."""
         self.name = name
+        self.namespace = namespace
         self.directory = (root or lab_root()) / name
         self._client: Any = None
 
@@ -99,8 +102,8 @@ class Lab:
         image = build_image(self.client, say)
         self.directory.mkdir(parents=True, exist_ok=True)
         public_key = self._ensure_key()
-        block = address_block(self.name)
-        hosts = [LabHost(f"{self.name}-{i}", f"{block}.{i}", f"provision-lab-{self.name}-{i}") for i in range(1, count + 1)]
+        block = address_block(f"{self.namespace}/{self.name}")
+        hosts = [LabHost(f"{self.name}-{i}", f"{block}.{i}", f"{self.namespace}-{self.name}-{i}") for i in range(1, count + 1)]
         for host in hosts:
             self._add_address(host.address)
             self._start_container(image, host, public_key)
@@ -112,8 +115,13 @@ class Lab:
         return hosts
 
     def down(self) -> None:
-        for container in self.client.containers.list(all=True, filters={"label": f"{LABEL}={self.name}"}):
+        from docker.errors import NotFound
+
+        for container in self.client.containers.list(all=True, filters={"label": f"{LABEL}={self.namespace}/{self.name}"}):
             container.remove(force=True)
+        for host in self.hosts():
+            with contextlib.suppress(NotFound):
+                self.client.containers.get(host.container).remove(force=True)
         for host in self.hosts():
             self._remove_address(host.address)
         if self.state_file.exists():
@@ -178,7 +186,7 @@ class Lab:
             hostname=host.name,
             network_mode="host",
             detach=True,
-            labels={LABEL: self.name},
+            labels={LABEL: f"{self.namespace}/{self.name}"},
             environment={"LAB_AUTHORIZED_KEY": public_key, "LAB_ADDRESS": host.address},
             # Postfix and Apache need no privileges beyond a normal root container.
         )

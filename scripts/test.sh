@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: install, lint, type-check, test.
+# The lab tests start Docker themselves (scripts/start-docker.sh) and build
+# the lab's Debian image on first use.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python3 -m pip install -q -e '.[test]'
+bash scripts/start-docker.sh
+ruff check provision tests
+ruff format --check provision tests
+mypy
+python3 -m pytest -q -ra "$@"
