@@ -252,9 +252,10 @@ def roles(inventory: Path | None, names: tuple[str, ...]) -> None:
 
 
 def _register() -> None:
-    from provision.cli_lab import lab
+    from provision.cli_lab import lab, test_role
 
     main.add_command(lab)
+    main.add_command(test_role)
 
 
 _register()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import click
 
@@ -20,13 +21,26 @@ def lab() -> None:
 @lab.command()
 @click.option("-n", "--hosts", "count", default=3, show_default=True, type=click.IntRange(1, 250), help="How many hosts.")
 @name_option
+@click.option(
+    "-i",
+    "--inventory",
+    "inventory",
+    default=None,
+    type=click.Path(path_type=Path),
+    help="Start one host per host of this inventory, with the same names (instead of NAME-1..N).",
+)
 @friendly_errors
-def up(count: int, name: str) -> None:
+def up(count: int, name: str, inventory: Path | None) -> None:
     """Build the base image if needed, start the hosts, write their inventory."""
     from provision.lab.lab import Lab
 
+    names = None
+    if inventory is not None:
+        from provision.inventory import load_inventory
+
+        names = list(load_inventory(inventory).hosts)
     lab_ = Lab(name)
-    hosts = lab_.up(count, say=lambda text: click.echo(text, err=True))
+    hosts = lab_.up(count, say=lambda text: click.echo(text, err=True), names=names)
     for host in hosts:
         click.echo(f"{host.name}\t{host.address}", err=True)
     click.echo(f"inventory: {lab_.inventory_file}", err=True)
@@ -91,3 +105,16 @@ def exec_(name: str, host: str, command: tuple[str, ...]) -> None:
     code, output = Lab(name).exec(host, list(command))
     click.echo(output, nl=False)
     sys.exit(code)
+
+
+@click.command(name="test")
+@click.argument("role")
+@click.option("-s", "--scenario", default="default", show_default=True, help="Scenario folder name.")
+@click.option("--keep", is_flag=True, help="Leave the lab hosts running afterwards.")
+@friendly_errors
+def test_role(role: str, scenario: str, keep: bool) -> None:
+    """Create lab hosts, converge ROLE, check idempotence, verify (testinfra), destroy."""
+    from provision.scenario import find_scenario, run_scenario
+
+    run_scenario(find_scenario(role, scenario), keep, say=lambda text: click.echo(text, err=True))
+    click.echo(f"{role}/{scenario}: passed", err=True)

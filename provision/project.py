@@ -49,11 +49,13 @@ class Project:
         self._variable_renderer = Renderer([])
 
     @classmethod
-    def load(cls, inventory_path: Path | list[Path]) -> Project:
+    def load(cls, inventory_path: Path | list[Path], roles_path: list[Path] | None = None) -> Project:
+        """``roles_path`` is searched before the usual places (a scenario's own role)."""
         inventory = load_inventory(inventory_path)
         site_path = find_site_file(inventory.directory)
         plays = load_site(site_path) if site_path else []
-        return cls(inventory, plays, RoleLoader(role_search_path(inventory.directory)), site_path)
+        search = [*(roles_path or []), *role_search_path(inventory.directory)]
+        return cls(inventory, plays, RoleLoader(search), site_path)
 
     def select(self, limit: str | None) -> list[str]:
         hosts = select_hosts(self.inventory, limit or "all")

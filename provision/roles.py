@@ -9,6 +9,7 @@ project's.
 from __future__ import annotations
 
 import difflib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,9 +151,11 @@ class Role:
 
 
 def role_search_path(inventory_dir: Path | None) -> list[Path]:
+    """The inventory's roles/, then PROVISION_ROLES_PATH (colon-separated), then the project's."""
     paths = []
     if inventory_dir is not None:
         paths.append(inventory_dir / "roles")
+    paths += [Path(p) for p in os.environ.get("PROVISION_ROLES_PATH", "").split(":") if p]
     paths.append(PROJECT_ROOT / "roles")
     return paths
 

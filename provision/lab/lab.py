@@ -96,14 +96,18 @@ class Lab:
         raise LabError(f"no host {name!r} in lab {self.name!r} (hosts: {', '.join(h.name for h in self.hosts()) or 'none'})")
 
     # --- up / down ----------------------------------------------------
-    def up(self, count: int, say: Any = print) -> list[LabHost]:
+    def up(self, count: int = 0, say: Any = print, names: list[str] | None = None) -> list[LabHost]:
+        """Start ``count`` hosts named NAME-1..N, or one host per name in ``names``."""
         if os.geteuid() != 0:
             raise LabError("the lab adds loopback addresses with 'ip addr add' and must run as root")
         image = build_image(self.client, say)
         self.directory.mkdir(parents=True, exist_ok=True)
         public_key = self._ensure_key()
         block = address_block(f"{self.namespace}/{self.name}")
-        hosts = [LabHost(f"{self.name}-{i}", f"{block}.{i}", f"{self.namespace}-{self.name}-{i}") for i in range(1, count + 1)]
+        names = names or [f"{self.name}-{i}" for i in range(1, count + 1)]
+        if not names or len(names) > 250:
+            raise LabError(f"a lab holds 1 to 250 hosts, not {len(names)}")
+        hosts = [LabHost(host, f"{block}.{i}", f"{self.namespace}-{self.name}-{i}") for i, host in enumerate(names, start=1)]
         for host in hosts:
             self._add_address(host.address)
             self._start_container(image, host, public_key)
@@ -183,7 +187,7 @@ class Lab:
             image,
             ["/bin/sh", "-c", ENTRYPOINT],
             name=host.container,
-            hostname=host.name,
+            hostname=host.name.split(".")[0],
             network_mode="host",
             detach=True,
             labels={LABEL: f"{self.namespace}/{self.name}"},
