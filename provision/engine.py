@@ -17,7 +17,7 @@ from provision.connectors.base import Connector
 from provision.diff import plan as make_plan
 from provision.errors import ConnectionFailure, RemoteError
 from provision.state import ActualState, DesiredState, FileFact, Plan, ServiceFact
-from provision.textdiff import file_diff
+from provision.textdiff import file_diff, mask
 
 PROBE_TIMEOUT = 120.0
 STAGE_TIMEOUT = 3600.0  # package installs from a mirror can be slow
@@ -168,7 +168,7 @@ def converge(connector: Connector, desired: DesiredState, *, check: bool, want_d
             return result
         if plan.needs_staging:
             staged = call_agent(connector, stage_request(plan, run_id), STAGE_TIMEOUT)
-            _checked(staged, "validation before commit (nothing was changed)")
+            _checked(staged, "staging and validation before commit (nothing was changed)")
         committed = call_agent(connector, commit_request(plan, run_id), COMMIT_TIMEOUT)
         result.handlers = [h["name"] for h in committed.get("handlers", [])]
         _checked(committed, "commit")
@@ -178,7 +178,8 @@ def converge(connector: Connector, desired: DesiredState, *, check: bool, want_d
         result.errors.append(str(exc))
     except RemoteError as exc:
         result.status = "failed"
-        result.errors.append(str(exc))
+        # A validator or handler may echo a config line that holds a secret.
+        result.errors.append(mask(str(exc), secrets))
     finally:
         result.seconds = round(time.monotonic() - started, 3)
     return result

@@ -157,3 +157,28 @@ def test_unreachable_host_does_not_stop_the_others(lab: Lab) -> None:
     assert results["alpha"].status == "unreachable"
     assert "connection refused" in results["alpha"].errors[0]
     assert results["beta"].status == "changed"
+
+
+def test_serial_runs_hosts_in_batches(lab: Lab) -> None:
+    order: list[str] = []
+    project = Project.load(lab.project_dir)
+    compiled = compile_hosts(project, project.select(None), None)
+    results = run_hosts(compiled, RunOptions(serial=1, forks=5), factory=lab.factory, progress=lambda r: order.append(r.host))
+    assert order == ["alpha", "beta"] and [r.status for r in results] == ["changed", "changed"]
+
+
+def test_secret_in_a_validator_message_is_masked(lab: Lab) -> None:
+    lab.run()
+    project_role = lab.project_dir / "roles/svc/role.yml"
+    project_role.write_text(
+        project_role.read_text()
+        .replace(
+            "grep -q '^port=' {staging}/etc/svc/svc.conf && {{ 'true' if svc_validate_ok else 'false' }}",
+            "cat {staging}/etc/svc/secret.conf; false",
+        )
+        .replace("files: [/etc/svc/svc.conf]", "files: [/etc/svc/svc.conf, /etc/svc/secret.conf]")
+    )
+    results = lab.run(limit="alpha", svc_password="an0ther-secret")
+    assert results["alpha"].status == "failed"
+    assert "password=********" in results["alpha"].errors[0]
+    assert "an0ther-secret" not in results["alpha"].errors[0]

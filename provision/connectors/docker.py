@@ -27,7 +27,7 @@ class DockerConnector:
             raise ConnectionFailure(f"container {self.container_name!r} is {container.status}, not running")
 
     def run(self, command: str, stdin: bytes = b"", timeout: float | None = None) -> CommandResult:
-        from docker.utils.socket import consume_socket_output, frames_iter
+        from docker.utils.socket import STDERR, frames_iter
 
         api = self.client.api
         user = "" if self.settings.become else (self.settings.user or "")
@@ -38,13 +38,15 @@ class DockerConnector:
         try:
             raw.sendall(stdin)
             raw.shutdown(socket.SHUT_WR)
-            stdout, stderr = consume_socket_output(frames_iter(stream, tty=False), demux=True)
+            stdout, stderr = bytearray(), bytearray()
+            for stream_id, chunk in frames_iter(stream, tty=False):
+                (stderr if stream_id == STDERR else stdout).extend(chunk)
         except OSError as exc:
             raise ConnectionFailure(f"exec in {self.container_name!r} failed: {exc}") from None
         finally:
             stream.close()
         code = api.exec_inspect(exec_id).get("ExitCode") or 0
-        return CommandResult(int(code), stdout or b"", stderr or b"")
+        return CommandResult(int(code), bytes(stdout), bytes(stderr))
 
     def close(self) -> None:
         self.client.close()

@@ -141,11 +141,14 @@ class Lab:
         wait_for_ssh(host.address, SSH_WAIT_SECONDS)
 
     def status(self) -> list[dict[str, str]]:
+        from docker.errors import NotFound
+
+        client = self.client  # no engine: a clear LabError, not "missing" rows
         rows = []
         for host in self.hosts():
             try:
-                state = self.client.containers.get(host.container).status
-            except Exception:
+                state = client.containers.get(host.container).status
+            except NotFound:
                 state = "missing"
             rows.append({"host": host.name, "address": host.address, "container": state, "ssh": ssh_banner(host.address) or "-"})
         return rows
