@@ -6,6 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 python3 -m pip install -q -e '.[test]'
+# The tests and molecule's playbooks call the installed 'provision' command.
+PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"
+export PATH
 bash scripts/start-docker.sh
 ruff check provision tests
 ruff format --check provision tests

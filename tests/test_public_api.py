@@ -10,6 +10,8 @@ from provision.connectors.base import CommandResult, ConnectionSettings
 def test_public_names() -> None:
     assert sorted(provision.__all__) == ["CompiledHost", "Project", "ProvisionError", "RunOptions", "__version__", "run_hosts"]
     assert provision.__version__ == "0.1.0"
+    for name in provision.__all__:
+        assert getattr(provision, name) is not None
 
 
 def test_connector_interface_is_small() -> None:
