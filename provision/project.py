@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from provision.errors import InventoryError, Location, PatternError, ProvisionError, TemplateError
+from provision.errors import InventoryError, Location, PatternError, ProvisionError, TemplateError, VariableError
 from provision.hostvars import check_role_variables, resolve_templates, secret_values
 from provision.inventory import Inventory, load_inventory, select_hosts
 from provision.render import Renderer
-from provision.roles import DirectoryResource, FileResource, Role, RoleLoader, role_search_path
+from provision.roles import DirectoryResource, FileResource, HandlerResource, Role, RoleLoader, ValidatorResource, role_search_path
 from provision.site import Play, RoleUse, find_site_file, load_site
 from provision.state import DesiredDirectory, DesiredFile, DesiredService, DesiredState, Handler, Validator
 
@@ -133,6 +133,7 @@ class Project:
         for role, use in zip(assigned.roles, assigned.uses, strict=True):
             checked = check_role_variables(role, values, where, declared)
             context = {**values, **checked, "provision_managed": MANAGED_NOTE.format(role=role.name)}
+            _check_rules(role, self.renderer(role), context, where)
             role_tags = {role.name, *role.tags, *use.tags}
             _add_role(desired, role, self.renderer(role), context, role_tags, tags)
         secrets = secret_values(assigned.roles, values)
@@ -143,7 +144,12 @@ def _selected(resource_tags: set[str], wanted: set[str] | None) -> bool:
     return wanted is None or bool(resource_tags & wanted)
 
 
-def _items(resource: FileResource | DirectoryResource, renderer: Renderer, context: dict[str, Any], where: str) -> list[dict[str, Any]]:
+def _items(
+    resource: FileResource | DirectoryResource | HandlerResource | ValidatorResource,
+    renderer: Renderer,
+    context: dict[str, Any],
+    where: str,
+) -> list[dict[str, Any]]:
     """The contexts a resource renders in: one, or one per loop item."""
     if resource.loop is None:
         contexts = [context]
@@ -195,7 +201,7 @@ def _add_role(
                 source=resource.template or resource.src or "content",
                 secret=resource.secret,
                 validate=renderer.render_string(resource.validate, item, where) if resource.validate else None,
-                notify=tuple(resource.notify),
+                notify=tuple(renderer.render_string(n, item, where) for n in resource.notify),
             )
     if not _selected(role_tags, tags):
         return
@@ -206,19 +212,39 @@ def _add_role(
         if service.when is None or renderer.evaluate(service.when, context, where):
             desired.services.append(DesiredService(service.name, service.state, service.enabled, role.name))
     for handler in role.handlers:
-        desired.handlers[handler.name] = Handler(
-            handler.name,
-            renderer.render_string(handler.command, context, where),
-            role.name,
-            renderer.render_string(handler.check, context, where) if handler.check else None,
-        )
+        for item in _items(handler, renderer, context, where):
+            name = renderer.render_string(handler.name, item, where)
+            desired.handlers[name] = Handler(
+                name,
+                renderer.render_string(handler.command, item, where),
+                role.name,
+                renderer.render_string(handler.check, item, where) if handler.check else None,
+            )
+    for path, entry in desired.files.items():
+        for name in entry.notify if entry.role == role.name else ():
+            if name not in desired.handlers:
+                raise TemplateError(f"{path} in {where} notifies {name!r}, which is not a handler of this host")
     for validator in role.validators:
-        if validator.when is not None and not renderer.evaluate(validator.when, context, where):
-            continue
-        files = tuple(renderer.render_string(f, context, where) for f in validator.files)
-        desired.validators.append(
-            Validator(renderer.render_string(validator.command, context, where), files, role.name, validator.description)
-        )
+        for item in _items(validator, renderer, context, where):
+            files = tuple(renderer.render_string(f, item, where) for f in validator.files)
+            desired.validators.append(
+                Validator(
+                    renderer.render_string(validator.command, item, where),
+                    files,
+                    role.name,
+                    renderer.render_string(validator.description, item, where),
+                )
+            )
+
+
+def _check_rules(role: Role, renderer: Renderer, context: dict[str, Any], where: dict[str, Location | None]) -> None:
+    """The role's cross-variable rules; a broken one names the variable's file."""
+    for rule in role.checks:
+        if not renderer.evaluate(rule.that, context, f"a check of role {role.name}"):
+            location = where.get(rule.variable) if rule.variable else None
+            message = renderer.render_string(rule.message, context, f"a check of role {role.name}")
+            prefix = f"variable {rule.variable}: " if rule.variable else f"role {role.name}: "
+            raise VariableError(prefix + message, location or Location(str(role.path / "role.yml")))
 
 
 def _content(resource: FileResource, role: Role, renderer: Renderer, context: dict[str, Any], where: str) -> bytes:

@@ -30,6 +30,7 @@ _ROLE_KEYS = {
     "handlers",
     "validators",
     "tags",
+    "checks",
 }
 _FILE_KEYS = {
     "dest",
@@ -49,8 +50,9 @@ _FILE_KEYS = {
 }
 _DIR_KEYS = {"path", "mode", "owner", "group", "when", "loop", "loop_var", "tags"}
 _SERVICE_KEYS = {"name", "state", "enabled", "when"}
-_HANDLER_KEYS = {"name", "command", "check"}
-_VALIDATOR_KEYS = {"command", "files", "when", "description"}
+_HANDLER_KEYS = {"name", "command", "check", "loop", "loop_var", "when"}
+_CHECK_KEYS = {"that", "message", "variable"}
+_VALIDATOR_KEYS = {"command", "files", "when", "description", "loop", "loop_var"}
 _SPEC_KEYS = {
     "type",
     "description",
@@ -65,6 +67,7 @@ _SPEC_KEYS = {
     "secret",
     "multiline",
     "example",
+    "unique_by",
 }
 
 
@@ -113,6 +116,18 @@ class HandlerResource:
     name: str
     command: str
     check: str | None = None
+    loop: str | None = None
+    loop_var: str = "item"
+    when: str | None = None
+
+
+@dataclass
+class CheckResource:
+    """A rule across variables (like Ansible's assert), checked before rendering."""
+
+    that: str
+    message: str
+    variable: str | None = None
 
 
 @dataclass
@@ -121,6 +136,8 @@ class ValidatorResource:
     files: list[str]
     description: str = ""
     when: str | None = None
+    loop: str | None = None
+    loop_var: str = "item"
 
 
 @dataclass
@@ -136,6 +153,7 @@ class Role:
     services: list[ServiceResource] = field(default_factory=list)
     handlers: list[HandlerResource] = field(default_factory=list)
     validators: list[ValidatorResource] = field(default_factory=list)
+    checks: list[CheckResource] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
 
     @property
@@ -248,6 +266,7 @@ def parse_spec(name: str, data: Any, path: Path) -> VariableSpec:
         pattern=data.get("pattern"),
         secret=bool(data.get("secret", False)),
         multiline=bool(data.get("multiline", False)),
+        unique_by=data.get("unique_by"),
         extra={"example": data["example"]} if "example" in data else {},
     )
 
@@ -332,12 +351,27 @@ def parse_role(name: str, definition: Path) -> Role:
         _check_keys(entry, _HANDLER_KEYS, "a handler", definition)
         if "name" not in entry or "command" not in entry:
             raise RoleError("a handler needs 'name' and 'command'", _where(entry, None, definition))
-        role.handlers.append(HandlerResource(str(entry["name"]), str(entry["command"]), entry.get("check")))
+        role.handlers.append(
+            HandlerResource(
+                str(entry["name"]),
+                str(entry["command"]),
+                entry.get("check"),
+                entry.get("loop"),
+                str(entry.get("loop_var", "item")),
+                entry.get("when"),
+            )
+        )
+    # Names with {{ }} (a handler per loop item) are checked once rendered.
     handler_names = {h.name for h in role.handlers}
     for resource in role.files:
         for handler in resource.notify:
-            if handler not in handler_names:
+            if "{{" not in handler and handler not in handler_names:
                 raise RoleError(f"file {resource.dest!r} notifies unknown handler {handler!r}", resource.location)
+    for entry in _entries(data, "checks", definition):
+        _check_keys(entry, _CHECK_KEYS, "a check", definition)
+        if "that" not in entry or "message" not in entry:
+            raise RoleError("a check needs 'that' (an expression) and 'message'", _where(entry, None, definition))
+        role.checks.append(CheckResource(str(entry["that"]), str(entry["message"]), entry.get("variable")))
     for entry in _entries(data, "validators", definition):
         _check_keys(entry, _VALIDATOR_KEYS, "a validator", definition)
         if "command" not in entry:
@@ -349,6 +383,8 @@ def parse_role(name: str, definition: Path) -> Role:
                 _str_list(entry.get("files"), "files", where),
                 str(entry.get("description", "")),
                 entry.get("when"),
+                entry.get("loop"),
+                str(entry.get("loop_var", "item")),
             )
         )
     return role

@@ -71,6 +71,8 @@ class VariableSpec:
     pattern: str | None = None
     secret: bool = False
     multiline: bool = False
+    unique_by: str | None = None
+    """For a list of mappings: the field whose values must all differ."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def describe(self) -> str:
@@ -200,7 +202,15 @@ def _check_list(value: Any, spec: VariableSpec) -> Any:
         for index, item in enumerate(value):
             _reject_newlines_deep(item, f"[{index}]")
         return value
-    return [_nested(check_value, item, spec.elements, f"[{index}]") for index, item in enumerate(value)]
+    checked = [_nested(check_value, item, spec.elements, f"[{index}]") for index, item in enumerate(value)]
+    if spec.unique_by is not None:
+        seen: dict[Any, int] = {}
+        for index, item in enumerate(checked):
+            key = item.get(spec.unique_by) if isinstance(item, dict) else None
+            if key in seen:
+                raise VariableValueError(f"{spec.unique_by} {key!r} is used twice (items {seen[key]} and {index})", f"[{index}]")
+            seen[key] = index
+    return checked
 
 
 def _check_dict(value: Any, spec: VariableSpec) -> Any:
