@@ -133,6 +133,8 @@ class Project:
         for role, use in zip(assigned.roles, assigned.uses, strict=True):
             checked = check_role_variables(role, values, where, declared)
             context = {**values, **checked, "provision_managed": MANAGED_NOTE.format(role=role.name)}
+            for name, expression in role.vars.items():
+                context[name] = _computed(self.renderer(role), expression, context, f"vars of role {role.name}")
             _check_rules(role, self.renderer(role), context, where)
             role_tags = {role.name, *role.tags, *use.tags}
             _add_role(desired, role, self.renderer(role), context, role_tags, tags)
@@ -154,7 +156,7 @@ def _items(
     if resource.loop is None:
         contexts = [context]
     else:
-        items = renderer.evaluate(resource.loop, context, where)
+        items = resource.loop if isinstance(resource.loop, list) else renderer.evaluate(resource.loop, context, where)
         if not isinstance(items, (list, tuple)):
             raise TemplateError(f"'loop' in {where} must give a list, got {type(items).__name__}")
         contexts = [{**context, resource.loop_var: item} for item in items]
@@ -235,6 +237,14 @@ def _add_role(
                     renderer.render_string(validator.description, item, where),
                 )
             )
+
+
+def _computed(renderer: Renderer, expression: Any, context: dict[str, Any], where: str) -> Any:
+    if isinstance(expression, str) and expression.strip().startswith("{{") and expression.strip().endswith("}}"):
+        return renderer.evaluate(expression, context, where)
+    if isinstance(expression, str):
+        return renderer.render_string(expression, context, where)
+    return expression
 
 
 def _check_rules(role: Role, renderer: Renderer, context: dict[str, Any], where: dict[str, Location | None]) -> None:

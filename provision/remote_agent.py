@@ -217,11 +217,24 @@ def install_packages(names: List[str]) -> List[Dict[str, Any]]:
     stale = not os.path.isdir(lists) or not [f for f in os.listdir(lists) if f.endswith("Packages")]
     if stale:
         steps.append(run(env_prefix + "apt-get update -q", timeout=900))
-    attempt = run(install, timeout=1800)
-    steps.append(attempt)
-    if attempt["exit"] != 0 and not stale:
-        steps.append(run(env_prefix + "apt-get update -q", timeout=900))
-        steps.append(run(install, timeout=1800))
+    # A package must not start its daemon with the package's own config (Postfix
+    # on all interfaces, say): policy-rc.d holds services back until the commit
+    # has put our config in place and the handlers start them.
+    policy = "/usr/sbin/policy-rc.d"
+    own_policy = not os.path.exists(policy)
+    if own_policy:
+        with open(policy, "w") as handle:
+            handle.write("#!/bin/sh\n# provision: no service starts while packages install\nexit 101\n")
+        os.chmod(policy, 0o755)
+    try:
+        attempt = run(install, timeout=1800)
+        steps.append(attempt)
+        if attempt["exit"] != 0 and not stale:
+            steps.append(run(env_prefix + "apt-get update -q", timeout=900))
+            steps.append(run(install, timeout=1800))
+    finally:
+        if own_policy:
+            os.unlink(policy)
     if steps[-1]["exit"] != 0:
         raise Failure("installing %s failed:\n%s" % (" ".join(names), steps[-1]["output"]))
     return steps
@@ -414,7 +427,11 @@ def op_commit(request: Dict[str, Any]) -> Dict[str, Any]:
             )
             return result
     for service in request.get("services", []):
+        # A handler may have started or stopped it since the probe.
+        active = probe_service(service["name"])["active"]
         for action in ("enable", "disable", "start", "stop"):
+            if (action == "start" and active) or (action == "stop" and not active):
+                continue
             if service.get(action):
                 outcome = run(service_command(service["name"], action))
                 result["services"].append(outcome)

@@ -46,7 +46,16 @@ def _regex_replace(value: Any, pattern: str, replacement: str = "") -> str:
     return re.sub(pattern, replacement, str(value))
 
 
+def _weighted_names(transports: Any) -> list[str]:
+    """Each transport's name repeated by its weight (for randmap:{...})."""
+    names: list[str] = []
+    for transport in transports:
+        names += [_line(transport["name"])] * int(transport.get("weight") or 1)
+    return names
+
+
 FILTERS: dict[str, Callable[..., Any]] = {
+    "weighted_names": _weighted_names,
     "line": _line,
     "apache_quote": _apache_quote,
     "shell_quote": lambda v: shlex.quote(_line(v)),
@@ -67,6 +76,8 @@ def make_environment(template_dirs: list[Path]) -> jinja2.Environment:
         autoescape=False,
     )
     env.filters.update(FILTERS)
+    env.tests["search"] = lambda value, pattern: re.search(pattern, str(value)) is not None
+    env.tests["match"] = lambda value, pattern: re.match(pattern, str(value)) is not None
     return env
 
 

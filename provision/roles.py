@@ -31,6 +31,7 @@ _ROLE_KEYS = {
     "validators",
     "tags",
     "checks",
+    "vars",
 }
 _FILE_KEYS = {
     "dest",
@@ -84,7 +85,7 @@ class FileResource:
     validate: str | None = None
     notify: list[str] = field(default_factory=list)
     when: str | None = None
-    loop: str | None = None
+    loop: str | list[Any] | None = None
     loop_var: str = "item"
     tags: list[str] = field(default_factory=list)
     location: Location | None = None
@@ -97,7 +98,7 @@ class DirectoryResource:
     owner: str = "root"
     group: str = "root"
     when: str | None = None
-    loop: str | None = None
+    loop: str | list[Any] | None = None
     loop_var: str = "item"
     tags: list[str] = field(default_factory=list)
     location: Location | None = None
@@ -116,7 +117,7 @@ class HandlerResource:
     name: str
     command: str
     check: str | None = None
-    loop: str | None = None
+    loop: str | list[Any] | None = None
     loop_var: str = "item"
     when: str | None = None
 
@@ -136,7 +137,7 @@ class ValidatorResource:
     files: list[str]
     description: str = ""
     when: str | None = None
-    loop: str | None = None
+    loop: str | list[Any] | None = None
     loop_var: str = "item"
 
 
@@ -154,6 +155,8 @@ class Role:
     handlers: list[HandlerResource] = field(default_factory=list)
     validators: list[ValidatorResource] = field(default_factory=list)
     checks: list[CheckResource] = field(default_factory=list)
+    vars: dict[str, Any] = field(default_factory=dict)
+    """Values computed from the variables (role vars); not settable from an inventory."""
     tags: list[str] = field(default_factory=list)
 
     @property
@@ -271,6 +274,13 @@ def parse_spec(name: str, data: Any, path: Path) -> VariableSpec:
     )
 
 
+def _loop(entry: Any, path: Path) -> str | list[Any] | None:
+    value = entry.get("loop")
+    if value is None or isinstance(value, (str, list)):
+        return value
+    raise RoleError("'loop' must be an expression or a list", _where(entry, "loop", path))
+
+
 def _entries(data: Any, key: str, path: Path) -> list[Any]:
     value = data.get(key) or []
     if not isinstance(value, list):
@@ -294,6 +304,13 @@ def parse_role(name: str, definition: Path) -> Role:
     if not isinstance(variables, dict):
         raise RoleError("'variables' must be a mapping", _where(data, "variables", definition))
     role.variables = {key: parse_spec(key, value, definition) for key, value in variables.items()}
+    computed = data.get("vars") or {}
+    if not isinstance(computed, dict):
+        raise RoleError("'vars' must be a mapping of names to expressions", _where(data, "vars", definition))
+    for key in computed:
+        if key in role.variables:
+            raise RoleError(f"{key!r} is both a variable and a computed var", _where(computed, key, definition))
+    role.vars = dict(computed)
 
     for entry in _entries(data, "files", definition):
         _check_keys(entry, _FILE_KEYS, "a file entry", definition)
@@ -315,7 +332,7 @@ def parse_role(name: str, definition: Path) -> Role:
                 validate=entry.get("validate"),
                 notify=_str_list(entry.get("notify"), "notify", where),
                 when=entry.get("when"),
-                loop=entry.get("loop"),
+                loop=_loop(entry, definition),
                 loop_var=str(entry.get("loop_var", "item")),
                 tags=_str_list(entry.get("tags"), "tags", where),
                 location=where,
@@ -333,7 +350,7 @@ def parse_role(name: str, definition: Path) -> Role:
                 owner=str(entry.get("owner", "root")),
                 group=str(entry.get("group", "root")),
                 when=entry.get("when"),
-                loop=entry.get("loop"),
+                loop=_loop(entry, definition),
                 loop_var=str(entry.get("loop_var", "item")),
                 tags=_str_list(entry.get("tags"), "tags", where),
                 location=where,
@@ -356,7 +373,7 @@ def parse_role(name: str, definition: Path) -> Role:
                 str(entry["name"]),
                 str(entry["command"]),
                 entry.get("check"),
-                entry.get("loop"),
+                _loop(entry, definition),
                 str(entry.get("loop_var", "item")),
                 entry.get("when"),
             )
@@ -383,7 +400,7 @@ def parse_role(name: str, definition: Path) -> Role:
                 _str_list(entry.get("files"), "files", where),
                 str(entry.get("description", "")),
                 entry.get("when"),
-                entry.get("loop"),
+                _loop(entry, definition),
                 str(entry.get("loop_var", "item")),
             )
         )

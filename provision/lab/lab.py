@@ -16,7 +16,7 @@ import socket
 import subprocess
 import time
 import zlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from provision.lab.image import build_image
 
 LABEL = "provision.lab"
 SSH_WAIT_SECONDS = 60.0
+EXTRA_ADDRESSES = 3
 ENTRYPOINT = """set -e
 mkdir -p /run/sshd /root/.ssh
 chmod 700 /root/.ssh
@@ -40,6 +41,8 @@ class LabHost:
     name: str
     address: str
     container: str
+    extra_addresses: list[str] = field(default_factory=list)
+    """More loopback addresses of this host (outgoing IPs of Postfix transports)."""
 
 
 def lab_root() -> Path:
@@ -47,9 +50,10 @@ def lab_root() -> Path:
 
 
 def address_block(name: str) -> str:
-    """127.S.T: a /24 inside 127.0.0.0/8 chosen from the lab's name."""
+    """127.S.T: a /24 inside 127.0.0.0/8 chosen from the lab's name; the
+    next few /24s (T+1...) hold the hosts' extra addresses."""
     digest = zlib.crc32(name.encode())
-    return f"127.{100 + digest % 100}.{digest // 100 % 250 + 1}"
+    return f"127.{100 + digest % 100}.{(digest // 100 % 50) * 5 + 1}"
 
 
 class Lab:
@@ -107,9 +111,19 @@ class Lab:
         names = names or [f"{self.name}-{i}" for i in range(1, count + 1)]
         if not names or len(names) > 250:
             raise LabError(f"a lab holds 1 to 250 hosts, not {len(names)}")
-        hosts = [LabHost(host, f"{block}.{i}", f"{self.namespace}-{self.name}-{i}") for i, host in enumerate(names, start=1)]
+        prefix, third = block.rsplit(".", 1)
+        hosts = [
+            LabHost(
+                host,
+                f"{block}.{i}",
+                f"{self.namespace}-{self.name}-{i}",
+                [f"{prefix}.{int(third) + k}.{i}" for k in range(1, EXTRA_ADDRESSES + 1)],
+            )
+            for i, host in enumerate(names, start=1)
+        ]
         for host in hosts:
-            self._add_address(host.address)
+            for address in [host.address, *host.extra_addresses]:
+                self._add_address(address)
             self._start_container(image, host, public_key)
         for host in hosts:
             wait_for_ssh(host.address, SSH_WAIT_SECONDS)
@@ -127,7 +141,8 @@ class Lab:
             with contextlib.suppress(NotFound):
                 self.client.containers.get(host.container).remove(force=True)
         for host in self.hosts():
-            self._remove_address(host.address)
+            for address in [host.address, *host.extra_addresses]:
+                self._remove_address(address)
         if self.state_file.exists():
             self.state_file.unlink()
 
@@ -219,7 +234,7 @@ class Lab:
             f"    known_hosts: {self.known_hosts}",
             "  hosts:",
         ]
-        lines += [f"    {h.name}:\n      host: {h.address}" for h in hosts]
+        lines += [f"    {h.name}:\n      host: {h.address}\n      lab_addresses: [{', '.join(h.extra_addresses)}]" for h in hosts]
         return "\n".join(lines) + "\n"
 
 

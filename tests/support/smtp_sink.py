@@ -1,0 +1,66 @@
+"""A real SMTP server on a loopback address that keeps what it receives,
+with the client's address and HELO name (aiosmtpd)."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+
+@dataclass
+class Received:
+    peer: str
+    helo: str
+    sender: str
+    recipients: list[str]
+    subject: str
+
+
+@dataclass
+class _Handler:
+    messages: list[Received] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's hook name
+        subject = message_from_bytes(envelope.original_content or b"").get("Subject", "")
+        with self.lock:
+            self.messages.append(Received(session.peer[0], session.host_name or "", envelope.mail_from, list(envelope.rcpt_tos), subject))
+        return "250 OK kept"
+
+
+class SmtpSink:
+    """Listens on ``address:port``; the address is added to ``lo`` for the test."""
+
+    def __init__(self, address: str, port: int = 2525) -> None:
+        self.address, self.port = address, port
+        self.handler = _Handler()
+        self.controller = Controller(self.handler, hostname=address, port=port)
+
+    def __enter__(self) -> SmtpSink:
+        subprocess.run(["ip", "addr", "add", f"{self.address}/32", "dev", "lo"], capture_output=True, check=False)
+        self.controller.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.controller.stop()
+        subprocess.run(["ip", "addr", "del", f"{self.address}/32", "dev", "lo"], capture_output=True, check=False)
+
+    @property
+    def messages(self) -> list[Received]:
+        with self.handler.lock:
+            return list(self.handler.messages)
+
+    def wait_for(self, count: int, timeout: float = 60.0) -> list[Received]:
+        """Wait until ``count`` messages arrived (polling, bounded by ``timeout``)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if len(self.messages) >= count:
+                return self.messages
+            time.sleep(0.2)
+        raise AssertionError(f"the sink got {len(self.messages)} of {count} messages within {timeout:g}s: {self.messages}")
