@@ -27,7 +27,8 @@ class _Handler:
     messages: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's hook name
+    # aiosmtpd calls this hook by name.
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         subject = message_from_bytes(envelope.original_content or b"").get("Subject", "")
         with self.lock:
             self.messages.append(Received(session.peer[0], session.host_name or "", envelope.mail_from, list(envelope.rcpt_tos), subject))
