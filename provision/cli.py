@@ -253,8 +253,10 @@ def roles(inventory: Path | None, names: tuple[str, ...]) -> None:
 
 def _register() -> None:
     from provision.cli_lab import lab, test_role
+    from provision.cli_mail import mail
 
     main.add_command(lab)
+    main.add_command(mail)
     main.add_command(test_role)
 
 

@@ -452,7 +452,77 @@ def prune_backups(root: str, keep: int) -> None:
         shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
 
 
-OPERATIONS = {"probe": op_probe, "stage": op_stage, "commit": op_commit}
+# --- mail operations (provision mail ...) ------------------------------------
+
+
+def postfix_instances() -> List[Dict[str, str]]:
+    """Every Postfix instance on the host, primary first."""
+    if shutil.which("postconf") is None:
+        return []
+    listing = run("postmulti -l -a") if shutil.which("postmulti") else {"exit": 1, "output": ""}  # type: Dict[str, Any]
+    instances = []
+    if listing["exit"] == 0:
+        for line in listing["output"].splitlines():
+            parts = line.split()
+            if len(parts) == 4:
+                instances.append({"name": parts[0], "group": parts[1], "enabled": parts[2], "config_directory": parts[3]})
+    return instances or [{"name": "-", "group": "-", "enabled": "y", "config_directory": "/etc/postfix"}]
+
+
+def queue_summary(directory: str) -> Dict[str, Any]:
+    listing = run("postqueue -c %s -j" % shlex.quote(directory))
+    if listing["exit"] != 0:
+        return {"error": listing["output"].strip()}
+    count, size, oldest = 0, 0, None  # type: int, int, Optional[int]
+    by_queue = {}  # type: Dict[str, int]
+    domains = {}  # type: Dict[str, int]
+    for line in listing["output"].splitlines():
+        try:
+            message = json.loads(line)
+        except ValueError:
+            continue
+        count += 1
+        size += int(message.get("message_size", 0))
+        arrival = message.get("arrival_time")
+        if arrival is not None and (oldest is None or arrival < oldest):
+            oldest = int(arrival)
+        queue = message.get("queue_name", "?")
+        by_queue[queue] = by_queue.get(queue, 0) + 1
+        for recipient in message.get("recipients", []):
+            domain = recipient.get("address", "").rpartition("@")[2] or "(local)"
+            domains[domain] = domains.get(domain, 0) + 1
+    top = sorted(domains.items(), key=lambda item: (-item[1], item[0]))[:5]
+    return {"count": count, "bytes": size, "oldest": oldest, "queues": by_queue, "top_destinations": top, "now": int(time.time())}
+
+
+MAIL_COMMANDS = {
+    "flush": "postqueue -c %s -f",
+    "requeue": "postsuper -c %s -r ALL",
+    "delete": "postsuper -c %s -d ALL",
+}
+
+
+def op_mail(request: Dict[str, Any]) -> Dict[str, Any]:
+    action, wanted = request["action"], request.get("instance")
+    instances = [i for i in postfix_instances() if wanted in (None, i["name"], i["config_directory"])]
+    if not instances:
+        raise Failure("no Postfix instance here" + (" named %s" % wanted if wanted else ""))
+    results = []
+    for instance in instances:
+        directory = instance["config_directory"]
+        entry = dict(instance)  # type: Dict[str, Any]
+        if action == "queue":
+            entry["queue"] = queue_summary(directory)
+        elif action == "check":
+            entry["check"] = run("postfix -c %s check" % shlex.quote(directory))
+            entry["map_types"] = run("postconf -c %s -m" % shlex.quote(directory))["output"].split()
+        else:
+            entry["result"] = run(MAIL_COMMANDS[action] % shlex.quote(directory))
+        results.append(entry)
+    return {"ok": True, "instances": results}
+
+
+OPERATIONS = {"probe": op_probe, "stage": op_stage, "commit": op_commit, "mail": op_mail}
 
 
 def handle(request: Dict[str, Any]) -> Dict[str, Any]:

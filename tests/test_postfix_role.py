@@ -16,24 +16,37 @@ GOOD: dict[str, Any] = {
     "postfix_inet_interfaces": ["127.0.0.5"],
     "postfix_transports": [
         {"name": "out1", "bind_address": "127.0.0.11", "helo_name": "out1.example.net"},
-        {"name": "out2", "bind_address": "2001:db8::2", "helo_name": "out2.example.net", "weight": 3,
-         "options": {"smtp_connect_timeout": "10s", "smtp_tls_note_starttls_offer": True}},
+        {
+            "name": "out2",
+            "bind_address": "2001:db8::2",
+            "helo_name": "out2.example.net",
+            "weight": 3,
+            "options": {"smtp_connect_timeout": "10s", "smtp_tls_note_starttls_offer": True},
+        },
     ],
     "postfix_transport_selection": "sender",
     "postfix_sender_transports": {"@news.example.net": "out1"},
-    "postfix_instances": [{"name": "postfix-out", "inet_interfaces": ["127.0.0.6"], "transport_selection": "random",
-                           "transports": [{"name": "bulk1", "bind_address": "127.0.0.21"}]}],
+    "postfix_instances": [
+        {
+            "name": "postfix-out",
+            "inet_interfaces": ["127.0.0.6"],
+            "transport_selection": "random",
+            "transports": [{"name": "bulk1", "bind_address": "127.0.0.21"}],
+        }
+    ],
 }
 
 
 @pytest.fixture
 def compile_host(make_tree: Callable[[dict[str, str]], Path]) -> Callable[[dict[str, Any]], dict[str, str]]:
     def compile_with(host_vars: dict[str, Any]) -> dict[str, str]:
-        folder = make_tree({
-            "hosts.yml": "all:\n  hosts:\n    mx1.example.net:\n",
-            "host_vars/mx1.example.net.yml": yaml.safe_dump(host_vars),
-            "site.yml": "- hosts: all\n  roles: [postfix]\n",
-        })
+        folder = make_tree(
+            {
+                "hosts.yml": "all:\n  hosts:\n    mx1.example.net:\n",
+                "host_vars/mx1.example.net.yml": yaml.safe_dump(host_vars),
+                "site.yml": "- hosts: all\n  roles: [postfix]\n",
+            }
+        )
         compiled = Project.load(folder).compile("mx1.example.net")
         return {path: entry.content.decode() for path, entry in compiled.desired.files.items()}
 
@@ -62,39 +75,59 @@ def test_random_selection_weights(compile_host: Callable[[dict[str, Any]], dict[
 
 def test_option_with_spaces_uses_braces(compile_host: Callable[[dict[str, Any]], dict[str, str]]) -> None:
     values = {**GOOD}
-    values["postfix_transports"] = [{"name": "out1", "bind_address": "127.0.0.11",
-                                     "options": {"smtp_tls_policy_maps": "hash:/a, hash:/b"}}]
+    values["postfix_transports"] = [{"name": "out1", "bind_address": "127.0.0.11", "options": {"smtp_tls_policy_maps": "hash:/a, hash:/b"}}]
     assert "  -o { smtp_tls_policy_maps = hash:/a, hash:/b }\n" in compile_host(values)["/etc/postfix/master.cf"]
 
 
 def test_postfix_main_and_booleans(compile_host: Callable[[dict[str, Any]], dict[str, str]]) -> None:
-    main = compile_host({**GOOD, "postfix_main": {"smtputf8_enable": False, "header_size_limit": 204800,
-                                                    "smtpd_timeout": "45s"}})["/etc/postfix/main.cf"]
+    main = compile_host({**GOOD, "postfix_main": {"smtputf8_enable": False, "header_size_limit": 204800, "smtpd_timeout": "45s"}})[
+        "/etc/postfix/main.cf"
+    ]
     assert "smtputf8_enable = no\n" in main and "header_size_limit = 204800\n" in main
     assert main.count("smtpd_timeout =") == 1 and "smtpd_timeout = 45s\n" in main  # postfix_main wins, once
 
 
 BAD = [
-    ("bind address", {"postfix_transports": [{"name": "out1", "bind_address": "mx.example.net"}]},
-     "postfix_transports[0].bind_address: expected an IPv4 or IPv6 address"),
-    ("hostname with newline", {"postfix_myhostname": "mx1.example.net\nrelayhost = evil"}, "postfix_myhostname: must not contain a newline"),
-    ("duplicate transports", {"postfix_transports": [{"name": "out1", "bind_address": "127.0.0.2"},
-                                                     {"name": "out1", "bind_address": "127.0.0.3"}]},
-     "name 'out1' is used twice"),
+    (
+        "bind address",
+        {"postfix_transports": [{"name": "out1", "bind_address": "mx.example.net"}]},
+        "postfix_transports[0].bind_address: expected an IPv4 or IPv6 address",
+    ),
+    (
+        "hostname with newline",
+        {"postfix_myhostname": "mx1.example.net\nrelayhost = evil"},
+        "postfix_myhostname: must not contain a newline",
+    ),
+    (
+        "duplicate transports",
+        {"postfix_transports": [{"name": "out1", "bind_address": "127.0.0.2"}, {"name": "out1", "bind_address": "127.0.0.3"}]},
+        "name 'out1' is used twice",
+    ),
     ("time unit", {"postfix_maximal_queue_lifetime": "5y"}, "postfix_maximal_queue_lifetime: expected a time with Postfix units"),
-    ("unknown transport", {"postfix_transports": [{"name": "out1", "bind_address": "127.0.0.2"}],
-                           "postfix_transport_selection": "sender", "postfix_sender_transports": {"@a.example": "out9"}},
-     "postfix_sender_transports: names a transport that postfix_transports does not define (out9)"),
+    (
+        "unknown transport",
+        {
+            "postfix_transports": [{"name": "out1", "bind_address": "127.0.0.2"}],
+            "postfix_transport_selection": "sender",
+            "postfix_sender_transports": {"@a.example": "out9"},
+        },
+        "postfix_sender_transports: names a transport that postfix_transports does not define (out9)",
+    ),
     ("selection without transports", {"postfix_transport_selection": "random"}, "needs at least one entry in postfix_transports"),
-    ("newline in main", {"postfix_main": {"smtpd_banner": "hi\nmynetworks = 0.0.0.0/0"}}, "postfix_main.smtpd_banner: must not contain a newline"),
+    (
+        "newline in main",
+        {"postfix_main": {"smtpd_banner": "hi\nmynetworks = 0.0.0.0/0"}},
+        "postfix_main.smtpd_banner: must not contain a newline",
+    ),
     ("access key with space", {"postfix_access": {"client": {"a b": "REJECT"}}}, "a key of an access table holds whitespace: a b"),
     ("typo", {"postfix_relayhots": "[relay]:25"}, "did you mean 'postfix_relayhost'?"),
 ]
 
 
 @pytest.mark.parametrize(("name", "values", "message"), BAD, ids=[b[0] for b in BAD])
-def test_bad_input_names_variable_and_file(compile_host: Callable[[dict[str, Any]], dict[str, str]], name: str,
-                                           values: dict[str, Any], message: str) -> None:
+def test_bad_input_names_variable_and_file(
+    compile_host: Callable[[dict[str, Any]], dict[str, str]], name: str, values: dict[str, Any], message: str
+) -> None:
     with pytest.raises(ProvisionError) as caught:
         compile_host(values)
     assert message in caught.value.message

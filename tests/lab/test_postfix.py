@@ -5,6 +5,7 @@ a postmulti instance, aliases, tuned parameters, reload versus restart."""
 from __future__ import annotations
 
 import json
+import os
 import smtplib
 import subprocess
 import uuid
@@ -255,3 +256,43 @@ def test_unknown_parameter_fails_validation_and_changes_nothing(mail_lab: Lab, s
     errors = json.loads(done.stdout)["hosts"]["postfix-1"]["errors"][0]
     assert "unused parameter: smtpd_tiemout=60s" in errors and "nothing was changed" in errors
     assert sh(mail_lab, "postfix-1", "sha256sum /etc/postfix/main.cf") == before
+
+
+def test_mail_commands_across_hosts_and_instances(mail_lab: Lab, sink: SmtpSink, tmp_path: Path) -> None:
+    host_vars = instance_vars(mail_lab, sink.address)
+    host_vars["postfix_relayhost"] = f"[{sink.address}]:{SINK_PORT + 1}"  # nothing listens: mail stays queued
+    converge(mail_lab, tmp_path, {"postfix-2": host_vars})
+    host = mail_lab.host("postfix-2")
+    inventory = ["-i", str(mail_lab.inventory_file), "--limit", "postfix-2"]
+    sh(mail_lab, "postfix-2", "postsuper -d ALL >/dev/null 2>&1; postsuper -c /etc/postfix-out -d ALL >/dev/null 2>&1; true")
+    for number in range(3):
+        send(host.extra_addresses[0], f"q{number}@bulk.example.net", "queued")
+    sh(mail_lab, "postfix-2", "for i in $(seq 100); do [ $(postqueue -c /etc/postfix-out -j | wc -l) -ge 3 ] && break; sleep 0.2; done")
+
+    def mail(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["provision", "mail", *args, *inventory],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=300,
+            env={**os.environ, "COLUMNS": "200"},
+        )
+
+    queue = mail("queue", "--json")
+    assert queue.returncode == 0, queue.stderr
+    instances = {i["name"]: i["queue"] for i in json.loads(queue.stdout)["hosts"]["postfix-2"]["instances"]}
+    assert instances["postfix-out"]["count"] == 3 and instances["-"]["count"] == 0
+    assert instances["postfix-out"]["top_destinations"] == [["remote.example.org", 3]]
+    table = mail("queue")
+    assert "postfix-out" in table.stdout and "remote.example.org (3)" in table.stdout
+
+    assert mail("flush").returncode == 0
+    assert mail("requeue", "--instance", "postfix-out").returncode == 0
+    check = mail("check")
+    assert check.returncode == 0 and "map types:" in check.stdout and "hash" in check.stdout
+
+    refused = mail("delete")
+    assert refused.returncode == 1 and "--all --yes" in refused.stderr
+    assert mail("delete", "--all", "--yes", "--instance", "postfix-out").returncode == 0
+    assert sh(mail_lab, "postfix-2", "postqueue -c /etc/postfix-out -j | wc -l").strip() == "0"
