@@ -296,3 +296,34 @@ def test_mail_commands_across_hosts_and_instances(mail_lab: Lab, sink: SmtpSink,
     assert refused.returncode == 1 and "--all --yes" in refused.stderr
     assert mail("delete", "--all", "--yes", "--instance", "postfix-out").returncode == 0
     assert sh(mail_lab, "postfix-2", "postqueue -c /etc/postfix-out -j | wc -l").strip() == "0"
+
+
+def test_access_map_rejects_a_client(mail_lab: Lab, sink: SmtpSink, tmp_path: Path) -> None:
+    host_vars = base_vars(mail_lab, "postfix-1", sink.address)
+    host_vars["postfix_access"] = {"client": {sink.address: "REJECT blocked by provision test"}}
+    result = converge(mail_lab, tmp_path, {"postfix-1": host_vars})["postfix-1"]
+    assert "postmap access_client" in result["handlers"]
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = "a@example.net", "b@remote.example.org", "blocked"
+    message.set_content("x")
+    with smtplib.SMTP(mail_lab.host("postfix-1").address, 25, timeout=30, source_address=(sink.address, 0)) as client:
+        with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
+            client.send_message(message)
+    assert b"blocked by provision test" in str(refused.value).encode()
+    converge(mail_lab, tmp_path, {"postfix-1": base_vars(mail_lab, "postfix-1", sink.address)})
+
+
+def test_starttls_with_the_configured_certificate(mail_lab: Lab, sink: SmtpSink, tmp_path: Path) -> None:
+    sh(
+        mail_lab,
+        "postfix-1",
+        "openssl req -x509 -newkey rsa:2048 -nodes -keyout /etc/ssl/private/postfix-test.key "
+        "-out /etc/ssl/certs/postfix-test.pem -subj /CN=postfix-1.example.net -days 2 2>/dev/null; chmod 600 /etc/ssl/private/postfix-test.key",
+    )
+    host_vars = base_vars(mail_lab, "postfix-1", sink.address)
+    host_vars["postfix_tls"] = {"cert_file": "/etc/ssl/certs/postfix-test.pem", "key_file": "/etc/ssl/private/postfix-test.key"}
+    converge(mail_lab, tmp_path, {"postfix-1": host_vars})
+    address = mail_lab.host("postfix-1").address
+    handshake = sh(mail_lab, "postfix-1", f"openssl s_client -starttls smtp -connect {address}:25 -brief </dev/null 2>&1 || true")
+    assert "Protocol version: TLSv1.3" in handshake and "CN = postfix-1.example.net" in handshake
+    converge(mail_lab, tmp_path, {"postfix-1": base_vars(mail_lab, "postfix-1", sink.address)})
