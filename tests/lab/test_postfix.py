@@ -306,9 +306,12 @@ def test_access_map_rejects_a_client(mail_lab: Lab, sink: SmtpSink, tmp_path: Pa
     message = EmailMessage()
     message["From"], message["To"], message["Subject"] = "a@example.net", "b@remote.example.org", "blocked"
     message.set_content("x")
-    with smtplib.SMTP(mail_lab.host("postfix-1").address, 25, timeout=30, source_address=(sink.address, 0)) as client:
-        with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
-            client.send_message(message)
+    address = mail_lab.host("postfix-1").address
+    with (
+        smtplib.SMTP(address, 25, timeout=30, source_address=(sink.address, 0)) as client,
+        pytest.raises(smtplib.SMTPRecipientsRefused) as refused,
+    ):
+        client.send_message(message)
     assert b"blocked by provision test" in str(refused.value).encode()
     converge(mail_lab, tmp_path, {"postfix-1": base_vars(mail_lab, "postfix-1", sink.address)})
 
@@ -318,7 +321,8 @@ def test_starttls_with_the_configured_certificate(mail_lab: Lab, sink: SmtpSink,
         mail_lab,
         "postfix-1",
         "openssl req -x509 -newkey rsa:2048 -nodes -keyout /etc/ssl/private/postfix-test.key "
-        "-out /etc/ssl/certs/postfix-test.pem -subj /CN=postfix-1.example.net -days 2 2>/dev/null; chmod 600 /etc/ssl/private/postfix-test.key",
+        "-out /etc/ssl/certs/postfix-test.pem -subj /CN=postfix-1.example.net -days 2 2>/dev/null; "
+        "chmod 600 /etc/ssl/private/postfix-test.key",
     )
     host_vars = base_vars(mail_lab, "postfix-1", sink.address)
     host_vars["postfix_tls"] = {"cert_file": "/etc/ssl/certs/postfix-test.pem", "key_file": "/etc/ssl/private/postfix-test.key"}
