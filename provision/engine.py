@@ -44,6 +44,7 @@ class HostResult:
     handlers: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    facts: dict[str, str] = field(default_factory=dict)
     round_trips: int = 0
     seconds: float = 0.0
 
@@ -61,6 +62,7 @@ def probe_request(desired: DesiredState, want_diff: bool) -> dict[str, Any]:
         "directories": list(desired.directories),
         "packages": desired.packages,
         "services": sorted({s.name for s in desired.services}),
+        "facts": desired.facts,
     }
 
 
@@ -159,6 +161,7 @@ def converge(connector: Connector, desired: DesiredState, *, check: bool, want_d
     started = time.monotonic()
     try:
         actual = parse_probe(desired.host, _checked(call_agent(connector, probe_request(desired, want_diff), PROBE_TIMEOUT), "probe"))
+        result.facts = dict(actual.facts)
         plan = make_plan(desired, actual)
         report_plan(result, plan, want_diff, secrets)
         if plan.problems:

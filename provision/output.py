@@ -39,6 +39,7 @@ def to_json(command: str, results: list[HostResult], check: bool) -> str:
                 "services": r.services,
                 "handlers": r.handlers,
                 "errors": r.errors,
+                "facts": r.facts,
                 "round_trips": r.round_trips,
                 "seconds": r.seconds,
             }

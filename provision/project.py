@@ -226,6 +226,8 @@ def _add_role(
         for name in entry.notify if entry.role == role.name else ():
             if name not in desired.handlers:
                 raise TemplateError(f"{path} in {where} notifies {name!r}, which is not a handler of this host")
+    for name, command in role.facts.items():
+        desired.facts[name] = renderer.render_string(command, context, where)
     for validator in role.validators:
         for item in _items(validator, renderer, context, where):
             files = tuple(renderer.render_string(f, item, where) for f in validator.files)

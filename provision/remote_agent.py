@@ -183,8 +183,17 @@ def op_probe(request: Dict[str, Any]) -> Dict[str, Any]:
         "directories": directories,
         "packages": probe_packages(request.get("packages", [])),
         "services": {name: probe_service(name) for name in request.get("services", [])},
-        "facts": facts(),
+        "facts": dict(facts(), **role_facts(request.get("facts", {}))),
     }
+
+
+def role_facts(commands: Dict[str, str]) -> Dict[str, str]:
+    """Each role fact's output, or "" when its command fails (say, not installed yet)."""
+    answers = {}
+    for name, command in commands.items():
+        outcome = run(command, timeout=60)
+        answers[name] = outcome["output"].strip() if outcome["exit"] == 0 else ""
+    return answers
 
 
 def facts() -> Dict[str, str]:

@@ -32,6 +32,7 @@ _ROLE_KEYS = {
     "tags",
     "checks",
     "vars",
+    "facts",
 }
 _FILE_KEYS = {
     "dest",
@@ -157,6 +158,8 @@ class Role:
     checks: list[CheckResource] = field(default_factory=list)
     vars: dict[str, Any] = field(default_factory=dict)
     """Values computed from the variables (role vars); not settable from an inventory."""
+    facts: dict[str, str] = field(default_factory=dict)
+    """Shell commands whose output the probe reports (name -> command)."""
     tags: list[str] = field(default_factory=list)
 
     @property
@@ -311,6 +314,10 @@ def parse_role(name: str, definition: Path) -> Role:
         if key in role.variables:
             raise RoleError(f"{key!r} is both a variable and a computed var", _where(computed, key, definition))
     role.vars = dict(computed)
+    facts = data.get("facts") or {}
+    if not isinstance(facts, dict) or not all(isinstance(v, str) for v in facts.values()):
+        raise RoleError("'facts' must map names to shell commands", _where(data, "facts", definition))
+    role.facts = dict(facts)
 
     for entry in _entries(data, "files", definition):
         _check_keys(entry, _FILE_KEYS, "a file entry", definition)

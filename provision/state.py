@@ -77,6 +77,8 @@ class DesiredState:
     handlers: dict[str, Handler] = field(default_factory=dict)
     validators: list[Validator] = field(default_factory=list)
     roles: list[str] = field(default_factory=list)
+    facts: dict[str, str] = field(default_factory=dict)
+    """Role facts: name -> shell command, run by the probe."""
 
 
 @dataclass(frozen=True)

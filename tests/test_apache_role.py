@@ -1,0 +1,105 @@
+"""The apache role compiled on the controller: what it renders and what it refuses."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from provision.errors import ProvisionError
+from provision.project import Project
+
+VHOST = {
+    "server_name": "www.example.net",
+    "document_root": "/srv/www",
+    "directories": [{"path": "/srv/www/up", "limit_request_body": 1000}],
+    "locations": [{"path": "/status", "handler": "server-status"}],
+}
+
+
+@pytest.fixture
+def compile_host(make_tree: Callable[[dict[str, str]], Path]) -> Callable[[dict[str, Any]], dict[str, str]]:
+    def compile_with(host_vars: dict[str, Any]) -> dict[str, str]:
+        folder = make_tree(
+            {
+                "hosts.yml": "all:\n  hosts:\n    web1.example.net:\n",
+                "host_vars/web1.example.net.yml": yaml.safe_dump(host_vars),
+                "site.yml": "- hosts: all\n  roles: [apache]\n",
+            }
+        )
+        compiled = Project.load(folder).compile("web1.example.net")
+        return {path: entry.content.decode() for path, entry in compiled.desired.files.items()}
+
+    return compile_with
+
+
+def test_only_the_chosen_mpm_and_its_settings(compile_host: Callable[[dict[str, Any]], dict[str, str]]) -> None:
+    modules = compile_host({"apache_mpm": "worker", "apache_mpm_settings": {"ThreadsPerChild": 25, "MaxRequestWorkers": 150}})[
+        "/etc/apache2/provision/modules.conf"
+    ]
+    assert modules.count("mpm_") == 2 and "Include mods-available/mpm_worker.load\n" in modules
+    assert "\tMaxRequestWorkers 150\n" in modules and "\tThreadsPerChild 25\n" in modules
+
+
+def test_vhost_sections_and_tls_module(compile_host: Callable[[dict[str, Any]], dict[str, str]]) -> None:
+    vhost = {
+        **VHOST,
+        "tls": {"cert_file": "/etc/ssl/certs/w.pem", "key_file": "/etc/ssl/private/w.key"},
+        "handlers": {"cgi-script": [".cgi"]},
+    }
+    files = compile_host({"apache_vhosts": [vhost], "apache_mpm": "prefork"})
+    vhosts, modules = files["/etc/apache2/provision/vhosts.conf"], files["/etc/apache2/provision/modules.conf"]
+    assert '<Directory "/srv/www/up">' in vhosts and "LimitRequestBody 1000" in vhosts
+    assert '<Location "/status">\n\t\tSetHandler server-status' in vhosts
+    assert '<Directory "/srv/www">\n\t\tRequire all granted' in vhosts
+    assert "SSLEngine on" in vhosts and "AddHandler cgi-script .cgi" in vhosts
+    assert "mods-available/ssl.load" in modules and "mods-available/cgi.load" in modules
+
+
+def test_rotated_access_log(compile_host: Callable[[dict[str, Any]], dict[str, str]]) -> None:
+    conf = compile_host({"apache_access_log": {"rotate": True, "interval": 3600}})["/etc/apache2/apache2.conf"]
+    assert 'CustomLog "|/usr/bin/rotatelogs -l ${APACHE_LOG_DIR}/access_log.%Y-%m-%d 3600" combined' in conf
+
+
+BAD = [
+    (
+        "thread setting under prefork",
+        {"apache_mpm": "prefork", "apache_mpm_settings": {"ThreadsPerChild": 25}},
+        "ThreadsPerChild does not belong to the prefork MPM",
+    ),
+    ("process setting under event", {"apache_mpm_settings": {"MinSpareServers": 5}}, "MinSpareServers does not belong to the event MPM"),
+    (
+        "workers above limits",
+        {"apache_mpm": "worker", "apache_mpm_settings": {"ServerLimit": 2, "ThreadsPerChild": 25, "MaxRequestWorkers": 100}},
+        "MaxRequestWorkers 100 is more than ServerLimit x ThreadsPerChild (2 x 25 = 50)",
+    ),
+    ("unknown mpm", {"apache_mpm": "threaded"}, "apache_mpm: expected one of 'prefork', 'worker', 'event'"),
+    (
+        "relative directory",
+        {"apache_vhosts": [{**VHOST, "directories": [{"path": "srv/www"}]}]},
+        "apache_vhosts[0].directories[0].path: expected an absolute path",
+    ),
+    (
+        "location without slash",
+        {"apache_vhosts": [{**VHOST, "locations": [{"path": "status"}]}]},
+        "apache_vhosts[0].locations[0].path: must match",
+    ),
+    (
+        "newline in require",
+        {"apache_vhosts": [{**VHOST, "directories": [{"path": "/srv", "require": "all granted\nInclude /x"}]}]},
+        "must not contain a newline",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "values", "message"), BAD, ids=[b[0] for b in BAD])
+def test_bad_input_is_refused(
+    compile_host: Callable[[dict[str, Any]], dict[str, str]], name: str, values: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ProvisionError) as caught:
+        compile_host(values)
+    assert message in caught.value.message
+    assert caught.value.location is not None and caught.value.location.file.endswith("host_vars/web1.example.net.yml")
