@@ -36,8 +36,11 @@ def plan(desired: DesiredState, actual: ActualState) -> Plan:
         if fact.exists and fact.is_file:
             result.problems.append(f"{path} is a file where a directory is wanted")
             continue
-        reasons = _file_reasons(directory.mode, directory.owner, directory.group, "", fact)
-        reasons = tuple(r for r in reasons if r != "content")
+        if directory.mode is None:
+            reasons: tuple[str, ...] = () if fact.exists else ("create",)
+        else:
+            reasons = _file_reasons(directory.mode, directory.owner, directory.group, "", fact)
+            reasons = tuple(r for r in reasons if r != "content")
         if reasons:
             result.directories.append(DirectoryChange(directory, reasons))
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import base64
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from provision.agent_client import call_agent
 from provision.connectors.base import Connector
 from provision.diff import plan as make_plan
 from provision.errors import ConnectionFailure, RemoteError
+from provision.mergers import MERGERS
 from provision.state import ActualState, DesiredState, FileFact, Plan, ServiceFact
 from provision.textdiff import file_diff, mask
 
@@ -57,7 +58,13 @@ def probe_request(desired: DesiredState, want_diff: bool) -> dict[str, Any]:
     return {
         "op": "probe",
         "files": [
-            {"path": path, "sha256": entry.sha256, "want_content": want_diff and not entry.secret} for path, entry in desired.files.items()
+            {
+                "path": path,
+                "sha256": entry.sha256,
+                "want_content": want_diff and not entry.secret,
+                "always_content": entry.merge is not None,
+            }
+            for path, entry in desired.files.items()
         ],
         "directories": list(desired.directories),
         "packages": desired.packages,
@@ -84,6 +91,23 @@ def _fact(path: str, fact: dict[str, Any]) -> FileFact:
     return FileFact(
         path, True, bool(fact.get("is_file")), fact.get("sha256"), fact.get("mode"), fact.get("owner"), fact.get("group"), content
     )
+
+
+def merged(desired: DesiredState, actual: ActualState) -> DesiredState:
+    """Files shared with the host get their content from its current one."""
+    if not any(entry.merge for entry in desired.files.values()):
+        return desired
+    files = dict(desired.files)
+    for path, entry in desired.files.items():
+        if entry.merge is None:
+            continue
+        fact = actual.files.get(path)
+        if fact is not None and fact.exists and fact.content is None:
+            raise RemoteError(f"{path} is too large to merge managed lines into")
+        current = fact.content if fact is not None and fact.exists and fact.content is not None else b""
+        kind, data = entry.merge
+        files[path] = replace(entry, content=MERGERS[kind](current, data))
+    return replace(desired, files=files)
 
 
 def _checked(answer: dict[str, Any], step: str) -> dict[str, Any]:
@@ -162,6 +186,7 @@ def converge(connector: Connector, desired: DesiredState, *, check: bool, want_d
     try:
         actual = parse_probe(desired.host, _checked(call_agent(connector, probe_request(desired, want_diff), PROBE_TIMEOUT), "probe"))
         result.facts = dict(actual.facts)
+        desired = merged(desired, actual)
         plan = make_plan(desired, actual)
         report_plan(result, plan, want_diff, secrets)
         if plan.problems:

@@ -181,7 +181,8 @@ def _add_role(
             continue
         for item in _items(directory, renderer, context, where):
             path = renderer.render_string(directory.path, item, where)
-            mode = _mode(renderer.render_string(directory.mode, item, where), where)
+            mode_text = renderer.render_string(directory.mode, item, where)
+            mode = None if mode_text == "keep" else _mode(mode_text, where)
             desired.directories[path] = DesiredDirectory(path, mode, directory.owner, directory.group, role.name)
     for resource in role.files:
         if not _selected(role_tags | set(resource.tags), tags):
@@ -204,6 +205,7 @@ def _add_role(
                 secret=resource.secret,
                 validate=renderer.render_string(resource.validate, item, where) if resource.validate else None,
                 notify=tuple(renderer.render_string(n, item, where) for n in resource.notify),
+                merge=_merge(resource, renderer, item, where),
             )
     if not _selected(role_tags, tags):
         return
@@ -259,7 +261,19 @@ def _check_rules(role: Role, renderer: Renderer, context: dict[str, Any], where:
             raise VariableError(prefix + message, location or Location(str(role.path / "role.yml")))
 
 
+def _merge(resource: FileResource, renderer: Renderer, context: dict[str, Any], where: str) -> tuple[str, Any] | None:
+    if resource.merge is None:
+        return None
+    data = resource.merge["data"]
+    return str(resource.merge["kind"]), renderer.evaluate(data, context, where) if isinstance(data, str) else data
+
+
 def _content(resource: FileResource, role: Role, renderer: Renderer, context: dict[str, Any], where: str) -> bytes:
+    if resource.merge is not None:
+        from provision.mergers import MERGERS
+
+        kind, data = _merge(resource, renderer, context, where) or ("", None)
+        return MERGERS[kind](b"", data)  # against an empty file until the probe tells what is there
     if resource.template is not None:
         return renderer.render_template(resource.template, context).encode()
     if resource.content is not None:

@@ -171,7 +171,7 @@ def op_probe(request: Dict[str, Any]) -> Dict[str, Any]:
                 fact["sha256"] = file_sha256(where)
             except OSError as exc:
                 fact["error"] = str(exc)
-            wanted = entry.get("want_content") and fact.get("sha256") != entry.get("sha256")
+            wanted = entry.get("always_content") or (entry.get("want_content") and fact.get("sha256") != entry.get("sha256"))
             if wanted and os.path.getsize(where) <= limit:
                 with open(where, "rb") as handle:
                     fact["content_b64"] = base64.b64encode(handle.read()).decode()
@@ -412,7 +412,9 @@ def op_commit(request: Dict[str, Any]) -> Dict[str, Any]:
         for entry in request.get("directories", []):
             path = host_path(root, entry["path"])
             if not os.path.isdir(path):
-                os.makedirs(path, mode=entry["mode"])
+                os.makedirs(path, mode=entry["mode"] if entry["mode"] is not None else 0o755)
+            if entry["mode"] is None:
+                continue  # only made sure it exists
             os.chown(path, uid_of(entry["owner"]), gid_of(entry["group"]))
             os.chmod(path, entry["mode"])
         for entry in request.get("files", []):

@@ -49,6 +49,7 @@ _FILE_KEYS = {
     "loop",
     "loop_var",
     "tags",
+    "merge",
 }
 _DIR_KEYS = {"path", "mode", "owner", "group", "when", "loop", "loop_var", "tags"}
 _SERVICE_KEYS = {"name", "state", "enabled", "when"}
@@ -76,6 +77,8 @@ _SPEC_KEYS = {
 @dataclass
 class FileResource:
     dest: str
+    merge: dict[str, Any] | None = None
+    """{kind: fstab, data: EXPR}: only the declared lines are managed (see mergers.py)."""
     template: str | None = None
     src: str | None = None
     content: str | None = None
@@ -324,11 +327,18 @@ def parse_role(name: str, definition: Path) -> Role:
         where = _where(entry, None, definition)
         if "dest" not in entry:
             raise RoleError("a file entry needs 'dest'", where)
-        if sum(k in entry for k in ("template", "src", "content")) != 1:
-            raise RoleError("a file entry needs exactly one of 'template', 'src' or 'content'", where)
+        if sum(k in entry for k in ("template", "src", "content", "merge")) != 1:
+            raise RoleError("a file entry needs exactly one of 'template', 'src', 'content' or 'merge'", where)
+        merge = entry.get("merge")
+        if merge is not None:
+            from provision.mergers import MERGERS
+
+            if not isinstance(merge, dict) or merge.get("kind") not in MERGERS or "data" not in merge:
+                raise RoleError(f"'merge' needs kind (one of {', '.join(MERGERS)}) and data", _where(entry, "merge", definition))
         role.files.append(
             FileResource(
                 dest=str(entry["dest"]),
+                merge=merge,
                 template=entry.get("template"),
                 src=entry.get("src"),
                 content=entry.get("content"),

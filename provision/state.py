@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import Any
 
 
 def sha256(data: bytes) -> str:
@@ -22,6 +23,8 @@ class DesiredFile:
     secret: bool = False
     validate: str | None = None
     notify: tuple[str, ...] = ()
+    merge: tuple[str, Any] | None = None
+    """(kind, data): the content is the host's current file merged with data."""
 
     @property
     def sha256(self) -> str:
@@ -31,7 +34,8 @@ class DesiredFile:
 @dataclass(frozen=True)
 class DesiredDirectory:
     path: str
-    mode: int
+    mode: int | None
+    """None: only make sure it exists (a mount point takes its filesystem's mode)."""
     owner: str
     group: str
     role: str

@@ -210,7 +210,8 @@ class Lab:
             detach=True,
             labels={LABEL: f"{self.namespace}/{self.name}"},
             environment={"LAB_AUTHORIZED_KEY": public_key, "LAB_ADDRESS": host.address},
-            # Postfix and Apache need no privileges beyond a normal root container.
+            # CAP_SYS_ADMIN lets the fstab role mount inside the host's own mount namespace.
+            cap_add=["SYS_ADMIN"],
         )
 
     def host_keys(self, host: LabHost) -> list[str]:
