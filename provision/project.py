@@ -82,7 +82,8 @@ class Project:
 
     def renderer(self, role: Role) -> Renderer:
         if role.name not in self._renderers:
-            self._renderers[role.name] = Renderer([role.templates_dir])
+            # A role's own templates first, then the inventory's templates/ (a user's own, such as motd_template).
+            self._renderers[role.name] = Renderer([role.templates_dir, self.inventory.directory / "templates"])
         return self._renderers[role.name]
 
     def variables(self, host: str, assigned: HostRoles) -> tuple[dict[str, Any], dict[str, Location | None]]:
@@ -132,7 +133,12 @@ class Project:
         desired = DesiredState(host=host, roles=[r.name for r in assigned.roles])
         for role, use in zip(assigned.roles, assigned.uses, strict=True):
             checked = check_role_variables(role, values, where, declared)
-            context = {**values, **checked, "provision_managed": MANAGED_NOTE.format(role=role.name)}
+            context = {
+                **values,
+                **checked,
+                "provision_managed": MANAGED_NOTE.format(role=role.name),
+                "provision_roles": [r.name for r in assigned.roles],
+            }
             for name, expression in role.vars.items():
                 context[name] = _computed(self.renderer(role), expression, context, f"vars of role {role.name}")
             _check_rules(role, self.renderer(role), context, where)
@@ -275,7 +281,8 @@ def _content(resource: FileResource, role: Role, renderer: Renderer, context: di
         kind, data = _merge(resource, renderer, context, where) or ("", None)
         return MERGERS[kind](b"", data)  # against an empty file until the probe tells what is there
     if resource.template is not None:
-        return renderer.render_template(resource.template, context).encode()
+        name = renderer.render_string(resource.template, context, where) if "{{" in resource.template else resource.template
+        return renderer.render_template(name, context).encode()
     if resource.content is not None:
         return renderer.render_string(str(resource.content), context, where).encode()
     source = role.files_dir / str(resource.src)

@@ -82,3 +82,15 @@ def test_tags_limit_what_is_converged(project: Path, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["hosts"]["alpha"]["changed"] == ["/etc/motd"]
     assert not (tmp_path / "a/etc/svc").exists()
+
+
+def test_motd_with_the_users_own_template(project: Path, tmp_path: Path) -> None:
+    (project / "site.yml").write_text("- hosts: all\n  roles: [motd]\n")
+    (project / "templates").mkdir()
+    (project / "templates" / "my-motd.j2").write_text("Welcome to {{ inventory_hostname }} ({{ provision_roles | join(',') }})\n")
+    (project / "group_vars").mkdir()
+    (project / "group_vars" / "all.yml").write_text("motd_template: my-motd.j2\nmotd_dynamic: false\n")
+    done = provision("apply", "-i", str(project))
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "a" / "etc/motd").read_text() == "Welcome to alpha (motd)\n"
+    assert not (tmp_path / "a" / "etc/update-motd.d").exists()

@@ -120,3 +120,36 @@ def test_unknown_host_key_is_refused_unless_asked(example_lab: Lab) -> None:
         assert example_lab.host("example-1").address in example_lab.known_hosts.read_text()
     finally:
         example_lab.known_hosts.write_text(saved)
+
+
+def test_ssh_login_shows_the_motd(example_lab: Lab) -> None:
+    import time
+
+    import paramiko
+
+    converge(example_lab)
+    client = paramiko.SSHClient()
+    client.load_host_keys(str(example_lab.known_hosts))
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    client.connect(
+        example_lab.host("example-1").address,
+        username="root",
+        key_filename=str(example_lab.key_file),
+        look_for_keys=False,
+        allow_agent=False,
+    )
+    try:
+        shell = client.invoke_shell()
+        seen = b""
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and b"Live addresses:" not in seen:
+            if shell.recv_ready():
+                seen += shell.recv(65536)
+            else:
+                time.sleep(0.05)
+    finally:
+        client.close()
+    text = seen.decode("utf-8", "replace")
+    assert "example-1: Outbound mail relay" in text
+    assert "Roles: motd, sshd" in text
+    assert "Live addresses:" in text and example_lab.host("example-1").address in text
