@@ -10,12 +10,13 @@ from __future__ import annotations
 import base64
 import time
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from provision.agent_client import call_agent
 from provision.connectors.base import Connector
 from provision.diff import plan as make_plan
-from provision.errors import ConnectionFailure, RemoteError
+from provision.errors import ConnectionFailure, ProvisionError, RemoteError
 from provision.mergers import MERGERS
 from provision.state import ActualState, DesiredState, FileFact, Plan, ServiceFact
 from provision.textdiff import file_diff, mask
@@ -70,7 +71,42 @@ def probe_request(desired: DesiredState, want_diff: bool) -> dict[str, Any]:
         "packages": desired.packages,
         "services": sorted({s.name for s in desired.services}),
         "facts": desired.facts,
+        **generator_probe(desired),
     }
+
+
+def generator_probe(desired: DesiredState) -> dict[str, list[str]]:
+    """What the generators need to know: current files and public keys."""
+    if not desired.generators:
+        return {}
+    from provision.certificates import probe_paths
+
+    contents: list[str] = []
+    keys: list[str] = []
+    for _kind, data in desired.generators:
+        more_contents, more_keys = probe_paths(data)
+        contents += more_contents
+        keys += more_keys
+    return {"extra_files": contents, "public_keys": keys}
+
+
+def generated(desired: DesiredState, actual: ActualState) -> tuple[DesiredState, list[dict[str, Any]]]:
+    """Add the files the generators decide on, now that the host is known."""
+    if not desired.generators:
+        return desired, []
+    from provision.certificates import plan_certificates
+
+    files = dict(desired.files)
+    requests: list[dict[str, Any]] = []
+    for _kind, data in desired.generators:
+        decided = plan_certificates(desired.host, data, actual.extra_contents, actual.public_keys)
+        for entry in decided.files:
+            for name in entry.notify:
+                if name not in desired.handlers:
+                    raise ProvisionError(f"certificate {entry.source} notifies {name!r}, which is not a handler of this host")
+            files[entry.path] = entry
+        requests += decided.csr_requests
+    return replace(desired, files=files), requests
 
 
 def parse_probe(host: str, answer: dict[str, Any]) -> ActualState:
@@ -81,6 +117,9 @@ def parse_probe(host: str, answer: dict[str, Any]) -> ActualState:
         actual.directories[path] = _fact(path, fact)
     for name, fact in answer.get("services", {}).items():
         actual.services[name] = ServiceFact(name, bool(fact.get("active")), fact.get("enabled"))
+    for path, content in answer.get("extra_files", {}).items():
+        actual.extra_contents[path] = base64.b64decode(content) if content is not None else None
+    actual.public_keys = dict(answer.get("public_keys", {}))
     return actual
 
 
@@ -110,6 +149,15 @@ def merged(desired: DesiredState, actual: ActualState) -> DesiredState:
     return replace(desired, files=files)
 
 
+def save_csrs(desired: DesiredState, csrs: dict[str, str]) -> None:
+    """Certificate signing requests made on the host, kept on the controller."""
+    for _kind, data in desired.generators:
+        folder = Path(data["csr_dir"])
+        for name, pem in csrs.items():
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"{desired.host}-{name}.csr").write_text(pem)
+
+
 def _checked(answer: dict[str, Any], step: str) -> dict[str, Any]:
     if not answer.get("ok"):
         raise RemoteError(f"{step}: {answer.get('error', 'unknown failure')}")
@@ -130,6 +178,7 @@ def report_plan(result: HostResult, plan: Plan, want_diff: bool, secrets: list[s
         for s in plan.services
     ]
     result.problems = list(plan.problems)
+    result.files += [FileReport(c["key_path"], ["key and CSR made on the host"], True) for c in plan.csr_requests]
 
 
 def stage_request(plan: Plan, run_id: str) -> dict[str, Any]:
@@ -150,6 +199,7 @@ def stage_request(plan: Plan, run_id: str) -> dict[str, Any]:
         "validators": [
             {"command": v.command, "files": list(v.files), "role": v.role, "description": v.description} for v in plan.validators
         ],
+        "csr": plan.csr_requests,
     }
 
 
@@ -187,7 +237,9 @@ def converge(connector: Connector, desired: DesiredState, *, check: bool, want_d
         actual = parse_probe(desired.host, _checked(call_agent(connector, probe_request(desired, want_diff), PROBE_TIMEOUT), "probe"))
         result.facts = dict(actual.facts)
         desired = merged(desired, actual)
+        desired, csr_requests = generated(desired, actual)
         plan = make_plan(desired, actual)
+        plan.csr_requests = csr_requests
         report_plan(result, plan, want_diff, secrets)
         if plan.problems:
             result.errors.extend(plan.problems)
@@ -197,12 +249,16 @@ def converge(connector: Connector, desired: DesiredState, *, check: bool, want_d
         if plan.needs_staging:
             staged = call_agent(connector, stage_request(plan, run_id), STAGE_TIMEOUT)
             _checked(staged, "staging and validation before commit (nothing was changed)")
+            save_csrs(desired, staged.get("csrs", {}))
         committed = call_agent(connector, commit_request(plan, run_id), COMMIT_TIMEOUT)
         result.handlers = [h["name"] for h in committed.get("handlers", [])]
         _checked(committed, "commit")
         result.status = "changed"
     except ConnectionFailure as exc:
         result.status = "unreachable"
+        result.errors.append(str(exc))
+    except ProvisionError as exc:
+        result.status = "failed"
         result.errors.append(str(exc))
     except RemoteError as exc:
         result.status = "failed"

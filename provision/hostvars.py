@@ -100,13 +100,25 @@ def _check(spec: VariableSpec, value: Any, where: Location, role: Role) -> Any:
 
 
 def secret_values(roles: list[Role], values: dict[str, Any]) -> list[str]:
-    """String values of every variable declared secret (for masking)."""
+    """String values of every variable, or field of one, declared secret (for masking)."""
     found: list[str] = []
     for role in roles:
         for name, spec in role.variables.items():
-            if spec.secret and name in values:
-                _collect_strings(values[name], found)
+            if name in values:
+                _collect_secrets(spec, values[name], found)
     return [s for s in found if len(s) >= 4]
+
+
+def _collect_secrets(spec: VariableSpec, value: Any, found: list[str]) -> None:
+    if spec.secret:
+        _collect_strings(value, found)
+    elif spec.options is not None and isinstance(value, dict):
+        for key, option in spec.options.items():
+            if key in value:
+                _collect_secrets(option, value[key], found)
+    elif spec.elements is not None and isinstance(value, list):
+        for item in value:
+            _collect_secrets(spec.elements, item, found)
 
 
 def _collect_strings(value: Any, found: list[str]) -> None:

@@ -138,6 +138,7 @@ class Project:
                 **checked,
                 "provision_managed": MANAGED_NOTE.format(role=role.name),
                 "provision_roles": [r.name for r in assigned.roles],
+                "inventory_dir": str(self.inventory.directory),
             }
             for name, expression in role.vars.items():
                 context[name] = _computed(self.renderer(role), expression, context, f"vars of role {role.name}")
@@ -234,6 +235,9 @@ def _add_role(
         for name in entry.notify if entry.role == role.name else ():
             if name not in desired.handlers:
                 raise TemplateError(f"{path} in {where} notifies {name!r}, which is not a handler of this host")
+    for generator in role.generate:
+        data = generator["data"]
+        desired.generators.append((str(generator["kind"]), renderer.evaluate(data, context, where) if isinstance(data, str) else data))
     for name, command in role.facts.items():
         desired.facts[name] = renderer.render_string(command, context, where)
     for validator in role.validators:

@@ -177,6 +177,19 @@ def op_probe(request: Dict[str, Any]) -> Dict[str, Any]:
                     fact["content_b64"] = base64.b64encode(handle.read()).decode()
         files[entry["path"]] = fact
     directories = {path: stat_entry(host_path(root, path)) for path in request.get("directories", [])}
+    extra = {}  # type: Dict[str, Optional[str]]
+    for path in request.get("extra_files", []):
+        where = host_path(root, path)
+        extra[path] = None
+        if os.path.isfile(where) and os.path.getsize(where) <= limit:
+            with open(where, "rb") as handle:
+                extra[path] = base64.b64encode(handle.read()).decode()
+    public_keys = {}  # type: Dict[str, Optional[str]]
+    for path in request.get("public_keys", []):
+        where = host_path(root, path)
+        # The private key never leaves the host: only its public half does.
+        outcome = run("openssl pkey -in %s -pubout" % shlex.quote(where)) if os.path.isfile(where) else None
+        public_keys[path] = str(outcome["output"]) if outcome and outcome["exit"] == 0 else None
     return {
         "ok": True,
         "files": files,
@@ -184,6 +197,8 @@ def op_probe(request: Dict[str, Any]) -> Dict[str, Any]:
         "packages": probe_packages(request.get("packages", [])),
         "services": {name: probe_service(name) for name in request.get("services", [])},
         "facts": dict(facts(), **role_facts(request.get("facts", {}))),
+        "extra_files": extra,
+        "public_keys": public_keys,
     }
 
 
@@ -259,10 +274,40 @@ def write_new(path: str, data: bytes, mode: int) -> None:
     os.chmod(path, mode)
 
 
+def make_csr(root: str, entry: Dict[str, Any]) -> str:
+    """A key made here (kept if it exists) and its signing request, returned."""
+    key = host_path(root, entry["key_path"])
+    subject = "/CN=" + entry["common_name"].replace("/", "\\/")
+    san = "subjectAltName=" + ",".join("DNS:" + name for name in entry["names"])
+    if os.path.exists(key):
+        command = "openssl req -new -key %s -subj %s -addext %s" % (shlex.quote(key), shlex.quote(subject), shlex.quote(san))
+    else:
+        os.makedirs(os.path.dirname(key), exist_ok=True)
+        if entry.get("key_type") == "ecdsa":
+            curve = {256: "P-256", 384: "P-384", 521: "P-521"}.get(int(entry.get("key_size") or 256), "P-256")
+            new_key = "-newkey ec -pkeyopt ec_paramgen_curve:%s" % curve
+        else:
+            new_key = "-newkey rsa:%d" % int(entry.get("key_size") or 2048)
+        command = "umask 077; openssl req -new %s -nodes -keyout %s -subj %s -addext %s" % (
+            new_key,
+            shlex.quote(key),
+            shlex.quote(subject),
+            shlex.quote(san),
+        )
+    outcome = run(command)
+    if outcome["exit"] != 0 or "BEGIN CERTIFICATE REQUEST" not in outcome["output"]:
+        raise Failure("making the key and CSR for %s failed:\n%s" % (entry["name"], outcome["output"]))
+    os.chown(key, uid_of(entry.get("owner") or "root"), gid_of(entry.get("group") or "root"))
+    os.chmod(key, entry["key_mode"])
+    text = str(outcome["output"])
+    return text[text.index("-----BEGIN CERTIFICATE REQUEST") :]
+
+
 def op_stage(request: Dict[str, Any]) -> Dict[str, Any]:
     root, run_id = request["root"], request["run_id"]
     result = {"ok": True, "installed": [], "validations": []}  # type: Dict[str, Any]
     result["installed"] = [s["command"] for s in install_packages(request.get("packages", []))]
+    result["csrs"] = {entry["name"]: make_csr(root, entry) for entry in request.get("csr", [])}
     staging = staging_root(root, run_id)
     if os.path.exists(staging):
         shutil.rmtree(staging)

@@ -54,7 +54,14 @@ def _weighted_names(transports: Any) -> list[str]:
     return names
 
 
+def _local_ca_pem(directory: str) -> str:
+    from provision.certificates import local_ca_pem
+
+    return local_ca_pem(directory)
+
+
 FILTERS: dict[str, Callable[..., Any]] = {
+    "local_ca_pem": _local_ca_pem,
     "weighted_names": _weighted_names,
     "line": _line,
     "apache_quote": _apache_quote,

@@ -33,6 +33,7 @@ _ROLE_KEYS = {
     "checks",
     "vars",
     "facts",
+    "generate",
 }
 _FILE_KEYS = {
     "dest",
@@ -163,6 +164,8 @@ class Role:
     """Values computed from the variables (role vars); not settable from an inventory."""
     facts: dict[str, str] = field(default_factory=dict)
     """Shell commands whose output the probe reports (name -> command)."""
+    generate: list[dict[str, Any]] = field(default_factory=list)
+    """[{kind: certificates, data: EXPR}]: files decided after the probe (see certificates.py)."""
     tags: list[str] = field(default_factory=list)
 
     @property
@@ -321,6 +324,10 @@ def parse_role(name: str, definition: Path) -> Role:
     if not isinstance(facts, dict) or not all(isinstance(v, str) for v in facts.values()):
         raise RoleError("'facts' must map names to shell commands", _where(data, "facts", definition))
     role.facts = dict(facts)
+    for entry in _entries(data, "generate", definition):
+        if not isinstance(entry, dict) or entry.get("kind") != "certificates" or "data" not in entry:
+            raise RoleError("a generate entry needs kind: certificates and data", _where(entry, None, definition))
+        role.generate.append(dict(entry))
 
     for entry in _entries(data, "files", definition):
         _check_keys(entry, _FILE_KEYS, "a file entry", definition)

@@ -83,6 +83,8 @@ class DesiredState:
     roles: list[str] = field(default_factory=list)
     facts: dict[str, str] = field(default_factory=dict)
     """Role facts: name -> shell command, run by the probe."""
+    generators: list[tuple[str, Any]] = field(default_factory=list)
+    """(kind, data): files decided after the probe from what the host has."""
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,10 @@ class ActualState:
     packages: dict[str, str | None] = field(default_factory=dict)
     services: dict[str, ServiceFact] = field(default_factory=dict)
     facts: dict[str, str] = field(default_factory=dict)
+    extra_contents: dict[str, bytes | None] = field(default_factory=dict)
+    """Current content of files a generator asked about."""
+    public_keys: dict[str, str | None] = field(default_factory=dict)
+    """The public half (PEM) of private keys on the host, computed there."""
 
 
 @dataclass(frozen=True)
@@ -156,11 +162,13 @@ class Plan:
     validators: list[Validator] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     """Drift that the plan cannot fix by writing (a directory where a file belongs)."""
+    csr_requests: list[dict[str, Any]] = field(default_factory=list)
+    """Keys the host makes itself, with a signing request brought back."""
 
     @property
     def changed(self) -> bool:
-        return bool(self.files or self.directories or self.packages or self.services)
+        return bool(self.files or self.directories or self.packages or self.services or self.csr_requests)
 
     @property
     def needs_staging(self) -> bool:
-        return bool(self.packages) or any(change.content_changed for change in self.files)
+        return bool(self.packages or self.csr_requests) or any(change.content_changed for change in self.files)

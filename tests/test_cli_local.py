@@ -80,7 +80,7 @@ def test_tags_limit_what_is_converged(project: Path, tmp_path: Path) -> None:
     site.write_text("- hosts: all\n  roles: [svc, motd]\n")
     done = provision("apply", "-i", str(project), "--tags", "motd", "--json")
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["hosts"]["alpha"]["changed"] == ["/etc/motd"]
+    assert json.loads(done.stdout)["hosts"]["alpha"]["changed"] == ["/etc/motd", "/etc/update-motd.d/50-provision"]
     assert not (tmp_path / "a/etc/svc").exists()
 
 
