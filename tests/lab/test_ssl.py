@@ -8,7 +8,6 @@ import json
 import socket
 import ssl
 import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
