@@ -10,7 +10,7 @@ python3 -m pip install -q -e '.[test]'
 PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"
 export PATH
 bash scripts/start-docker.sh
-ruff check provision tests
-ruff format --check provision tests
+ruff check provision tests bench
+ruff format --check provision tests bench
 mypy
 python3 -m pytest -q -ra "$@"

@@ -32,7 +32,7 @@ chmod 700 /root/.ssh
 printf '%s\\n' "$LAB_AUTHORIZED_KEY" > /root/.ssh/authorized_keys
 chmod 600 /root/.ssh/authorized_keys
 ssh-keygen -A >/dev/null
-exec /usr/sbin/sshd -D -e -o ListenAddress="$LAB_ADDRESS" -o PidFile=/run/sshd.pid -o UseDNS=no
+exec /usr/sbin/sshd -D -e -o ListenAddress="$LAB_ADDRESS" -o PidFile=/run/sshd.pid -o UseDNS=no -o LogLevel="$LAB_SSHD_LOG_LEVEL"
 """
 
 
@@ -57,10 +57,12 @@ def address_block(name: str) -> str:
 
 
 class Lab:
-    def __init__(self, name: str = "lab", root: Path | None = None, namespace: str = "provision-lab") -> None:
+    def __init__(self, name: str = "lab", root: Path | None = None, namespace: str = "provision-lab", sshd_log_level: str = "INFO") -> None:
         """``namespace`` prefixes container names and seeds the addresses, so
-        that the test suite's labs never collide with a developer's."""
+        that the test suite's labs never collide with a developer's. The
+        benchmarks set ``sshd_log_level`` to DEBUG1 to count SSH commands."""
         self.name = name
+        self.sshd_log_level = sshd_log_level
         self.namespace = namespace
         self.directory = (root or lab_root()) / name
         self._client: Any = None
@@ -209,7 +211,7 @@ class Lab:
             network_mode="host",
             detach=True,
             labels={LABEL: f"{self.namespace}/{self.name}"},
-            environment={"LAB_AUTHORIZED_KEY": public_key, "LAB_ADDRESS": host.address},
+            environment={"LAB_AUTHORIZED_KEY": public_key, "LAB_ADDRESS": host.address, "LAB_SSHD_LOG_LEVEL": self.sshd_log_level},
             # CAP_SYS_ADMIN lets the fstab role mount inside the host's own mount namespace.
             cap_add=["SYS_ADMIN"],
         )

