@@ -5,8 +5,10 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
@@ -28,3 +30,23 @@ def make_tree(tmp_path: Path) -> Callable[[dict[str, str]], Path]:
         return write_tree(tmp_path / "project", files)
 
     return make
+
+
+@pytest.fixture
+def compile_role(make_tree: Callable[[dict[str, str]], Path]) -> Callable[[str, str, dict[str, Any]], dict[str, str]]:
+    """Compile one role for one host on the controller: {path: rendered text}."""
+
+    def compile_with(role: str, host: str, host_vars: dict[str, Any]) -> dict[str, str]:
+        from provision.project import Project
+
+        folder = make_tree(
+            {
+                "hosts.yml": f"all:\n  hosts:\n    {host}:\n",
+                f"host_vars/{host}.yml": yaml.safe_dump(host_vars),
+                "site.yml": f"- hosts: all\n  roles: [{role}]\n",
+            }
+        )
+        compiled = Project.load(folder).compile(host)
+        return {path: entry.content.decode() for path, entry in compiled.desired.files.items()}
+
+    return compile_with

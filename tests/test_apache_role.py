@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from provision.errors import ProvisionError
-from provision.project import Project
 
 VHOST = {
     "server_name": "www.example.net",
@@ -21,19 +18,8 @@ VHOST = {
 
 
 @pytest.fixture
-def compile_host(make_tree: Callable[[dict[str, str]], Path]) -> Callable[[dict[str, Any]], dict[str, str]]:
-    def compile_with(host_vars: dict[str, Any]) -> dict[str, str]:
-        folder = make_tree(
-            {
-                "hosts.yml": "all:\n  hosts:\n    web1.example.net:\n",
-                "host_vars/web1.example.net.yml": yaml.safe_dump(host_vars),
-                "site.yml": "- hosts: all\n  roles: [apache]\n",
-            }
-        )
-        compiled = Project.load(folder).compile("web1.example.net")
-        return {path: entry.content.decode() for path, entry in compiled.desired.files.items()}
-
-    return compile_with
+def compile_host(compile_role: Callable[[str, str, dict[str, Any]], dict[str, str]]) -> Callable[[dict[str, Any]], dict[str, str]]:
+    return lambda host_vars: compile_role("apache", "web1.example.net", host_vars)
 
 
 def test_only_the_chosen_mpm_and_its_settings(compile_host: Callable[[dict[str, Any]], dict[str, str]]) -> None:

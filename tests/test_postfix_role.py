@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from provision.errors import ProvisionError
-from provision.project import Project
 
 GOOD: dict[str, Any] = {
     "postfix_inet_interfaces": ["127.0.0.5"],
@@ -38,19 +35,8 @@ GOOD: dict[str, Any] = {
 
 
 @pytest.fixture
-def compile_host(make_tree: Callable[[dict[str, str]], Path]) -> Callable[[dict[str, Any]], dict[str, str]]:
-    def compile_with(host_vars: dict[str, Any]) -> dict[str, str]:
-        folder = make_tree(
-            {
-                "hosts.yml": "all:\n  hosts:\n    mx1.example.net:\n",
-                "host_vars/mx1.example.net.yml": yaml.safe_dump(host_vars),
-                "site.yml": "- hosts: all\n  roles: [postfix]\n",
-            }
-        )
-        compiled = Project.load(folder).compile("mx1.example.net")
-        return {path: entry.content.decode() for path, entry in compiled.desired.files.items()}
-
-    return compile_with
+def compile_host(compile_role: Callable[[str, str, dict[str, Any]], dict[str, str]]) -> Callable[[dict[str, Any]], dict[str, str]]:
+    return lambda host_vars: compile_role("postfix", "mx1.example.net", host_vars)
 
 
 def test_master_cf_binds_each_transport(compile_host: Callable[[dict[str, Any]], dict[str, str]]) -> None:

@@ -8,28 +8,19 @@ import json
 import subprocess
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from provision.lab.lab import Lab
-from tests.lab.conftest import NAMESPACE, _engine_ready
+from tests.lab.conftest import converged, module_lab, run_roles
 
 pytestmark = pytest.mark.lab
 SITE = "/srv/www/site"
 
 
-@pytest.fixture(scope="module")
-def web_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    _engine_ready()
-    lab = Lab("apache", root=tmp_path_factory.mktemp("lab"), namespace=NAMESPACE)
-    lab.up(1, say=lambda text: None)
-    yield lab
-    lab.down()
+web_lab = module_lab("apache", 1)
 
 
 def web_vars(lab: Lab, **changes: Any) -> dict[str, Any]:
@@ -54,20 +45,7 @@ def web_vars(lab: Lab, **changes: Any) -> dict[str, Any]:
 
 
 def converge(lab: Lab, tmp_path: Path, host_vars: dict[str, Any]) -> dict[str, Any]:
-    folder = tmp_path / f"inv-{uuid.uuid4().hex[:6]}"
-    folder.mkdir()
-    (folder / "hosts.yml").write_text(yaml.safe_dump({"all": {"hosts": {"apache-1": host_vars}}}))
-    (folder / "site.yml").write_text("- hosts: all\n  roles: [apache]\n")
-    done = subprocess.run(
-        ["provision", "apply", "-i", str(folder), "-i", str(lab.inventory_file), "--json"],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=1200,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    result: dict[str, Any] = json.loads(done.stdout)["hosts"]["apache-1"]
-    return result
+    return converged(run_roles(lab, tmp_path, ["apache"], {"apache-1": host_vars}), "apache-1")
 
 
 def _last_inventory(tmp_path: Path) -> Path:

@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from provision.lab.lab import Lab
-from tests.lab.conftest import NAMESPACE, _engine_ready
+from tests.lab.conftest import module_lab, run_roles
 
 pytestmark = pytest.mark.lab
 UNMANAGED = (
@@ -25,27 +22,11 @@ UNMANAGED = (
 )
 
 
-@pytest.fixture(scope="module")
-def fs_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    _engine_ready()
-    lab = Lab("fstab", root=tmp_path_factory.mktemp("lab"), namespace=NAMESPACE)
-    lab.up(1, say=lambda text: None)
-    yield lab
-    lab.down()
+fs_lab = module_lab("fstab", 1)
 
 
 def apply(lab: Lab, tmp_path: Path, entries: list[dict[str, Any]]) -> subprocess.CompletedProcess[str]:
-    folder = tmp_path / f"inv-{uuid.uuid4().hex[:6]}"
-    folder.mkdir()
-    (folder / "hosts.yml").write_text(yaml.safe_dump({"all": {"hosts": {"fstab-1": {"fstab_entries": entries}}}}))
-    (folder / "site.yml").write_text("- hosts: all\n  roles: [fstab]\n")
-    return subprocess.run(
-        ["provision", "apply", "-i", str(folder), "-i", str(lab.inventory_file), "--json"],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-    )
+    return run_roles(lab, tmp_path, ["fstab"], {"fstab-1": {"fstab_entries": entries}})
 
 
 def sh(lab: Lab, command: str) -> str:

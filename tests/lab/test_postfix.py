@@ -15,23 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from provision.lab.lab import Lab, address_block
-from tests.lab.conftest import NAMESPACE, _engine_ready
+from tests.lab.conftest import NAMESPACE, converged, module_lab, run_roles
 from tests.support.smtp_sink import SmtpSink
 
 pytestmark = pytest.mark.lab
 SINK_PORT = 2525
 
 
-@pytest.fixture(scope="module")
-def mail_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    _engine_ready()
-    lab = Lab("postfix", root=tmp_path_factory.mktemp("lab"), namespace=NAMESPACE)
-    lab.up(2, say=lambda text: None)
-    yield lab
-    lab.down()
+mail_lab = module_lab("postfix", 2)
 
 
 @pytest.fixture(scope="module")
@@ -54,25 +47,13 @@ def base_vars(lab: Lab, name: str, sink_address: str) -> dict[str, Any]:
     }
 
 
-def apply(lab: Lab, tmp_path: Path, hosts: dict[str, dict[str, Any]], *extra: str) -> subprocess.CompletedProcess[str]:
-    folder = tmp_path / f"inv-{uuid.uuid4().hex[:6]}"
-    folder.mkdir()
-    (folder / "hosts.yml").write_text(yaml.safe_dump({"all": {"hosts": hosts}}))
-    (folder / "site.yml").write_text("- hosts: all\n  roles: [postfix]\n")
-    return subprocess.run(
-        ["provision", "apply", "-i", str(folder), "-i", str(lab.inventory_file), "--json", *extra],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=1200,
-    )
+def apply(lab: Lab, tmp_path: Path, hosts: dict[str, dict[str, Any]]) -> subprocess.CompletedProcess[str]:
+    return run_roles(lab, tmp_path, ["postfix"], hosts)
 
 
 def converge(lab: Lab, tmp_path: Path, hosts: dict[str, dict[str, Any]]) -> dict[str, Any]:
     done = apply(lab, tmp_path, hosts)
-    assert done.returncode == 0, done.stdout + done.stderr
-    result: dict[str, Any] = json.loads(done.stdout)["hosts"]
-    return result
+    return {name: converged(done, name) for name in hosts}
 
 
 def sh(lab: Lab, host: str, command: str) -> str:

@@ -8,27 +8,19 @@ import json
 import socket
 import ssl
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import testinfra
-import yaml
 
 from provision.lab.lab import Lab
-from tests.lab.conftest import NAMESPACE, _engine_ready
+from tests.lab.conftest import module_lab, run_roles
 
 pytestmark = pytest.mark.lab
 
 
-@pytest.fixture(scope="module")
-def tls_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    _engine_ready()
-    lab = Lab("ssl", root=tmp_path_factory.mktemp("lab"), namespace=NAMESPACE)
-    lab.up(1, say=lambda text: None)
-    yield lab
-    lab.down()
+tls_lab = module_lab("ssl", 1)
 
 
 @pytest.fixture(scope="module")
@@ -68,15 +60,8 @@ def host_vars(lab: Lab, **ssl_changes: Any) -> dict[str, Any]:
 
 
 def run(lab: Lab, folder: Path, values: dict[str, Any], command: str = "apply") -> subprocess.CompletedProcess[str]:
-    (folder / "hosts.yml").write_text(yaml.safe_dump({"all": {"hosts": {"ssl-1": values}}}))
-    (folder / "site.yml").write_text("- hosts: all\n  roles: [ssl, postfix, apache]\n")
-    return subprocess.run(
-        ["provision", command, "-i", str(folder), "-i", str(lab.inventory_file), "--json"],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=1200,
-    )
+    # One folder for the whole module: the local CA lives beside the inventory.
+    return run_roles(lab, folder, ["ssl", "postfix", "apache"], {"ssl-1": values}, command, fresh=False)
 
 
 def sh(lab: Lab, command: str) -> str:

@@ -1,0 +1,91 @@
+"""Rendering for many hosts: ``provision render`` on a generated inventory.
+
+    python3 bench/render.py [--hosts 1000] [--repeat 3]
+
+Every host gets the motd, fstab, postfix (three transports, sender
+selection) and apache roles. Prints the median wall time, files per second
+and the peak memory of the render process; writes bench/results/render-DATE.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+
+from workload import role_vars  # noqa: E402
+
+
+def inventory(folder: Path, count: int) -> None:
+    hosts = {}
+    for number in range(count):
+        third, fourth = divmod(number, 250)
+        address = f"127.30.{third}.{fourth + 1}"
+        extra = [f"127.{31 + k}.{third}.{fourth + 1}" for k in range(3)]
+        hosts[f"mx{number:04d}.example.net"] = role_vars(address, extra)
+    (folder / "hosts.yml").write_text(yaml.safe_dump({"all": {"children": {"mail": {"hosts": hosts}}}}))
+    (folder / "site.yml").write_text("- hosts: all\n  roles: [motd, fstab, postfix, apache]\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--hosts", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="render-bench-") as scratch:
+        folder = Path(scratch)
+        inventory(folder, args.hosts)
+        times, peaks, files = [], [], 0
+        for _ in range(args.repeat):
+            out = folder / f"out-{len(times)}"
+            started = time.monotonic()
+            # A fresh child each time, so ru_maxrss of the children is this run's peak.
+            code = (
+                "import resource, subprocess, sys;"
+                "subprocess.run(sys.argv[1:], check=True, capture_output=True);"
+                "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+            )
+            done = subprocess.run(
+                [sys.executable, "-c", code, "provision", "render", "-i", str(folder), "--out", str(out)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            times.append(time.monotonic() - started)
+            peaks.append(int(done.stdout.strip()) / 1024)
+            files = sum(1 for p in out.rglob("*") if p.is_file())
+    seconds = statistics.median(times)
+    result = {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        "cores": os.cpu_count(),
+        "command": "python3 bench/render.py " + " ".join(sys.argv[1:]),
+        "hosts": args.hosts,
+        "files": files,
+        "seconds_median": round(seconds, 2),
+        "seconds_all": [round(t, 2) for t in times],
+        "files_per_second": round(files / seconds),
+        "peak_memory_mib": round(max(peaks), 1),
+    }
+    print(
+        f"{args.hosts} hosts, {files} files: {seconds:.2f} s median of {args.repeat} "
+        f"({files / seconds:.0f} files/s), peak memory {max(peaks):.0f} MiB"
+    )
+    path = BENCH / "results" / f"render-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(result, indent=2))
+    print(f"written: {path}")
+
+
+if __name__ == "__main__":
+    main()
