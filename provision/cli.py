@@ -14,22 +14,9 @@ from typing import Any, TypeVar
 
 import click
 
-from provision.cli_errors import EXIT_DRIFT, EXIT_ERROR, EXIT_OK, friendly_errors
+from provision.cli_errors import EXIT_DRIFT, EXIT_ERROR, EXIT_OK, forks_option, friendly_errors, inventory_option, json_option, limit_option
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-inventory_option = click.option(
-    "-i",
-    "--inventory",
-    "inventory",
-    required=True,
-    multiple=True,
-    type=click.Path(path_type=Path),
-    help="Inventory file or folder (hosts.yml, hosts.ini or hosts inside it); repeat to merge several, later ones win.",
-)
-limit_option = click.option("-l", "--limit", default=None, help="Host pattern, as Ansible's (web:&prod:!mx01).")
-json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document and nothing else on stdout.")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -112,7 +99,7 @@ def _run_options(function: F) -> F:
             inventory_option,
             limit_option,
             click.option("--diff", is_flag=True, help="Show a diff of every changed file (secrets masked)."),
-            click.option("-f", "--forks", default=10, show_default=True, type=click.IntRange(1, 500), help="Hosts at once."),
+            forks_option,
             click.option("--serial", default=0, type=click.IntRange(0), help="Converge in batches of this many hosts."),
             click.option("-t", "--tags", default=None, help="Only resources with these tags (roles are tagged with their name)."),
             json_option,
@@ -254,9 +241,11 @@ def roles(inventory: Path | None, names: tuple[str, ...]) -> None:
 def _register() -> None:
     from provision.cli_lab import lab, test_role
     from provision.cli_mail import mail
+    from provision.cli_report import report
 
     main.add_command(lab)
     main.add_command(mail)
+    main.add_command(report)
     main.add_command(test_role)
 
 

@@ -1,10 +1,12 @@
-"""Exit codes and the one place where a user's mistake becomes one line."""
+"""What every command shares: exit codes, options, and the one place where a
+user's mistake becomes one line."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -27,3 +29,17 @@ def friendly_errors(function: F) -> F:
             sys.exit(EXIT_ERROR)
 
     return wrapper  # type: ignore[return-value]
+
+
+inventory_option = click.option(
+    "-i",
+    "--inventory",
+    "inventory",
+    required=True,
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Inventory file or folder (hosts.yml, hosts.ini or hosts inside it); repeat to merge several, later ones win.",
+)
+limit_option = click.option("-l", "--limit", default=None, help="Host pattern, as Ansible's (web:&prod:!mx01).")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document and nothing else on stdout.")
+forks_option = click.option("-f", "--forks", default=10, show_default=True, type=click.IntRange(1, 500), help="Hosts at once.")

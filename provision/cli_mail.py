@@ -9,22 +9,10 @@ from pathlib import Path
 
 import click
 
-from provision.cli_errors import EXIT_ERROR, EXIT_OK, friendly_errors
+from provision.cli_errors import EXIT_ERROR, EXIT_OK, forks_option, friendly_errors, inventory_option, json_option, limit_option
 from provision.errors import ProvisionError
 
-inventory_option = click.option(
-    "-i",
-    "--inventory",
-    "inventory",
-    required=True,
-    multiple=True,
-    type=click.Path(path_type=Path),
-    help="Inventory file or folder; repeat to merge several.",
-)
-limit_option = click.option("-l", "--limit", default=None, help="Host pattern.")
 instance_option = click.option("--instance", default=None, help="Only this instance (name such as postfix-out, or config folder).")
-json_option = click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
-forks_option = click.option("-f", "--forks", default=10, type=click.IntRange(1, 500), help="Hosts at once.")
 
 
 @click.group()

@@ -2,8 +2,8 @@
 
 It is never imported by the controller; its source travels on the standard
 input of one ``python3`` command per round trip, followed by one JSON
-request. It answers with one JSON document on standard output. Three
-operations, one round trip each:
+request. It answers with one JSON document on standard output. One
+operation per round trip:
 
 - ``probe``: the actual state of the declared files, directories, packages
   and services (and, for a diff, the current content of changed files);
@@ -11,7 +11,9 @@ operations, one round trip each:
   staging folder and run every validator against the staged copies;
 - ``commit``: back up the originals, move the staged files into place
   atomically, run handlers, ensure services; restore the originals if a
-  handler fails.
+  handler fails;
+- ``mail`` and ``report``: Postfix queue commands, and what ``provision
+  report`` reads (each instance's transports, queues, certificates).
 
 Python 3.7 compatible (the oldest python3 a supported Debian ships).
 """
@@ -24,6 +26,7 @@ import hashlib
 import json
 import os
 import pwd
+import re
 import shlex
 import shutil
 import stat
@@ -578,7 +581,44 @@ def op_mail(request: Dict[str, Any]) -> Dict[str, Any]:
     return {"ok": True, "instances": results}
 
 
-OPERATIONS = {"probe": op_probe, "stage": op_stage, "commit": op_commit, "mail": op_mail}
+# What the report reads: Postfix's own view of its transports (so folded
+# lines, -o { } and $name are understood as Postfix does) and public PEM.
+REPORT_MAIN = "myhostname smtp_helo_name smtp_bind_address smtp_bind_address6"
+
+
+def read_certificate(path: str) -> Optional[str]:
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(256 * 1024)
+    except OSError:
+        return None
+    text = data.decode("ascii", "replace")
+    # Only the certificate blocks ever leave the host, whatever else the file holds.
+    blocks = re.findall(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", text, re.S)
+    return "\n".join(blocks) + "\n" if blocks else ""
+
+
+def op_report(request: Dict[str, Any]) -> Dict[str, Any]:
+    instances = []
+    for instance in postfix_instances():
+        directory = shlex.quote(instance["config_directory"])
+        entry = {"name": "postfix" if instance["name"] == "-" else instance["name"], "config_directory": instance["config_directory"]}  # type: Dict[str, Any]
+        for key, command in (
+            ("master", "postconf -c %s -M"),
+            ("overrides", "postconf -c %s -Px"),
+            ("main", "postconf -c %s -x " + REPORT_MAIN),
+        ):
+            answer = run(command % directory)
+            if answer["exit"] != 0:
+                entry["error"] = answer["output"].strip()
+            entry[key] = answer["output"]
+        entry["queue"] = queue_summary(instance["config_directory"])
+        instances.append(entry)
+    certificates = {path: read_certificate(path) for path in request.get("certificates", [])}
+    return {"ok": True, "instances": instances, "certificates": certificates}
+
+
+OPERATIONS = {"probe": op_probe, "stage": op_stage, "commit": op_commit, "mail": op_mail, "report": op_report}
 
 
 def handle(request: Dict[str, Any]) -> Dict[str, Any]:

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from provision.errors import InventoryError, Location
-from provision.inventory.hostranges import expand_host_pattern, split_host_port
 from provision.inventory.model import Inventory
 
 
@@ -72,22 +71,10 @@ def _parse_host_line(inventory: Inventory, group: str, line: str, where: Locatio
         raise InventoryError(f"cannot parse host line: {exc}", where) from None
     if not tokens:
         return
-    pattern, port = split_host_port(tokens[0])
     values: dict[str, Any] = {}
     for token in tokens[1:]:
         if "=" not in token:
             raise InventoryError(f"expected key=value host variable, got {token!r}", where)
         key, _, value = token.partition("=")
         values[key] = parse_ini_value(value)
-    try:
-        names = expand_host_pattern(pattern)
-    except ValueError as exc:
-        raise InventoryError(str(exc), where) from None
-    for name in names:
-        inventory.add_host_to_group(name, group)
-        host = inventory.hosts[name]
-        if port is not None:
-            host.vars["ansible_port"] = port
-            host.var_locations["ansible_port"] = where
-        host.vars.update(values)
-        host.var_locations.update({key: where for key in values})
+    inventory.add_host_entry(tokens[0], group, values, dict.fromkeys(values, where), where)

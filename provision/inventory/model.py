@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from provision.errors import InventoryError, Location
+from provision.inventory.hostranges import expand_host_pattern, split_host_port
 
 
 @dataclass
@@ -84,6 +85,23 @@ class Inventory:
             parent_group.children.append(child)
         if parent not in child_group.parents:
             child_group.parents.append(parent)
+
+    def add_host_entry(self, entry: str, group: str, values: dict[str, Any], locations: dict[str, Location], where: Location) -> None:
+        """``entry`` as written in an inventory (``web[1:3]:2222``): expand it, put
+        every host in ``group``, give each the port and ``values``."""
+        pattern, port = split_host_port(entry)
+        try:
+            names = expand_host_pattern(pattern)
+        except ValueError as exc:
+            raise InventoryError(str(exc), where) from None
+        for name in names:
+            self.add_host_to_group(name, group)
+            host = self.hosts[name]
+            if port is not None:
+                host.vars["ansible_port"] = port
+                host.var_locations["ansible_port"] = where
+            host.vars.update(values)
+            host.var_locations.update(locations)
 
     def add_host_to_group(self, host: str, group: str) -> None:
         entry, target = self.host(host), self.group(group)

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 from provision.errors import InventoryError, Location
-from provision.inventory.hostranges import expand_host_pattern, split_host_port
 from provision.inventory.model import Inventory
 from provision.yamlfile import LocatedDict, load_yaml_file
 
@@ -68,17 +67,6 @@ def _parse_group(inventory: Inventory, name: str, body: Any, where: Location) ->
 def _parse_host(inventory: Inventory, group: str, entry: str, host_vars: Any, where: Location) -> None:
     if host_vars is not None and not isinstance(host_vars, dict):
         raise InventoryError(f"vars of host {entry!r} must be a mapping", where)
-    pattern, port = split_host_port(str(entry))
-    try:
-        names = expand_host_pattern(pattern)
-    except ValueError as exc:
-        raise InventoryError(str(exc), where) from None
-    for host_name in names:
-        inventory.add_host_to_group(host_name, group)
-        host = inventory.hosts[host_name]
-        if port is not None:
-            host.vars["ansible_port"] = port
-            host.var_locations["ansible_port"] = where
-        for key, value in (host_vars or {}).items():
-            host.vars[key] = value
-            host.var_locations[key] = _where(host_vars, key, Path(where.file))
+    values = dict(host_vars or {})
+    locations = {key: _where(host_vars, key, Path(where.file)) for key in values}
+    inventory.add_host_entry(str(entry), group, values, locations, where)

@@ -1,0 +1,32 @@
+"""What the inventory says a host should run, for comparison with the host."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from provision.certificates import probe_paths
+from provision.project import CompiledHost
+
+PRIMARY = "postfix"
+
+
+def expected_transports(variables: dict[str, Any]) -> dict[tuple[str, str], tuple[str, str | None]]:
+    """(instance, service) → (bind address, HELO or None) from the postfix role's variables."""
+    wanted: dict[tuple[str, str], tuple[str, str | None]] = {}
+    for transport in variables.get("postfix_transports") or []:
+        wanted[(PRIMARY, transport["name"])] = (str(transport["bind_address"]), transport.get("helo_name"))
+    for instance in variables.get("postfix_instances") or []:
+        for transport in instance.get("transports") or []:
+            wanted[(instance["name"], transport["name"])] = (str(transport["bind_address"]), transport.get("helo_name"))
+    return wanted
+
+
+def report_certificate_paths(compiled: CompiledHost) -> list[str]:
+    """Certificates the host should have: the ssl role's and the ones Postfix is told to use."""
+    paths: list[str] = []
+    for _kind, data in compiled.desired.generators:
+        paths += probe_paths(data)[0]
+    cert_file = (compiled.variables.get("postfix_tls") or {}).get("cert_file")
+    if cert_file:
+        paths.append(str(cert_file))
+    return list(dict.fromkeys(paths))

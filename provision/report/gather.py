@@ -1,0 +1,159 @@
+"""Gathers a report: per host, one connection and two round trips.
+
+The first is ``provision check``'s probe (drift, exactly as ``check`` sees
+it); the second is the agent's ``report`` operation, which answers with
+each Postfix instance's own view of its transports (``postconf -M``,
+``-Px``, ``-x``), its queue counts and the certificates' PEM (public data
+only). DNS is then checked from the controller, not from the hosts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from provision.agent_client import call_agent
+from provision.connectors import CountingConnector, connect, settings_from_vars
+from provision.connectors.base import ConnectionSettings, Connector
+from provision.engine import converge
+from provision.errors import ConnectionFailure, RemoteError
+from provision.project import CompiledHost, Project
+from provision.report.dns_check import OK, DnsChecker
+from provision.report.expected import expected_transports, report_certificate_paths
+from provision.report.model import CertificateReport, HostReport, InstanceReport, Report, TransportReport
+from provision.report.postfix_config import transports
+from provision.runner import new_run_id
+
+ConnectorFactory = Callable[[ConnectionSettings], Connector]
+
+
+def gather(
+    project: Project,
+    hosts: list[str],
+    dns: DnsChecker,
+    resolver_label: str,
+    forks: int = 10,
+    renew_days: int = 30,
+    connection_options: dict[str, str] | None = None,
+    factory: ConnectorFactory = connect,
+) -> Report:
+    # Every host compiles before any is contacted: a mistake in the inventory
+    # stops the report with nothing asked of any host.
+    compiled = {host: project.compile(host) for host in hosts}
+    run_id = new_run_id()
+
+    def one(host: str) -> HostReport:
+        try:
+            return _host_report(compiled[host], dns, renew_days, run_id, connection_options, factory)
+        except Exception as exc:  # one host's surprise must not hide the others
+            return HostReport(host, "failed", errors=[f"internal error: {type(exc).__name__}: {exc}"])
+
+    with ThreadPoolExecutor(max_workers=max(1, min(forks, len(hosts) or 1))) as pool:
+        reports = list(pool.map(one, hosts))
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+    return Report(now, resolver_label, reports)
+
+
+def _host_report(
+    compiled: CompiledHost,
+    dns: DnsChecker,
+    renew_days: int,
+    run_id: str,
+    connection_options: dict[str, str] | None,
+    factory: ConnectorFactory,
+) -> HostReport:
+    host = compiled.desired.host
+    report = HostReport(host)
+    try:
+        connector = CountingConnector(factory(settings_from_vars(host, compiled.variables, connection_options)))
+    except ConnectionFailure as exc:
+        return HostReport(host, "unreachable", errors=[str(exc)])
+    try:
+        checked = converge(connector, compiled.desired, check=True, want_diff=False, run_id=run_id, secrets=compiled.secrets)
+        if checked.status in ("failed", "unreachable"):
+            report.status, report.errors = checked.status, list(checked.errors)
+            return report
+        report.drift_known = True
+        report.drift = (
+            [f.path for f in checked.files]
+            + [f"directory {d}" for d in checked.directories]
+            + [f"package {p}" for p in checked.packages]
+            + [f"service {s}" for s in checked.services]
+            + list(checked.problems)
+        )
+        answer = call_agent(connector, {"op": "report", "certificates": report_certificate_paths(compiled)}, 120.0)
+        if not answer.get("ok"):
+            raise RemoteError(str(answer.get("error")))
+    except ConnectionFailure as exc:
+        return HostReport(host, "unreachable", errors=[str(exc)])
+    except RemoteError as exc:
+        report.status, report.errors = "failed", [str(exc)]
+        return report
+    finally:
+        connector.close()
+    _fill(report, answer, compiled, dns, renew_days)
+    return report
+
+
+def _fill(report: HostReport, answer: dict[str, Any], compiled: CompiledHost, dns: DnsChecker, renew_days: int) -> None:
+    running: dict[tuple[str, str], TransportReport] = {}
+    for instance in answer["instances"]:
+        name = instance["name"]
+        entry = InstanceReport(name, instance["config_directory"], problem=instance.get("error", ""))
+        queue = instance.get("queue") or {}
+        if "count" in queue:
+            entry.queue = int(queue["count"])
+            entry.deferred = int(queue.get("queues", {}).get("deferred", 0))
+        elif queue.get("error"):
+            entry.problem = f"queue: {queue['error']}"
+        report.instances.append(entry)
+        for transport in transports(instance.get("master", ""), instance.get("overrides", ""), instance.get("main", "")):
+            assert transport.bind_address is not None
+            row = TransportReport(name, transport.service, transport.bind_address, transport.helo_name)
+            running[(name, transport.service)] = row
+    for (instance_name, service), (address, helo) in expected_transports(compiled.variables).items():
+        row_found = running.get((instance_name, service))
+        if row_found is None:
+            row = TransportReport(instance_name, service, address, helo or "", inventory="in the inventory, not running on the host")
+            running[(instance_name, service)] = row
+        elif row_found.address != address:
+            row_found.inventory = f"the inventory binds {address}"
+        elif helo and row_found.helo_name.lower() != helo.lower():
+            row_found.inventory = f"the inventory sets HELO {helo}"
+    if compiled.variables.get("postfix_transports") is not None:
+        wanted = expected_transports(compiled.variables)
+        for key, row in running.items():
+            if key not in wanted and not row.inventory:
+                row.inventory = "running on the host, not in the inventory"
+    for row in running.values():
+        checked = dns.check(row.address, row.helo_name)
+        row.ptr_names, row.outcome, row.detail = checked.ptr_names, checked.outcome, checked.detail
+        row.fcrdns = bool(checked.confirmed_names)
+        row.helo_matches = row.fcrdns and checked.outcome == OK
+    report.transports = sorted(running.values(), key=lambda r: (r.instance != "postfix", r.instance, r.service))
+    report.certificates = [_certificate(path, pem, renew_days) for path, pem in sorted(answer.get("certificates", {}).items())]
+
+
+def _certificate(path: str, pem: str | None, renew_days: int) -> CertificateReport:
+    from cryptography import x509
+
+    entry = CertificateReport(path)
+    if pem is None:
+        entry.problem = "missing on the host"
+        return entry
+    try:
+        cert = x509.load_pem_x509_certificate(pem.encode())
+    except ValueError:
+        entry.problem = "not a PEM certificate"
+        return entry
+    not_after = cert.not_valid_after_utc
+    entry.not_after = not_after.isoformat()
+    entry.subject = cert.subject.rfc4514_string()
+    entry.days_left = (not_after - dt.datetime.now(dt.UTC)).days
+    if entry.days_left < 0:
+        entry.problem = f"expired on {not_after.date()}"
+    elif entry.days_left < renew_days:
+        entry.problem = f"expires in {entry.days_left} days ({not_after.date()})"
+    return entry

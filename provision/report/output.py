@@ -1,0 +1,77 @@
+"""A report as a terminal table, JSON, or one self-contained HTML page."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from provision.report.model import Report
+from provision.roles import PROJECT_ROOT
+
+TEMPLATES = PROJECT_ROOT / "templates"
+
+
+def to_json(report: Report) -> str:
+    return json.dumps(report.to_dict(), indent=2)
+
+
+def to_html(report: Report) -> str:
+    import jinja2
+
+    # Autoescaped: every value came from a host or from DNS.
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True
+    )
+    return environment.get_template("report.html.j2").render(**report.to_dict())
+
+
+def write_html(report: Report, path: Path) -> None:
+    from provision.atomic import write_atomic
+
+    write_atomic(path, to_html(report).encode())
+
+
+def print_report(console: Console, report: Report) -> None:
+    transports = Table(title="transports: bound address, reverse DNS and HELO", title_justify="left")
+    # Names and addresses are never cut; the verdict wraps instead.
+    for column in ("host", "instance", "transport", "address", "HELO", "PTR", "FCrDNS"):
+        transports.add_column(column, no_wrap=True)
+    transports.add_column("verdict", overflow="fold")
+    for host in report.hosts:
+        for row in host.transports:
+            verdict = "[green]ok[/]" if not row.problems else "[red]" + "; ".join(row.problems) + "[/]"
+            transports.add_row(
+                host.host,
+                row.instance,
+                row.service,
+                row.address,
+                row.helo_name,
+                ", ".join(row.ptr_names) or "-",
+                "yes" if row.fcrdns else "[red]no[/]",
+                verdict,
+            )
+    console.print(transports)
+    hosts = Table(title="hosts", title_justify="left")
+    for column in ("host", "status", "drift", "queues", "certificates", "problems"):
+        hosts.add_column(column)
+    for host in report.hosts:
+        drift = "?" if not host.drift_known else (f"[red]{len(host.drift)} drifted[/]" if host.drift else "in sync")
+        queues = ", ".join(f"{i.name} {i.queue if i.queue is not None else '?'}" for i in host.instances) or "-"
+        soonest = min((c.days_left for c in host.certificates if c.days_left is not None), default=None)
+        certs = "-" if not host.certificates else f"{len(host.certificates)}, soonest {soonest} days" if soonest is not None else "?"
+        status = host.status if host.status == "ok" else f"[red]{host.status}[/]"
+        problems = str(len(host.problems)) if not host.problems else f"[red]{len(host.problems)}[/]"
+        hosts.add_row(host.host, status, drift, queues, certs, problems)
+    console.print(hosts)
+    summary = report.summary()
+    colour = "red" if summary["problems"] else "green"
+    console.print(
+        f"[{colour}]{summary['problems']} problem(s)[/]: {summary['transports_ok']}/{summary['transports']} transports with good rDNS, "
+        f"{summary['drifted']} drifted, {summary['unreachable']} unreachable, {summary['hosts']} host(s)"
+    )
+    for host in report.hosts:
+        for problem in host.problems:
+            console.print(f"  [red]✗[/] {host.host}: {problem}", highlight=False)

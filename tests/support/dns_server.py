@@ -1,0 +1,79 @@
+"""A real DNS server on loopback for the report's PTR and forward lookups.
+
+Debian's dnsmasq, answering only from the records given here: the test
+zones are authoritative (``local=``), nothing is forwarded anywhere, so an
+unknown name is NXDOMAIN and no query leaves the machine.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+
+import dns.resolver
+
+
+class DnsServer:
+    def __init__(self, address: str, port: int = 53, zones: tuple[str, ...] = ("test", "127.in-addr.arpa")) -> None:
+        if shutil.which("dnsmasq") is None:
+            raise RuntimeError("dnsmasq is not installed (apt-get install dnsmasq-base)")
+        self.address, self.port, self.zones = address, port, zones
+        self.folder = Path(tempfile.mkdtemp(prefix="dns-"))
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def serve(self, forward: dict[str, str], reverse: dict[str, str]) -> None:
+        """(Re)start with these records: name → address (A/AAAA), address → name (PTR)."""
+        lines = [
+            f"port={self.port}",
+            f"listen-address={self.address}",
+            "bind-interfaces",
+            "no-resolv",
+            "no-hosts",
+            "no-negcache",
+            f"pid-file={self.folder}/pid",
+            *(f"local=/{zone}/" for zone in self.zones),
+            *(f"address=/{name}/{address}" for name, address in forward.items()),
+            *(f"ptr-record={ipaddress.ip_address(address).reverse_pointer},{name}" for address, name in reverse.items()),
+        ]
+        config = self.folder / "dnsmasq.conf"
+        config.write_text("\n".join(lines) + "\n")
+        self.stop()
+        self.process = subprocess.Popen(
+            ["dnsmasq", f"--conf-file={config}", "--keep-in-foreground", "--user=root", f"--log-facility={self.folder}/log"]
+        )
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        resolver = dns.resolver.Resolver(configure=False)
+        resolver.nameservers = [self.address]
+        resolver.nameserver_ports = {self.address: self.port}
+        resolver.lifetime = 0.5
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                resolver.resolve("ready.check.test", "A")
+            except dns.resolver.NXDOMAIN:
+                return
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"dnsmasq did not answer on {self.address}:{self.port}") from None
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(10)
+            self.process = None
+
+    def __enter__(self) -> DnsServer:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, trace: TracebackType | None) -> None:
+        self.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)
