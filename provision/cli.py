@@ -37,10 +37,11 @@ def _converge(
     known_hosts: str | None,
     accept_new: bool,
     command: str,
+    quiet: bool = False,
 ) -> int:
     from rich.console import Console
 
-    from provision.output import print_summary, to_json, totals
+    from provision.output import print_summary, quiet_lines, to_json, totals
     from provision.project import Project, require_site
     from provision.runner import RunOptions, compile_hosts, run_hosts
 
@@ -61,7 +62,7 @@ def _converge(
         },
     )
     err = Console(stderr=True)
-    progress = _progress(err, len(hosts)) if err.is_terminal and not as_json else None
+    progress = _progress(err, len(hosts)) if err.is_terminal and not (as_json or quiet) else None
     if progress is not None:
         with progress[0]:
             results = run_hosts(compiled, options, progress=progress[1])
@@ -69,6 +70,9 @@ def _converge(
         results = run_hosts(compiled, options)
     if as_json:
         click.echo(to_json(command, results, check))
+    elif quiet:
+        for line in quiet_lines(results):
+            click.echo(line)
     else:
         print_summary(Console(), results, check, diff)
     counts = totals(results)
@@ -147,6 +151,7 @@ def apply(
 
 @main.command()
 @_run_options
+@click.option("-q", "--quiet", is_flag=True, help="Print only hosts that drifted, failed or were unreachable, one line each.")
 @friendly_errors
 def check(
     inventory: tuple[Path, ...],
@@ -158,9 +163,13 @@ def check(
     as_json: bool,
     known_hosts: str | None,
     accept_new_host_keys: bool,
+    quiet: bool,
 ) -> None:
-    """Report drift: exit 0 in sync, 2 drift found, 1 errors."""
-    sys.exit(_converge(inventory, limit, True, diff, forks, serial, tags, as_json, known_hosts, accept_new_host_keys, "check"))
+    """Report drift: exit 0 in sync, 2 drift found, 1 errors.
+
+    For monitoring: --json (versioned, stable keys) or --quiet (silent when
+    all is well, as cron wants)."""
+    sys.exit(_converge(inventory, limit, True, diff, forks, serial, tags, as_json, known_hosts, accept_new_host_keys, "check", quiet))
 
 
 @main.command()

@@ -50,6 +50,18 @@ def to_json(command: str, results: list[HostResult], check: bool) -> str:
     return json.dumps(document, indent=2, sort_keys=False)
 
 
+def quiet_lines(results: list[HostResult]) -> list[str]:
+    """One line per host that needs a look; nothing at all when all is well."""
+    lines = []
+    for r in results:
+        if r.status == "changed":
+            items = [f.path for f in r.files] + r.directories + [f"package {p}" for p in r.packages] + [f"service {s}" for s in r.services]
+            lines.append(f"{r.host}: drift: {', '.join(items)}")
+        elif r.status in ("failed", "unreachable"):
+            lines.append(f"{r.host}: {r.status}: {(r.errors or [''])[0].splitlines()[0] if r.errors else ''}".rstrip(": "))
+    return lines
+
+
 def print_summary(console: Console, results: list[HostResult], check: bool, show_diff: bool) -> None:
     for result in results:
         _print_details(console, result, check, show_diff)

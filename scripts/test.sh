@@ -5,6 +5,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Debian tools the tests use for real: Docker and debootstrap (the lab), the
+# ssh client (molecule's verifier), dnsmasq (a DNS server on loopback for the
+# report) and chromium (the HTML report, rendered headless).
+missing=()
+for tool in dockerd:docker.io debootstrap:debootstrap ssh:openssh-client ip:iproute2 dnsmasq:dnsmasq-base chromium:chromium; do
+    command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null
+fi
 python3 -m pip install -q -e '.[test]'
 # The tests and molecule's playbooks call the installed 'provision' command.
 PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"

@@ -42,10 +42,14 @@ def test_apply_reapply_check_repair(project: Path, tmp_path: Path) -> None:
     assert "-port=1" in drift.stdout
     assert "alpha: would change" not in drift.stdout
 
+    quiet = provision("check", "-i", str(project), "--quiet")
+    assert (quiet.returncode, quiet.stdout) == (2, "beta: drift: /etc/svc/svc.conf\n")
+
     repair = provision("apply", "-i", str(project), "--limit", "beta")
     assert repair.returncode == 0
     assert "port=2525" in (tmp_path / "b" / "etc/svc/svc.conf").read_text()
     assert provision("check", "-i", str(project)).returncode == 0
+    assert provision("check", "-i", str(project), "-q").stdout == ""
 
 
 def test_secrets_never_reach_json_or_diff(project: Path) -> None:

@@ -93,11 +93,11 @@ def _host_report(
         return report
     finally:
         connector.close()
-    _fill(report, answer, compiled, dns, renew_days)
+    fill_from_answer(report, answer, compiled, dns, renew_days)
     return report
 
 
-def _fill(report: HostReport, answer: dict[str, Any], compiled: CompiledHost, dns: DnsChecker, renew_days: int) -> None:
+def fill_from_answer(report: HostReport, answer: dict[str, Any], compiled: CompiledHost, dns: DnsChecker, renew_days: int) -> None:
     running: dict[tuple[str, str], TransportReport] = {}
     for instance in answer["instances"]:
         name = instance["name"]

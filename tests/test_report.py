@@ -1,0 +1,205 @@
+"""The report's pure parts: Postfix's view of its transports, reverse DNS
+verdicts against a real DNS server on loopback, and the comparison of what
+a host runs with what the inventory says."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from provision.errors import ProvisionError
+from provision.report.dns_check import DnsChecker, parse_nameserver
+from provision.report.gather import fill_from_answer
+from provision.report.model import HostReport
+from provision.report.output import to_html
+from provision.report.postfix_config import Transport, transports
+from tests.support.dns_server import DnsServer
+
+# As `postconf -M`, `postconf -Px` and `postconf -x ...` print them on Debian 12.
+MASTER = """\
+smtp       inet  n       -       y       -       -       smtpd
+pickup     unix  n       -       y       60      1       pickup
+smtp       unix  -       -       y       -       -       smtp
+relay      unix  -       -       y       -       -       smtp -o syslog_name=postfix/$service_name
+out1       unix  -       -       n       -       -       smtp -o smtp_bind_address=127.9.0.1 -o smtp_helo_name=out1.example.test
+out2       unix  -       -       n       -       -       smtp -o smtp_bind_address=127.9.0.2
+out6       unix  -       -       n       -       -       smtp -o smtp_bind_address6=::1
+local      unix  -       n       n       -       -       local
+"""
+OVERRIDES = """\
+relay/unix/syslog_name = postfix/relay
+out1/unix/smtp_bind_address = 127.9.0.1
+out1/unix/smtp_helo_name = out1.example.test
+out2/unix/smtp_bind_address = 127.9.0.2
+out6/unix/smtp_bind_address6 = ::1
+"""
+MAIN = "myhostname = mx.example.test\nsmtp_helo_name = mx.example.test\nsmtp_bind_address =\nsmtp_bind_address6 =\n"
+
+
+@pytest.mark.parametrize(
+    ("main", "expected"),
+    [
+        pytest.param(
+            MAIN,
+            [
+                Transport("out1", "127.9.0.1", "out1.example.test"),
+                Transport("out2", "127.9.0.2", "mx.example.test"),
+                Transport("out6", "::1", "mx.example.test"),
+            ],
+            id="unbound-services-left-out",
+        ),
+        pytest.param(
+            MAIN.replace("smtp_bind_address =\n", "smtp_bind_address = 127.9.0.9\n"),
+            [
+                Transport("smtp", "127.9.0.9", "mx.example.test"),
+                Transport("relay", "127.9.0.9", "mx.example.test"),
+                Transport("out1", "127.9.0.1", "out1.example.test"),
+                Transport("out2", "127.9.0.2", "mx.example.test"),
+                Transport("out6", "127.9.0.9", "mx.example.test"),
+            ],
+            id="main-cf-address-inherited",
+        ),
+    ],
+)
+def test_transports_as_postfix_runs_them(main: str, expected: list[Transport]) -> None:
+    assert transports(MASTER, OVERRIDES, main) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("127.0.0.53", ("127.0.0.53", 53)), ("127.1.2.3:5300", ("127.1.2.3", 5300)), ("[::1]:5300", ("::1", 5300)), ("::1", ("::1", 53))],
+)
+def test_nameserver_forms(text: str, expected: tuple[str, int]) -> None:
+    assert parse_nameserver(text) == expected
+
+
+@pytest.mark.parametrize("text", ["dns.example.net", "127.0.0.1:0", "127.0.0.1:http", "[::1]:99999"])
+def test_bad_nameserver_is_a_clear_error(text: str) -> None:
+    with pytest.raises(ProvisionError, match="--dns-server"):
+        parse_nameserver(text)
+
+
+DNS_ADDRESS = "127.53.77.1"
+DNS_PORT = 5353
+FORWARD = {
+    "good.example.test": "127.9.0.1",
+    "helo.example.test": "127.9.0.3",
+    "other.example.test": "127.99.0.1",
+}
+REVERSE = {"127.9.0.1": "good.example.test", "127.9.0.2": "other.example.test", "127.9.0.3": "helo.example.test"}
+
+
+@pytest.fixture(scope="module")
+def dns_server() -> Iterator[DnsServer]:
+    with DnsServer(DNS_ADDRESS, DNS_PORT) as server:
+        server.serve(FORWARD, REVERSE)
+        yield server
+
+
+@pytest.fixture
+def checker(dns_server: DnsServer) -> DnsChecker:
+    return DnsChecker([(dns_server.address, dns_server.port)], timeout=2.0)
+
+
+@pytest.mark.parametrize(
+    ("address", "helo", "outcome", "ptr"),
+    [
+        ("127.9.0.1", "good.example.test", "ok", ["good.example.test"]),
+        ("127.9.0.1", "GOOD.example.test.", "ok", ["good.example.test"]),
+        ("127.9.0.2", "other.example.test", "PTR not confirmed", ["other.example.test"]),
+        ("127.9.0.3", "mx.example.test", "HELO differs from PTR", ["helo.example.test"]),
+        ("127.9.0.4", "mx.example.test", "no PTR", []),
+    ],
+)
+def test_reverse_dns_verdicts(checker: DnsChecker, address: str, helo: str, outcome: str, ptr: list[str]) -> None:
+    result = checker.check(address, helo)
+    assert (result.outcome, result.ptr_names) == (outcome, ptr)
+
+
+def test_unanswered_resolver_is_a_dns_failure_not_a_missing_ptr() -> None:
+    silent = DnsChecker([("127.53.77.99", 5399)], timeout=0.3)
+    assert silent.check("127.9.0.1", "good.example.test").outcome == "DNS lookup failed"
+
+
+@pytest.fixture
+def compiled_mail_host(make_tree: Callable[[dict[str, str]], Path]) -> Any:
+    from provision.project import Project
+
+    variables = {
+        "postfix_myhostname": "mx.example.test",
+        "postfix_transports": [
+            {"name": "out1", "bind_address": "127.9.0.1", "helo_name": "good.example.test"},
+            {"name": "out2", "bind_address": "127.9.0.2"},
+            {"name": "gone", "bind_address": "127.9.0.5"},
+        ],
+    }
+    folder = make_tree(
+        {
+            "hosts.yml": "all:\n  hosts:\n    mx1:\n",
+            "host_vars/mx1.yml": yaml.safe_dump(variables),
+            "site.yml": "- hosts: all\n  roles: [postfix]\n",
+        }
+    )
+    return Project.load(folder).compile("mx1")
+
+
+def answer(master: str = MASTER, overrides: str = OVERRIDES, certificates: dict[str, str | None] | None = None) -> dict[str, Any]:
+    instance = {"name": "postfix", "config_directory": "/etc/postfix", "master": master, "overrides": overrides, "main": MAIN}
+    instance["queue"] = {"count": 7, "queues": {"deferred": 3}}
+    return {"ok": True, "instances": [instance], "certificates": certificates or {}}
+
+
+def test_host_and_inventory_disagreements_are_flagged(compiled_mail_host: Any, checker: DnsChecker) -> None:
+    report = HostReport("mx1")
+    running = answer(MASTER.replace("out2 ", "out2b"), OVERRIDES + "out1/unix/smtp_bind_address = 127.9.0.3\n")
+    fill_from_answer(report, running, compiled_mail_host, checker, 30)
+    rows = {row.service: row for row in report.transports}
+    assert rows["out1"].address == "127.9.0.3" and rows["out1"].inventory == "the inventory binds 127.9.0.1"
+    assert rows["gone"].inventory == "in the inventory, not running on the host"
+    assert rows["out6"].inventory == "running on the host, not in the inventory"
+    assert report.instances[0].queue == 7 and report.instances[0].deferred == 3
+
+
+def self_signed_pem(days: int) -> str:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mx.example.test")])
+    now = dt.datetime.now(dt.UTC)
+    builder = x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+    builder = builder.serial_number(x509.random_serial_number()).not_valid_before(now).not_valid_after(now + dt.timedelta(days=days))
+    return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode()
+
+
+def test_certificates_near_expiry_missing_or_garbled_are_problems(compiled_mail_host: Any, checker: DnsChecker) -> None:
+    certificates: dict[str, str | None] = {
+        "/etc/ssl/certs/fresh.pem": self_signed_pem(days=200),
+        "/etc/ssl/certs/soon.pem": self_signed_pem(days=10),
+        "/etc/ssl/certs/gone.pem": None,
+        "/etc/ssl/certs/junk.pem": "",
+    }
+    report = HostReport("mx1")
+    fill_from_answer(report, answer(certificates=certificates), compiled_mail_host, checker, 30)
+    problems = {c.path.rsplit("/", 1)[1]: c.problem for c in report.certificates}
+    assert problems["fresh.pem"] == ""
+    assert problems["soon.pem"].startswith("expires in 9 days") or problems["soon.pem"].startswith("expires in 10 days")
+    assert problems["gone.pem"] == "missing on the host" and problems["junk.pem"] == "not a PEM certificate"
+
+
+def test_html_escapes_what_hosts_and_dns_say(compiled_mail_host: Any, checker: DnsChecker) -> None:
+    from provision.report.model import Report
+
+    report = HostReport("mx1")
+    fill_from_answer(
+        report, answer(overrides=OVERRIDES.replace("out1.example.test", "<script>x</script>")), compiled_mail_host, checker, 30
+    )
+    page = to_html(Report(dt.datetime.now(dt.UTC).isoformat(), "test", [report]))
+    assert "<script>" not in page and "&lt;script&gt;" in page
