@@ -181,6 +181,7 @@ def check(
 def render(inventory: tuple[Path, ...], limit: str | None, out: Path, tags: str | None) -> None:
     """Render every managed file locally, without touching any host."""
     from provision.project import Project, require_site
+    from provision.rendered import write_rendered
     from provision.runner import compile_hosts
 
     project = Project.load(list(inventory))
@@ -188,14 +189,7 @@ def render(inventory: tuple[Path, ...], limit: str | None, out: Path, tags: str 
     hosts = project.select(limit)
     wanted = {t.strip() for t in tags.split(",")} if tags else None
     compiled = compile_hosts(project, hosts, wanted)
-    count = 0
-    for host, entry in compiled.items():
-        for path, desired in entry.desired.files.items():
-            target = out / host / path.lstrip("/")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(desired.content)
-            target.chmod(0o600 if desired.secret else 0o644)
-            count += 1
+    count = write_rendered(out, {host: entry.desired.files for host, entry in compiled.items()})
     click.echo(f"rendered {count} files for {len(compiled)} hosts into {out}", err=True)
 
 

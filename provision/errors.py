@@ -35,6 +35,10 @@ class ProvisionError(Exception):
         self.message = message
         self.location = location
 
+    def __reduce__(self) -> tuple[type[ProvisionError], tuple[str, Location | None]]:
+        # Compiling runs in worker processes for large fleets: the location must survive pickling.
+        return (type(self), (self.message, self.location))
+
     def __str__(self) -> str:
         if self.location is None:
             return self.message

@@ -19,7 +19,9 @@ from provision.variables import VariableSpec, VariableValueError, check_value
 _MAX_DEPTH = 20
 
 
-def resolve_templates(values: dict[str, Any], renderer: Renderer, where: dict[str, Location | None]) -> dict[str, Any]:
+def resolve_templates(
+    values: dict[str, Any], renderer: Renderer, where: dict[str, Location | None], fixed: frozenset[str] = frozenset()
+) -> dict[str, Any]:
     """Render ``{{ }}`` inside variable values against the other values.
 
     Each round renders every value that still holds a template; a value that
@@ -27,8 +29,11 @@ def resolve_templates(values: dict[str, Any], renderer: Renderer, where: dict[st
     which nothing changes means the references go round in a circle.
     """
     current = dict(values)
+    # ``fixed`` names (groups: every host of the inventory) never hold a
+    # template; scanning them would make compiling a fleet quadratic.
+    scanned = [k for k in current if k not in fixed]
     for _ in range(_MAX_DEPTH):
-        pending = [k for k, v in current.items() if contains_template(v)]
+        pending = [k for k in scanned if contains_template(current[k])]
         if not pending:
             return current
         changed = False
@@ -39,7 +44,7 @@ def resolve_templates(values: dict[str, Any], renderer: Renderer, where: dict[st
                 changed = True
         if not changed:
             break
-    key = next(k for k, v in current.items() if contains_template(v))
+    key = next(k for k in scanned if contains_template(current[k]))
     raise VariableError(f"variable {key!r} refers to itself through other variables", where.get(key))
 
 

@@ -103,8 +103,9 @@ class Project:
             for name, value in source.items():
                 values[name] = value
                 where[name] = site
-        values.update(self.magic_variables(host))
-        return resolve_templates(values, self._variable_renderer, where), where
+        magic = self.magic_variables(host)
+        values.update(magic)
+        return resolve_templates(values, self._variable_renderer, where, frozenset(magic)), where
 
     def groups_map(self) -> dict[str, list[str]]:
         if self._groups is None:

@@ -28,7 +28,12 @@ class LocatedDict(dict[str, Any]):
         return self.locations.get(key, self.location)
 
 
-class _LocatingLoader(yaml.SafeLoader):
+# libyaml's parser when PyYAML was built with it: several times faster on a
+# large inventory, with the same safe constructors and the same marks.
+_SafeBase: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _LocatingLoader(_SafeBase):  # type: ignore[valid-type,misc]
     """SafeLoader whose mappings are LocatedDicts."""
 
     source_name = "<string>"
