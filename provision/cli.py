@@ -244,10 +244,12 @@ def roles(inventory: Path | None, names: tuple[str, ...]) -> None:
 def _register() -> None:
     from provision.cli_lab import lab, test_role
     from provision.cli_mail import mail
+    from provision.cli_onboard import onboard
     from provision.cli_report import report
 
     main.add_command(lab)
     main.add_command(mail)
+    main.add_command(onboard)
     main.add_command(report)
     main.add_command(test_role)
 

@@ -618,7 +618,67 @@ def op_report(request: Dict[str, Any]) -> Dict[str, Any]:
     return {"ok": True, "instances": instances, "certificates": certificates}
 
 
-OPERATIONS = {"probe": op_probe, "stage": op_stage, "commit": op_commit, "mail": op_mail, "report": op_report}
+# What onboarding's test messages became, read from Postfix's own log:
+# cleanup logs the Message-ID with the queue ID, the smtp client (under its
+# transport's syslog_name) logs the delivery status of that queue ID.
+MESSAGE_ID_LINE = re.compile(r"\b([0-9A-Za-z]{6,}): message-id=<?([^>\s]+)>?")
+DELIVERY_LINE = re.compile(r"(postfix[^\[:\s]*)\[\d+\]: ([0-9A-Za-z]{6,}): to=<[^>]*>,.*?relay=([^,]+),.*? status=(\w+) \((.*)\)$")
+LOG_TAIL = 4 * 1024 * 1024
+
+
+def mail_log(directory: str) -> str:
+    configured = run("postconf -c %s -h maillog_file" % shlex.quote(directory))["output"].strip()
+    return configured if configured and configured.startswith("/") else "/var/log/mail.log"
+
+
+def read_tail(path: str) -> str:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - LOG_TAIL))
+            return handle.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def op_mail_test(request: Dict[str, Any]) -> Dict[str, Any]:
+    directory = request.get("config_directory", "/etc/postfix")
+    for message in request.get("submit", []):
+        done = subprocess.run(
+            ["/usr/sbin/sendmail", "-C", directory, "-f", message["sender"], "-i", "--", message["recipient"]],
+            input=message["text"].encode("utf-8"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            timeout=60,
+        )
+        if done.returncode != 0:
+            raise Failure("sendmail refused the test message: %s" % done.stdout.decode("utf-8", "replace").strip())
+    log = mail_log(directory)
+    text = read_tail(log)
+    wanted = set(request.get("message_ids", []))
+    queue_ids = {}  # type: Dict[str, str]
+    for found_id in MESSAGE_ID_LINE.finditer(text):
+        if found_id.group(2) in wanted:
+            queue_ids[found_id.group(1)] = found_id.group(2)
+    found = {}  # type: Dict[str, Dict[str, str]]
+    for line in text.splitlines():
+        delivery = DELIVERY_LINE.search(line)
+        if delivery and delivery.group(2) in queue_ids:
+            program, queue_id, relay, status, detail = delivery.groups()
+            found[queue_ids[queue_id]] = {"queue_id": queue_id, "program": program, "relay": relay, "status": status, "detail": detail}
+    for queue_id, message_id in queue_ids.items():
+        found.setdefault(message_id, {"queue_id": queue_id, "status": "queued"})
+    return {"ok": True, "log": log, "log_found": bool(text), "messages": found}
+
+
+OPERATIONS = {
+    "probe": op_probe,
+    "stage": op_stage,
+    "commit": op_commit,
+    "mail": op_mail,
+    "report": op_report,
+    "mail_test": op_mail_test,
+}
 
 
 def handle(request: Dict[str, Any]) -> Dict[str, Any]:

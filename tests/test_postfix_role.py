@@ -59,6 +59,13 @@ def test_random_selection_weights(compile_host: Callable[[dict[str, Any]], dict[
     assert "sender_dependent_default_transport_maps = randmap:{out1,out2,out2,out2}\n" in main
 
 
+def test_random_selection_with_pinned_senders(compile_host: Callable[[dict[str, Any]], dict[str, str]]) -> None:
+    files = compile_host({**GOOD, "postfix_transport_selection": "random"})
+    expected = "sender_dependent_default_transport_maps = hash:/etc/postfix/sender_transport, randmap:{out1,out2,out2,out2}\n"
+    assert expected in files["/etc/postfix/main.cf"]
+    assert files["/etc/postfix/sender_transport"].endswith("@news.example.net out1:\n")
+
+
 def test_option_with_spaces_uses_braces(compile_host: Callable[[dict[str, Any]], dict[str, str]]) -> None:
     values = {**GOOD}
     values["postfix_transports"] = [{"name": "out1", "bind_address": "127.0.0.11", "options": {"smtp_tls_policy_maps": "hash:/a, hash:/b"}}]
@@ -100,6 +107,11 @@ BAD = [
         "postfix_sender_transports: names a transport that postfix_transports does not define (out9)",
     ),
     ("selection without transports", {"postfix_transport_selection": "random"}, "needs at least one entry in postfix_transports"),
+    (
+        "pinned senders without selection",
+        {"postfix_transports": [{"name": "out1", "bind_address": "127.0.0.2"}], "postfix_sender_transports": {"@a.example": "out1"}},
+        'postfix_sender_transports: is set but postfix_transport_selection is "none"',
+    ),
     (
         "newline in main",
         {"postfix_main": {"smtpd_banner": "hi\nmynetworks = 0.0.0.0/0"}},

@@ -1,0 +1,250 @@
+"""The onboarding steps, in order; each says what it did or why it stopped.
+
+1. inventory: add the host to the group (comments kept) and write its host_vars;
+   the edited inventory is loaded and the host compiled from a scratch copy
+   first, so a mistake changes no file.
+2. ssh: connect and verify the host key.
+3. converge: ``provision apply`` for this host.
+4. verify: one test message through every transport, confirmed delivered.
+5. report: the host's transports, reverse DNS, drift, certificates, queues.
+6. checklist: what is left for the admin (PTR and A records to request...).
+
+Every step is idempotent, so a re-run after a failure repeats the finished
+steps as no-ops and continues where it stopped; a second onboarding of a
+finished host changes nothing.
+"""
+
+from __future__ import annotations
+
+import difflib
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from provision.connectors import connect, settings_from_vars
+from provision.errors import ConnectionFailure, HostKeyError, InventoryError, Location, ProvisionError, RemoteError
+from provision.onboard.inventory_edit import InventoryEdit, plan_inventory_edit, write
+from provision.onboard.transports import onboard_vars
+from provision.project import Project, require_site
+
+STEPS = ("inventory", "ssh", "converge", "verify", "report", "checklist")
+
+
+class StepFailed(Exception):
+    def __init__(self, step: str, message: str) -> None:
+        super().__init__(f"{step}: {message}")
+        self.step = step
+
+
+@dataclass
+class OnboardOptions:
+    host: str
+    group: str
+    addresses: list[str]
+    ssh: dict[str, Any] = field(default_factory=dict)
+    verify_to: str | None = None
+    verify_timeout: float = 120.0
+    dns_servers: list[tuple[str, int]] = field(default_factory=list)
+    dry_run: bool = False
+    accept_new_host_keys: bool = False
+    known_hosts: str | None = None
+
+
+def onboard(inventories: list[Path], options: OnboardOptions, console: Console) -> bool:
+    """True when every step passed; a failed step raises StepFailed."""
+    edit = _step_inventory(inventories, options, console)
+    if options.dry_run:
+        console.print("[bold]dry run[/]: nothing written, nothing contacted. The next steps would be: " + ", ".join(STEPS[1:]))
+        return True
+    project = Project.load(inventories)
+    connection_options = _connection_options(options)
+    _step_ssh(project, options, connection_options, console)
+    _step_converge(project, options, connection_options, console)
+    deliveries = _step_verify(project, options, connection_options, console)
+    report = _step_report(project, options, connection_options, console)
+    _step_checklist(edit, deliveries, report, console)
+    return True
+
+
+def _connection_options(options: OnboardOptions) -> dict[str, str]:
+    return {
+        **({"known_hosts": options.known_hosts} if options.known_hosts else {}),
+        **({"accept_new_host_keys": "yes"} if options.accept_new_host_keys else {}),
+    }
+
+
+def _header(console: Console, step: str) -> None:
+    console.rule(f"[bold]{STEPS.index(step) + 1}/{len(STEPS)} {step}", align="left")
+
+
+def _step_inventory(inventories: list[Path], options: OnboardOptions, console: Console) -> InventoryEdit:
+    _header(console, "inventory")
+    host_vars = onboard_vars(options.host, options.addresses, options.ssh)
+    edit = plan_inventory_edit(inventories[0], options.host, options.group, host_vars)
+    managed = _validate_in_scratch_copy(inventories, edit, options)
+    for path, before, after in (
+        (edit.hosts_file, edit.hosts_before, edit.hosts_after),
+        (edit.host_vars_file, edit.host_vars_before, edit.host_vars_after),
+    ):
+        if before == after:
+            console.print(f"{path}: unchanged")
+            continue
+        diff = difflib.unified_diff((before or "").splitlines(True), after.splitlines(True), str(path), str(path))
+        console.print(f"{path}: {'would change' if options.dry_run else 'changed'}")
+        console.print("".join(diff).rstrip("\n"), markup=False, highlight=False)
+    if edit.kept_keys:
+        console.print(f"kept as you set them in {edit.host_vars_file.name}: {', '.join(edit.kept_keys)}")
+    if options.dry_run:
+        console.print(managed, markup=False, highlight=False)
+    else:
+        write(edit)
+    return edit
+
+
+def _validate_in_scratch_copy(inventories: list[Path], edit: InventoryEdit, options: OnboardOptions) -> str:
+    """Load the edited inventory from a copy and compile the host; what the converge step would manage."""
+    folder = edit.hosts_file.parent
+    with tempfile.TemporaryDirectory(prefix="provision-onboard-") as scratch:
+        copy = Path(scratch) / folder.name
+        shutil.copytree(folder, copy, symlinks=True)
+        (copy / edit.hosts_file.name).write_text(edit.hosts_after)
+        (copy / "host_vars").mkdir(exist_ok=True)
+        (copy / "host_vars" / edit.host_vars_file.name).write_text(edit.host_vars_after)
+        first = copy if inventories[0].is_dir() else copy / edit.hosts_file.name
+        try:
+            project = Project.load([first, *inventories[1:]])
+        except ProvisionError as exc:
+            raise _in_real_folder(exc, copy, folder) from None
+        require_site(project)
+        if not project.host_roles(options.host).roles:
+            raise InventoryError(f"no play in site.yml applies a role to group {options.group!r}", Location(str(folder / "site.yml")))
+        if options.addresses and "postfix" not in {role.name for role in project.host_roles(options.host).roles}:
+            message = f"--address needs the postfix role, and no play in site.yml applies it to group {options.group!r}"
+            raise InventoryError(message, Location(str(folder / "site.yml")))
+        try:
+            compiled = project.compile(options.host)
+        except ProvisionError as exc:
+            raise _in_real_folder(exc, copy, folder) from None
+    roles = ", ".join(role.name for role in project.host_roles(options.host).roles)
+    generated = "".join(f" and {kind} files decided on the host" for kind, _ in compiled.desired.generators)
+    return f"roles: {roles}; {len(compiled.desired.files)} managed files{generated}:\n" + "\n".join(
+        f"  {path}" for path in sorted(compiled.desired.files)
+    )
+
+
+def _in_real_folder(exc: ProvisionError, copy: Path, folder: Path) -> ProvisionError:
+    """The same error, naming the user's file rather than the scratch copy's."""
+    location = exc.location
+    if location is not None and location.file.startswith(str(copy)):
+        location = Location(str(folder) + location.file[len(str(copy)) :], location.line, location.column)
+    return type(exc)(exc.message.replace(str(copy), str(folder)), location)
+
+
+def _step_ssh(project: Project, options: OnboardOptions, connection_options: dict[str, str], console: Console) -> None:
+    _header(console, "ssh")
+    variables = project.variables(options.host, project.host_roles(options.host))[0]
+    settings = settings_from_vars(options.host, variables, connection_options)
+    try:
+        connector = connect(settings)
+    except HostKeyError as exc:
+        raise StepFailed(
+            "ssh", f"{exc}. Compare the key's fingerprint with the host's console, then re-run with --accept-new-host-keys"
+        ) from None
+    except ConnectionFailure as exc:
+        raise StepFailed("ssh", str(exc)) from None
+    connector.close()
+    console.print(f"{settings.user or 'root'}@{settings.host}:{settings.port}: connected, host key verified")
+
+
+def _step_converge(project: Project, options: OnboardOptions, connection_options: dict[str, str], console: Console) -> None:
+    from provision.output import print_summary
+    from provision.runner import RunOptions, compile_hosts, run_hosts
+
+    _header(console, "converge")
+    compiled = compile_hosts(project, [options.host], None)
+    with console.status(f"converging {options.host}", spinner="dots"):
+        (result,) = run_hosts(compiled, RunOptions(connection_options=connection_options))
+    print_summary(console, [result], check=False, show_diff=False)
+    if result.status in ("failed", "unreachable"):
+        raise StepFailed("converge", result.status + ": " + "; ".join(result.errors))
+
+
+def _step_verify(project: Project, options: OnboardOptions, connection_options: dict[str, str], console: Console) -> list[Any]:
+    from provision.connectors import CountingConnector
+    from provision.onboard.verify import send_and_confirm
+
+    _header(console, "verify")
+    variables = project.variables(options.host, project.host_roles(options.host))[0]
+    transports = list(variables.get("postfix_transports") or [])
+    if not transports:
+        console.print("no transports to verify (no postfix_transports for this host)")
+        return []
+    if not options.verify_to:
+        console.print("[yellow]skipped[/]: give --verify-to ADDRESS to send a test message through every transport")
+        return []
+    connector = CountingConnector(connect(settings_from_vars(options.host, variables, connection_options)))
+    try:
+        with console.status(f"sending {len(transports)} test message(s) to {options.verify_to}", spinner="dots"):
+            deliveries, log = send_and_confirm(connector, options.host, transports, options.verify_to, options.verify_timeout)
+    except (ConnectionFailure, RemoteError) as exc:
+        raise StepFailed("verify", str(exc)) from None
+    finally:
+        connector.close()
+    table = Table(
+        "transport", "bound address", "status", "relay", "reply", title=f"test messages to {options.verify_to}", title_justify="left"
+    )
+    for delivery in deliveries:
+        status = "[green]delivered[/]" if delivery.delivered else f"[red]{delivery.status}[/]"
+        table.add_row(delivery.service, delivery.address, status, delivery.relay, delivery.detail)
+    console.print(table)
+    failed = [d for d in deliveries if not d.delivered]
+    if failed:
+        names = ", ".join(f"{d.service} ({d.status})" for d in failed)
+        raise StepFailed("verify", f"not confirmed delivered: {names}; see {log} on the host")
+    return deliveries
+
+
+def _step_report(project: Project, options: OnboardOptions, connection_options: dict[str, str], console: Console) -> Any:
+    from provision.report.dns_check import DnsChecker
+    from provision.report.gather import gather
+    from provision.report.output import print_report
+
+    _header(console, "report")
+    label = ", ".join(f"{host}:{port}" for host, port in options.dns_servers) or "system"
+    report = gather(project, [options.host], DnsChecker(options.dns_servers or None), label, connection_options=connection_options)
+    print_report(console, report)
+    return report
+
+
+def _step_checklist(edit: InventoryEdit, deliveries: list[Any], report: Any, console: Console) -> None:
+    _header(console, "checklist")
+    items: list[str] = []
+    (host,) = report.hosts
+    for row in host.transports:
+        if row.outcome in ("no PTR", "PTR not confirmed", "DNS lookup failed"):
+            items.append(f"ask the provider of {row.address} for the PTR record {row.address} → {row.helo_name}")
+        if not row.fcrdns:
+            items.append(f"publish the DNS record {row.helo_name} {'AAAA' if ':' in row.address else 'A'} {row.address}")
+        elif row.outcome == "HELO differs from PTR":
+            fix = f"set helo_name to {row.ptr_names[0]} in {edit.host_vars_file}"
+            items.append(f"{row.service}: HELO {row.helo_name} differs from the PTR name; {fix}")
+    addresses = [row.address for row in host.transports]
+    if addresses:
+        mechanisms = " ".join(f"ip{6 if ':' in a else 4}:{a}" for a in addresses)
+        items.append(f"make sure the SPF records of the domains this host sends for include: {mechanisms}")
+    if not deliveries and host.transports:
+        items.append("verify delivery: re-run with --verify-to ADDRESS")
+    if host.drift:
+        items.append(f"drift remains after converging: {', '.join(host.drift)}")
+    for number, item in enumerate(items, start=1):
+        console.print(f"  {number}. {item}", highlight=False)
+    if not items:
+        console.print("  nothing left: the host is converged, verified and its reverse DNS is in order")
+
+
+__all__ = ["OnboardOptions", "ProvisionError", "StepFailed", "onboard"]

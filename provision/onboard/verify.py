@@ -1,0 +1,72 @@
+"""Sends one test message through every transport and waits for the next hop's 250.
+
+The messages are submitted on the host with Postfix's ``sendmail`` from the
+transport's pinned verification sender; arrival is read from Postfix's own
+log: the smtp client of that transport (its ``syslog_name``) logging
+``status=sent`` for the message's queue ID, with the relay's reply.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from provision.agent_client import call_agent
+from provision.connectors.base import Connector
+from provision.errors import RemoteError
+from provision.onboard.transports import verify_sender
+
+
+@dataclass
+class Delivery:
+    service: str
+    address: str
+    message_id: str
+    status: str = "not seen"
+    relay: str = ""
+    detail: str = ""
+    program: str = ""
+
+    @property
+    def delivered(self) -> bool:
+        return self.status == "sent" and self.program.endswith(f"/{self.service}/smtp")
+
+
+def _message(host: str, service: str, recipient: str, message_id: str) -> str:
+    return (
+        f"From: {verify_sender(host, service)}\r\nTo: {recipient}\r\n"
+        f"Subject: provision onboard: {host} via {service}\r\nDate: {email.utils.formatdate()}\r\n"
+        f"Message-ID: <{message_id}>\r\nX-Provision-Transport: {service}\r\n\r\n"
+        f"Test message from 'provision onboard {host}', sent through transport {service}.\r\n"
+    )
+
+
+def send_and_confirm(
+    connector: Connector, host: str, transports: list[dict[str, Any]], recipient: str, timeout: float, poll: float = 1.0
+) -> tuple[list[Delivery], str]:
+    token = uuid.uuid4().hex[:12]
+    deliveries = [Delivery(t["name"], str(t["bind_address"]), f"{token}.{t['name']}@{host}") for t in transports]
+    submit = [
+        {"sender": verify_sender(host, d.service), "recipient": recipient, "text": _message(host, d.service, recipient, d.message_id)}
+        for d in deliveries
+    ]
+    request: dict[str, Any] = {"op": "mail_test", "submit": submit, "message_ids": [d.message_id for d in deliveries]}
+    deadline = time.monotonic() + timeout
+    log = ""
+    while True:
+        answer = call_agent(connector, request, 120.0)
+        if not answer.get("ok"):
+            raise RemoteError(str(answer.get("error")))
+        request["submit"] = []
+        log = str(answer.get("log", ""))
+        for delivery in deliveries:
+            seen = answer["messages"].get(delivery.message_id)
+            if seen:
+                delivery.status = seen.get("status", delivery.status)
+                delivery.relay, delivery.detail, delivery.program = seen.get("relay", ""), seen.get("detail", ""), seen.get("program", "")
+        if all(d.status in ("sent", "bounced") for d in deliveries) or time.monotonic() > deadline:
+            return deliveries, log
+        time.sleep(poll)

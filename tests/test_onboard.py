@@ -1,0 +1,121 @@
+"""Onboarding without a host: the inventory edit (comments kept, user's keys
+never overwritten), the dry run (nothing written) and the refusals."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+
+from provision.errors import ProvisionError
+from provision.onboard.inventory_edit import plan_inventory_edit, write
+from provision.onboard.transports import onboard_vars
+
+HOSTS = """\
+# Mail fleet. Keep the relays sorted.
+all:
+  children:
+    mail:            # outbound relays
+      hosts:
+        mx0.example.test:   # the old one
+          ansible_host: 127.0.0.250
+    web:
+      hosts:
+        www.example.test:
+"""
+SITE = "- hosts: mail\n  roles: [postfix]\n- hosts: web\n  roles: [motd]\n"
+
+
+@pytest.fixture
+def inventory(make_tree: Callable[[dict[str, str]], Path]) -> Path:
+    return make_tree({"hosts.yml": HOSTS, "site.yml": SITE, "group_vars/mail.yml": "postfix_myhostname: mx.example.test\n"})
+
+
+def provision(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["provision", *args], capture_output=True, text=True, check=False, env={**os.environ, "COLUMNS": "200"})
+
+
+def test_edit_keeps_comments_and_order_and_adds_the_host(inventory: Path) -> None:
+    values = onboard_vars("mx1.example.test", ["127.70.0.1", "127.70.0.2"], {"ansible_host": "127.70.0.9"})
+    edit = plan_inventory_edit(inventory, "mx1.example.test", "mail", values)
+    write(edit)
+    text = (inventory / "hosts.yml").read_text()
+    assert text == HOSTS.replace(
+        "          ansible_host: 127.0.0.250\n", "          ansible_host: 127.0.0.250\n        mx1.example.test:\n"
+    )
+    written = yaml.safe_load((inventory / "host_vars/mx1.example.test.yml").read_text())
+    assert written["postfix_transports"] == [
+        {"name": "out1", "bind_address": "127.70.0.1", "helo_name": "out1.mx1.example.test"},
+        {"name": "out2", "bind_address": "127.70.0.2", "helo_name": "out2.mx1.example.test"},
+    ]
+    assert written["postfix_sender_transports"] == {
+        "provision-verify+out1@mx1.example.test": "out1",
+        "provision-verify+out2@mx1.example.test": "out2",
+    }
+    again = plan_inventory_edit(inventory, "mx1.example.test", "mail", values)
+    assert not again.changed and again.kept_keys == list(values)
+
+
+def test_a_key_the_user_set_is_kept(inventory: Path) -> None:
+    (inventory / "host_vars").mkdir()
+    mine = "# my relay\npostfix_transports:  # chosen by hand\n  - {name: out7, bind_address: 127.70.0.7}\n"
+    (inventory / "host_vars/mx1.example.test.yml").write_text(mine)
+    edit = plan_inventory_edit(inventory, "mx1.example.test", "mail", onboard_vars("mx1.example.test", ["127.70.0.1"], {}))
+    write(edit)
+    text = (inventory / "host_vars/mx1.example.test.yml").read_text()
+    assert text.startswith(mine) and "out7" in text and "out1.mx1" not in text.split("postfix_sender_transports")[0]
+    assert edit.kept_keys == ["postfix_transports"]
+
+
+def test_new_group_is_created_under_all(inventory: Path) -> None:
+    write(plan_inventory_edit(inventory, "mx1.example.test", "bulk", {}))
+    data = yaml.safe_load((inventory / "hosts.yml").read_text())
+    assert data["all"]["children"]["bulk"] == {"hosts": {"mx1.example.test": None}}
+    assert (inventory / "hosts.yml").read_text().startswith("# Mail fleet. Keep the relays sorted.\n")
+
+
+def test_dry_run_shows_the_edit_and_files_and_writes_nothing(inventory: Path) -> None:
+    before = {p: p.read_bytes() for p in inventory.rglob("*") if p.is_file()}
+    done = provision("onboard", "mx1.example.test", "-i", str(inventory), "-g", "mail", "-a", "127.70.0.1", "--dry-run")
+    assert done.returncode == 0, done.stderr
+    assert "+        mx1.example.test:" in done.stdout
+    assert "+    helo_name: out1.mx1.example.test" in done.stdout
+    assert "/etc/postfix/master.cf" in done.stdout and "dry run: nothing written" in done.stdout
+    assert {p: p.read_bytes() for p in inventory.rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["mx1", "-g", "mail"], "fully qualified name"),
+        (["mx1.example.test", "-g", "mail", "-a", "300.1.1.1"], "--address '300.1.1.1': not an IP address"),
+        (["mx1.example.test", "-g", "mail", "-a", "127.70.0.1", "-a", "127.70.0.1"], "given twice"),
+        (["mx1.example.test", "-g", "web", "-a", "127.70.0.1"], "needs the postfix role"),
+        (["mx1.example.test", "-g", "nowhere"], "no play in site.yml applies a role to group 'nowhere'"),
+    ],
+)
+def test_refusals_name_the_problem_and_write_nothing(inventory: Path, args: list[str], message: str) -> None:
+    before = {p: p.read_bytes() for p in inventory.rglob("*") if p.is_file()}
+    done = provision("onboard", *args[:1], "-i", str(inventory), *args[1:])
+    assert done.returncode == 1
+    assert message in done.stderr and "Traceback" not in done.stderr
+    assert {p: p.read_bytes() for p in inventory.rglob("*") if p.is_file()} == before
+
+
+def test_a_bad_variable_is_reported_in_the_users_file_not_the_scratch_copy(inventory: Path) -> None:
+    (inventory / "host_vars").mkdir()
+    (inventory / "host_vars/mx1.example.test.yml").write_text("postfix_transport_selection: sometimes\n")
+    done = provision("onboard", "mx1.example.test", "-i", str(inventory), "-g", "mail", "--dry-run")
+    assert done.returncode == 1
+    assert f"error: {inventory}/host_vars/mx1.example.test.yml:1:" in done.stderr
+    assert "postfix_transport_selection" in done.stderr and "provision-onboard-" not in done.stderr
+
+
+def test_ini_inventory_is_refused(make_tree: Callable[[dict[str, str]], Path]) -> None:
+    folder = make_tree({"hosts.ini": "[mail]\nmx0.example.test\n", "site.yml": SITE})
+    with pytest.raises(ProvisionError, match="YAML inventories"):
+        plan_inventory_edit(folder, "mx1.example.test", "mail", {})
