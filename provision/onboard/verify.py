@@ -54,7 +54,8 @@ def send_and_confirm(
         for d in deliveries
     ]
     request: dict[str, Any] = {"op": "mail_test", "submit": submit, "message_ids": [d.message_id for d in deliveries]}
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    deadline = started + timeout
     log = ""
     while True:
         answer = call_agent(connector, request, 120.0)
@@ -62,6 +63,10 @@ def send_and_confirm(
             raise RemoteError(str(answer.get("error")))
         request["submit"] = []
         log = str(answer.get("log", ""))
+        # Postfix's log may lag the submission by a moment, not by ten seconds.
+        if not answer.get("log_found") and time.monotonic() > started + 10:
+            hint = "set postfix_maillog_file or run a syslog daemon"
+            raise RemoteError(f"no mail log to confirm delivery from ({log} is missing or empty): {hint}")
         for delivery in deliveries:
             seen = answer["messages"].get(delivery.message_id)
             if seen:
