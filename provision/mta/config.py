@@ -1,0 +1,158 @@
+"""The MTA's settings, read from the Postfix main.cf the postfix role renders.
+
+Postfix's syntax: ``name = value``, continuation lines start with
+whitespace, ``#`` comments, ``$name``/``${name}`` expansion. Parameters the
+MTA does not implement are listed once at start (``unsupported``), never
+silently ignored.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULTS = {
+    "myhostname": "",
+    "mydomain": "",
+    "myorigin": "$myhostname",
+    "mydestination": "$myhostname, localhost.$mydomain, localhost",
+    "mynetworks": "127.0.0.0/8 [::1]/128",
+    "inet_interfaces": "all",
+    "queue_directory": "/var/spool/provision-mta",
+    "message_size_limit": "10240000",
+    "smtpd_recipient_limit": "1000",
+    "smtpd_timeout": "300s",
+    "relayhost": "",
+    "minimal_backoff_time": "300s",
+    "maximal_backoff_time": "4000s",
+    "queue_run_delay": "300s",
+    "maximal_queue_lifetime": "5d",
+    "default_destination_concurrency_limit": "20",
+    "smtpd_tls_cert_file": "",
+    "smtpd_tls_key_file": "",
+    "smtp_bind_address": "",
+    "smtp_helo_name": "$myhostname",
+    "alias_maps": "hash:/etc/aliases",
+    "recipient_delimiter": "",
+}
+# Set by the postfix role or Debian's main.cf, harmless to the MTA: not worth a warning.
+IGNORED = {
+    "compatibility_level", "biff", "append_dot_mydomain", "readme_directory", "smtpd_banner", "alias_database",
+    "inet_protocols", "mailbox_size_limit", "smtpd_relay_restrictions", "smtpd_tls_security_level",
+    "smtp_tls_security_level", "smtpd_tls_protocols", "smtp_tls_protocols", "smtpd_tls_mandatory_protocols",
+    "smtp_tls_mandatory_protocols", "smtpd_tls_loglevel", "maillog_file", "sender_dependent_default_transport_maps",
+    "command_directory", "daemon_directory", "data_directory", "mail_owner", "setgid_group", "shlib_directory",
+    "meta_directory", "manpage_directory", "sample_directory", "html_directory", "sendmail_path", "newaliases_path",
+    "mailq_path", "smtpd_tls_session_cache_database", "smtp_tls_session_cache_database", "smtp_tls_CApath",
+    "smtpd_tls_chain_files", "smtp_tls_CAfile", "multi_instance_wrapper", "multi_instance_enable",
+}  # fmt: skip
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_main_cf(text: str) -> dict[str, str]:
+    values: dict[str, str] = {}
+    current: str | None = None
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        if line[0].isspace() and current is not None:
+            values[current] += " " + line.strip()
+            continue
+        name, sep, value = line.partition("=")
+        if sep:
+            current = name.strip()
+            values[current] = value.strip()
+    return values
+
+
+def expand(value: str, values: dict[str, str], depth: int = 0) -> str:
+    if depth > 20:
+        return value
+    return re.sub(r"\$\{?(\w+)\}?", lambda m: expand(values.get(m.group(1), ""), values, depth + 1), value)
+
+
+def seconds(value: str) -> float:
+    match = re.fullmatch(r"(\d+)([smhdw]?)", value.strip())
+    if not match:
+        raise ValueError(f"not a time: {value!r}")
+    return int(match.group(1)) * _UNITS[match.group(2) or "s"]
+
+
+def split_list(value: str) -> list[str]:
+    return [item for item in re.split(r"[\s,]+", value) if item]
+
+
+@dataclass
+class MtaConfig:
+    myhostname: str
+    myorigin: str
+    mydestination: set[str]
+    mynetworks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]
+    inet_interfaces: list[str]
+    queue_directory: Path
+    message_size_limit: int
+    smtpd_recipient_limit: int
+    smtpd_timeout: float
+    relayhost: str
+    minimal_backoff_time: float
+    maximal_backoff_time: float
+    queue_run_delay: float
+    maximal_queue_lifetime: float
+    default_destination_concurrency_limit: int
+    tls_cert_file: str
+    tls_key_file: str
+    smtp_bind_address: str
+    smtp_helo_name: str
+    unsupported: list[str] = field(default_factory=list)
+
+    def in_mynetworks(self, address: str) -> bool:
+        try:
+            client = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(client in network for network in self.mynetworks)
+
+    def is_local_domain(self, domain: str) -> bool:
+        return domain.lower().rstrip(".") in self.mydestination
+
+
+def load_config(main_cf: Path) -> MtaConfig:
+    given = parse_main_cf(main_cf.read_text(encoding="utf-8")) if main_cf.exists() else {}
+    values = {**DEFAULTS, **given}
+    if not values["myhostname"]:
+        values["myhostname"] = socket.getfqdn()
+    if not values["mydomain"]:
+        values["mydomain"] = values["myhostname"].partition(".")[2] or "localdomain"
+
+    def get(name: str) -> str:
+        return expand(values[name], values)
+
+    networks = []
+    for item in split_list(get("mynetworks")):
+        networks.append(ipaddress.ip_network(item.replace("[", "").replace("]", ""), strict=False))
+    interfaces = split_list(get("inet_interfaces"))
+    return MtaConfig(
+        myhostname=get("myhostname"),
+        myorigin=get("myorigin"),
+        mydestination={d.lower().rstrip(".") for d in split_list(get("mydestination"))},
+        mynetworks=networks,
+        inet_interfaces=interfaces,
+        queue_directory=Path(get("queue_directory")),
+        message_size_limit=int(get("message_size_limit")),
+        smtpd_recipient_limit=int(get("smtpd_recipient_limit")),
+        smtpd_timeout=seconds(get("smtpd_timeout")),
+        relayhost=get("relayhost"),
+        minimal_backoff_time=seconds(get("minimal_backoff_time")),
+        maximal_backoff_time=seconds(get("maximal_backoff_time")),
+        queue_run_delay=seconds(get("queue_run_delay")),
+        maximal_queue_lifetime=seconds(get("maximal_queue_lifetime")),
+        default_destination_concurrency_limit=int(get("default_destination_concurrency_limit")),
+        tls_cert_file=get("smtpd_tls_cert_file"),
+        tls_key_file=get("smtpd_tls_key_file"),
+        smtp_bind_address=get("smtp_bind_address"),
+        smtp_helo_name=get("smtp_helo_name"),
+        unsupported=sorted(name for name in given if name not in DEFAULTS and name not in IGNORED),
+    )

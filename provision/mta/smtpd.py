@@ -1,0 +1,91 @@
+"""SMTP intake on aiosmtpd: Postfix's relay rules and limits, then the durable queue.
+
+Not an open relay: a recipient outside ``mydestination`` is accepted only
+from a client in ``mynetworks`` (554 otherwise). More recipients than
+``smtpd_recipient_limit`` get 452; a message over ``message_size_limit``
+gets 552 (SIZE is advertised). 250 is sent only after the group commit made
+the message durable (see ``queue``).
+"""
+
+from __future__ import annotations
+
+import ssl
+import time
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, Session
+from aiosmtpd.smtp import Envelope as SmtpEnvelope
+
+from provision.mta.cleanup import complete_headers, qualify
+from provision.mta.config import MtaConfig
+from provision.mta.queue import Envelope, GroupCommitter, new_queue_id
+
+
+class IntakeHandler:
+    def __init__(self, config: MtaConfig, committer: GroupCommitter) -> None:
+        self.config = config
+        self.committer = committer
+
+    async def handle_EHLO(self, server: SMTP, session: Session, envelope: SmtpEnvelope, hostname: str, responses: list[str]) -> list[str]:
+        session.host_name = hostname
+        # aiosmtpd reads pipelined commands correctly; it just does not say so.
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]
+
+    async def handle_MAIL(self, server: SMTP, session: Session, envelope: SmtpEnvelope, address: str, options: list[str]) -> str:
+        envelope.mail_from = qualify(address, self.config.myorigin)
+        envelope.mail_options.extend(options)
+        return "250 2.1.0 Ok"
+
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: SmtpEnvelope, address: str, options: list[str]) -> str:
+        if len(envelope.rcpt_tos) >= self.config.smtpd_recipient_limit:
+            return "452 4.5.3 Error: too many recipients"
+        recipient = qualify(address, self.config.myorigin)
+        domain = recipient.rpartition("@")[2]
+        client = session.peer[0] if isinstance(session.peer, tuple) else ""
+        if not self.config.is_local_domain(domain) and not self.config.in_mynetworks(client):
+            return f"554 5.7.1 <{address}>: Relay access denied"
+        envelope.rcpt_tos.append(recipient)
+        envelope.rcpt_options.extend(options)
+        return "250 2.1.5 Ok"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: SmtpEnvelope) -> str:
+        raw = envelope.original_content if envelope.original_content is not None else envelope.content
+        assert isinstance(raw, bytes)
+        if len(raw) > self.config.message_size_limit:
+            return "552 5.3.4 Error: message file too big"
+        queue_id = new_queue_id()
+        sender = envelope.mail_from or ""
+        data = complete_headers(raw, sender, self.config.myhostname, queue_id)
+        client = session.peer[0] if isinstance(session.peer, tuple) else ""
+        entry = Envelope(queue_id, sender, list(envelope.rcpt_tos), time.time(), client, session.host_name or "", len(data))
+        try:
+            await self.committer.commit(entry, data)
+        except (OSError, RuntimeError):
+            return "451 4.3.0 Error: queue file write error"
+        return f"250 2.0.0 Ok: queued as {queue_id}"
+
+
+def tls_context(config: MtaConfig) -> ssl.SSLContext | None:
+    if not (config.tls_cert_file and config.tls_key_file):
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(config.tls_cert_file, config.tls_key_file)
+    return context
+
+
+def smtp_factory(config: MtaConfig, committer: GroupCommitter) -> Any:
+    handler = IntakeHandler(config, committer)
+    context = tls_context(config)
+
+    def factory() -> SMTP:
+        return SMTP(
+            handler,
+            hostname=config.myhostname,
+            data_size_limit=config.message_size_limit,
+            enable_SMTPUTF8=True,
+            tls_context=context,
+            timeout=config.smtpd_timeout,
+            ident="provision-mta",
+        )
+
+    return factory
