@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -30,14 +30,15 @@ class Daemon:
     config_directory: Path
     queue: Path
     process: subprocess.Popen[bytes] | None = None
-    log: list[str] = field(default_factory=list)
 
     def start(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "provision.mta.daemon", "-c", str(self.config_directory), "serve", "--port", str(PORT)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
+        # A file, not a pipe: the daemon logs every delivery, and a full pipe would stall it.
+        with (self.config_directory / "daemon.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "provision.mta.daemon", "-c", str(self.config_directory), "serve", "--port", str(PORT)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             try:
@@ -55,8 +56,8 @@ class Daemon:
     def stop(self) -> str:
         assert self.process is not None
         self.process.terminate()
-        output, _ = self.process.communicate(timeout=15)
-        return output.decode()
+        self.process.wait(timeout=60)
+        return (self.config_directory / "daemon.log").read_text()
 
     def queued(self) -> list[Path]:
         return [p for name in QUEUES for p in (self.queue / name).iterdir() if not p.name.startswith(".")]
@@ -73,6 +74,8 @@ def write_main_cf(folder: Path, queue: Path, **extra: str) -> None:
         "smtpd_recipient_limit": "3",
         "compatibility_level": "3.6",
         "smtpd_client_restrictions": "permit",
+        # The next hop is a closed port: accepted mail stays queued (deferred) for these tests to read.
+        "relayhost": "[127.77.0.9]:2599",
         **extra,
     }
     folder.mkdir(exist_ok=True)
@@ -131,13 +134,14 @@ def test_accepted_message_is_queued_private_with_completed_headers(daemon: Daemo
     with client() as smtp:
         smtp.ehlo("tester.example.test")
         smtp.mail("app")  # a bare address is qualified with $myorigin
-        smtp.rcpt("someone@example.test")
+        smtp.rcpt("someone@remote.example.org")
         code, text = smtp.data(b"Subject: hello\r\n\r\nbody\r\n")
     assert code == 250 and b"queued as" in text
+    daemon.stop()
     (path,) = daemon.queued()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600 and stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     envelope, data = read_message(path)
-    assert envelope.sender == "app@mta.example.test" and envelope.recipients == ["someone@example.test"]
+    assert envelope.sender == "app@mta.example.test" and envelope.recipients == ["someone@remote.example.org"]
     assert envelope.queue_id in text.decode() and envelope.helo == "tester.example.test"
     for header in (b"From: app@mta.example.test", b"Date: ", b"Message-ID: <"):
         assert header in data
@@ -173,7 +177,7 @@ def test_no_acknowledged_message_is_lost_across_kill_9(daemon: Daemon) -> None:
                 if smtp is None:
                     smtp = client()
                     smtp.ehlo("load.example.test")
-                smtp.sendmail("load@example.test", ["sink@example.test"], body)
+                smtp.sendmail("load@example.test", ["sink@remote.example.org"], body)
                 with lock:
                     acknowledged.add(message_id)
             except (OSError, smtplib.SMTPException):
@@ -189,6 +193,7 @@ def test_no_acknowledged_message_is_lost_across_kill_9(daemon: Daemon) -> None:
         daemon.start()
     for thread in threads:
         thread.join()
+    daemon.stop()
 
     found: dict[str, int] = {}
     for path in daemon.queued():

@@ -30,6 +30,7 @@ DEFAULTS = {
     "maximal_backoff_time": "4000s",
     "queue_run_delay": "300s",
     "maximal_queue_lifetime": "5d",
+    "bounce_queue_lifetime": "5d",
     "default_destination_concurrency_limit": "20",
     "smtpd_tls_cert_file": "",
     "smtpd_tls_key_file": "",
@@ -37,13 +38,15 @@ DEFAULTS = {
     "smtp_helo_name": "$myhostname",
     "alias_maps": "hash:/etc/aliases",
     "recipient_delimiter": "",
+    "sender_dependent_default_transport_maps": "",
+    "home_mailbox": "Maildir/",
 }
 # Set by the postfix role or Debian's main.cf, harmless to the MTA: not worth a warning.
 IGNORED = {
     "compatibility_level", "biff", "append_dot_mydomain", "readme_directory", "smtpd_banner", "alias_database",
     "inet_protocols", "mailbox_size_limit", "smtpd_relay_restrictions", "smtpd_tls_security_level",
     "smtp_tls_security_level", "smtpd_tls_protocols", "smtp_tls_protocols", "smtpd_tls_mandatory_protocols",
-    "smtp_tls_mandatory_protocols", "smtpd_tls_loglevel", "maillog_file", "sender_dependent_default_transport_maps",
+    "smtp_tls_mandatory_protocols", "smtpd_tls_loglevel", "maillog_file",
     "command_directory", "daemon_directory", "data_directory", "mail_owner", "setgid_group", "shlib_directory",
     "meta_directory", "manpage_directory", "sample_directory", "html_directory", "sendmail_path", "newaliases_path",
     "mailq_path", "smtpd_tls_session_cache_database", "smtp_tls_session_cache_database", "smtp_tls_CApath",
@@ -101,11 +104,14 @@ class MtaConfig:
     maximal_backoff_time: float
     queue_run_delay: float
     maximal_queue_lifetime: float
+    bounce_queue_lifetime: float
     default_destination_concurrency_limit: int
     tls_cert_file: str
     tls_key_file: str
     smtp_bind_address: str
     smtp_helo_name: str
+    recipient_delimiter: str = ""
+    sender_transport_maps: list[str] = field(default_factory=list)
     unsupported: list[str] = field(default_factory=list)
 
     def in_mynetworks(self, address: str) -> bool:
@@ -149,10 +155,14 @@ def load_config(main_cf: Path) -> MtaConfig:
         maximal_backoff_time=seconds(get("maximal_backoff_time")),
         queue_run_delay=seconds(get("queue_run_delay")),
         maximal_queue_lifetime=seconds(get("maximal_queue_lifetime")),
+        bounce_queue_lifetime=seconds(get("bounce_queue_lifetime")),
         default_destination_concurrency_limit=int(get("default_destination_concurrency_limit")),
         tls_cert_file=get("smtpd_tls_cert_file"),
         tls_key_file=get("smtpd_tls_key_file"),
         smtp_bind_address=get("smtp_bind_address"),
         smtp_helo_name=get("smtp_helo_name"),
+        recipient_delimiter=get("recipient_delimiter"),
+        # "hash:/etc/postfix/sender_transport, randmap:{out1,out2}": split on top-level commas only.
+        sender_transport_maps=re.findall(r"[a-z]+:(?:\{[^}]*\}|[^\s,]+)", get("sender_dependent_default_transport_maps")),
         unsupported=sorted(name for name in given if name not in DEFAULTS and name not in IGNORED),
     )

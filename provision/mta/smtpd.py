@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ssl
 import time
+from collections.abc import Callable
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, Session
@@ -22,9 +23,10 @@ from provision.mta.queue import Envelope, GroupCommitter, new_queue_id
 
 
 class IntakeHandler:
-    def __init__(self, config: MtaConfig, committer: GroupCommitter) -> None:
+    def __init__(self, config: MtaConfig, committer: GroupCommitter, on_queued: Callable[[], None] = lambda: None) -> None:
         self.config = config
         self.committer = committer
+        self.on_queued = on_queued
 
     async def handle_EHLO(self, server: SMTP, session: Session, envelope: SmtpEnvelope, hostname: str, responses: list[str]) -> list[str]:
         session.host_name = hostname
@@ -62,6 +64,7 @@ class IntakeHandler:
             await self.committer.commit(entry, data)
         except (OSError, RuntimeError):
             return "451 4.3.0 Error: queue file write error"
+        self.on_queued()
         return f"250 2.0.0 Ok: queued as {queue_id}"
 
 
@@ -73,8 +76,8 @@ def tls_context(config: MtaConfig) -> ssl.SSLContext | None:
     return context
 
 
-def smtp_factory(config: MtaConfig, committer: GroupCommitter) -> Any:
-    handler = IntakeHandler(config, committer)
+def smtp_factory(config: MtaConfig, committer: GroupCommitter, on_queued: Callable[[], None] = lambda: None) -> Any:
+    handler = IntakeHandler(config, committer, on_queued)
     context = tls_context(config)
 
     def factory() -> SMTP:

@@ -1,0 +1,116 @@
+"""Delivery agents: local (Maildir) and remote SMTP (MX, relayhost, bound address).
+
+Each returns one outcome per recipient: delivered, deferred (4xx, a
+connection that failed: try again later) or bounced (5xx).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import smtplib
+import socket
+import ssl
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import dns.exception
+import dns.resolver
+
+DELIVERED, DEFERRED, BOUNCED = "delivered", "deferred", "bounced"
+
+
+@dataclass
+class Outcome:
+    recipient: str
+    status: str
+    detail: str
+
+
+def maildir_deliver(home: Path, data: bytes, uid: int = -1, gid: int = -1) -> None:
+    """Maildir's rule: write into tmp/, fsync, link into new/ (then fsync new/)."""
+    for sub in ("tmp", "new", "cur"):
+        (home / "Maildir" / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+    name = f"{time.time_ns()}.P{os.getpid()}R{random.getrandbits(32):08x}.{socket.gethostname()}"
+    temporary = home / "Maildir" / "tmp" / name
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(descriptor, data)
+        os.fsync(descriptor)
+        if uid >= 0:
+            os.fchown(descriptor, uid, gid)
+    finally:
+        os.close(descriptor)
+    os.rename(temporary, home / "Maildir" / "new" / name)
+    folder = os.open(home / "Maildir" / "new", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+
+
+def next_hops(domain: str, relayhost: str, resolver: dns.resolver.Resolver) -> list[tuple[str, int]]:
+    """Where to connect: the relayhost, else the MX records by preference, else
+    the domain's own A/AAAA (RFC 5321 5.1 when there is no MX)."""
+    if relayhost:
+        host, port = relayhost, 25
+        if relayhost.rpartition(":")[2].isdigit() and relayhost.rpartition(":")[0].endswith("]"):
+            host, port = relayhost.rpartition(":")[0], int(relayhost.rpartition(":")[2])
+        if host.startswith("["):
+            return [(host.strip("[]"), port)]
+        domain = host
+    try:
+        answer = resolver.resolve(domain, "MX")
+        records = sorted(answer, key=lambda r: r.preference)
+        hosts = [str(r.exchange).rstrip(".") for r in records if str(r.exchange) != "."]
+        return [(host, 25) for host in hosts]
+    except dns.resolver.NoAnswer:
+        return [(domain, 25)]
+    except dns.resolver.NXDOMAIN:
+        raise LookupError(f"domain {domain} does not exist") from None
+    except dns.exception.DNSException as exc:
+        raise ConnectionError(f"DNS lookup for {domain} failed: {exc}") from None
+
+
+def smtp_deliver(
+    hops: list[tuple[str, int]], sender: str, recipients: list[str], data: bytes, bind_address: str, helo_name: str, timeout: float = 60
+) -> list[Outcome]:
+    """Try each next hop in turn until one answers; opportunistic STARTTLS."""
+    # SMTP lines end in CRLF; a message written with bare LF (a bounce, a local
+    # submission) would otherwise arrive as one endless line.
+    data = re.sub(rb"\r?\n", b"\r\n", data)
+    last_error = "no next hop"
+    for host, port in hops:
+        try:
+            with smtplib.SMTP(
+                timeout=timeout, local_hostname=helo_name or None, source_address=(bind_address, 0) if bind_address else None
+            ) as client:
+                client.connect(host, port)
+                client.ehlo()
+                if client.has_extn("starttls"):
+                    context = ssl.create_default_context()
+                    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # opportunistic, as Postfix's "may"
+                    client.starttls(context=context)
+                    client.ehlo()
+                refused = client.sendmail(sender, recipients, data)
+        except smtplib.SMTPRecipientsRefused as exc:
+            return [_refused(r, *exc.recipients[r]) for r in recipients]
+        except smtplib.SMTPResponseException as exc:
+            status = BOUNCED if exc.smtp_code >= 500 else DEFERRED
+            said = f"{host}[{port}] said: {exc.smtp_code} {_text(exc.smtp_error)}"
+            return [Outcome(r, status, said) for r in recipients]
+        except (OSError, smtplib.SMTPException) as exc:
+            last_error = f"connect to {host}[{port}]: {exc}"
+            continue
+        return [_refused(r, *refused[r]) if r in refused else Outcome(r, DELIVERED, f"{host}[{port}]") for r in recipients]
+    return [Outcome(r, DEFERRED, last_error) for r in recipients]
+
+
+def _text(text: bytes | str) -> str:
+    return text.decode(errors="replace") if isinstance(text, bytes) else text
+
+
+def _refused(recipient: str, code: int, text: bytes | str) -> Outcome:
+    return Outcome(recipient, BOUNCED if code >= 500 else DEFERRED, f"{code} {_text(text)}")
