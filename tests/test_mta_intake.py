@@ -30,19 +30,21 @@ class Daemon:
     config_directory: Path
     queue: Path
     process: subprocess.Popen[bytes] | None = None
+    address: str = ADDRESS
+    port: int = PORT
 
     def start(self) -> None:
         # A file, not a pipe: the daemon logs every delivery, and a full pipe would stall it.
         with (self.config_directory / "daemon.log").open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "provision.mta.daemon", "-c", str(self.config_directory), "serve", "--port", str(PORT)],
+                [sys.executable, "-m", "provision.mta.daemon", "-c", str(self.config_directory), "serve", "--port", str(self.port)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             try:
-                socket.create_connection((ADDRESS, PORT), timeout=0.2).close()
+                socket.create_connection((self.address, self.port), timeout=0.2).close()
                 return
             except OSError:
                 time.sleep(0.05)

@@ -1,7 +1,9 @@
 """``provision-mta``: the daemon and its operator commands.
 
-    provision-mta serve [-c /etc/postfix] [--port 25]
-    provision-mta queue list|count
+    provision-mta [-c /etc/postfix] serve [--port 25]
+    provision-mta queue list|count|flush|requeue|delete|hold|release [ID|ALL]
+    provision-mta sendmail [-t] [-f SENDER] [-i] [RECIPIENT ...] < message
+    (installed as sendmail and mailq, it behaves as those)
 
 Reads main.cf from the config folder (as the postfix role renders it);
 warns once about every parameter it does not implement.
@@ -12,16 +14,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import sys
 from pathlib import Path
 
 import dns.resolver
 
+from provision.mta.admin import act, listing
 from provision.mta.config import MtaConfig, load_config
 from provision.mta.qmgr import QueueManager
-from provision.mta.queue import QUEUES, GroupCommitter, Queue, read_envelope
+from provision.mta.queue import QUEUES, GroupCommitter, Queue
 from provision.mta.smtpd import smtp_factory
+from provision.mta.submit import SubmitError, submit
 
 
 async def serve(config: MtaConfig, port: int, master_cf: Path, resolver: dns.resolver.Resolver | None) -> None:
@@ -58,15 +63,27 @@ def _resolver(text: str | None) -> dns.resolver.Resolver | None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    program = Path(sys.argv[0]).name
+    raw = list(sys.argv[1:] if argv is None else argv)
+    if argv is None and program in ("sendmail", "mailq"):
+        # Installed under Postfix's names: behave as those commands.
+        raw = ["sendmail", *raw] if program == "sendmail" else ["queue", "list"]
+    # sendmail's own options (-t, -i, -f...) are not ours to parse.
+    sendmail_arguments: list[str] = []
+    if "sendmail" in raw[:3]:
+        position = raw.index("sendmail")
+        raw, sendmail_arguments = raw[: position + 1], raw[position + 1 :]
     parser = argparse.ArgumentParser(prog="provision-mta", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-c", "--config-directory", type=Path, default=Path("/etc/postfix"))
+    parser.add_argument("-c", "--config-directory", type=Path, default=Path(os.environ.get("MAIL_CONFIG", "/etc/postfix")))
     commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("serve", help="run the SMTP server")
+    run = commands.add_parser("serve", help="run the SMTP server, pickup and queue manager")
     run.add_argument("--port", type=int, default=25)
     run.add_argument("--dns-server", default=None, metavar="IP[:PORT]", help="resolver for MX lookups (default the system's)")
-    listing = commands.add_parser("queue", help="look at the queue")
-    listing.add_argument("action", choices=["list", "count"])
-    args = parser.parse_args(argv)
+    listing = commands.add_parser("queue", help="list, count, flush, requeue, delete, hold, release")
+    listing.add_argument("action", choices=["list", "count", "flush", "requeue", "delete", "hold", "release"])
+    listing.add_argument("which", nargs="?", default=None, help="a queue ID, or ALL")
+    commands.add_parser("sendmail", help="submit a message from standard input (sendmail's options follow)")
+    args = parser.parse_args(raw)
     try:
         config = load_config(args.config_directory / "main.cf")
     except (OSError, ValueError) as exc:
@@ -75,15 +92,26 @@ def main(argv: list[str] | None = None) -> None:
         for name in config.unsupported:
             print(f"provision-mta: warning: {name} is not supported and has no effect", file=sys.stderr, flush=True)
         asyncio.run(serve(config, args.port, args.config_directory / "master.cf", _resolver(args.dns_server)))
+    elif args.command == "sendmail":
+        try:
+            submit(config, sendmail_arguments, sys.stdin.buffer.read())
+        except (SubmitError, OSError) as exc:
+            sys.exit(f"sendmail: {exc}")
     else:
-        queue = Queue(config.queue_directory)
-        if args.action == "count":
-            print(json.dumps({name: len(queue.list(name)) for name in QUEUES}))
-        else:
-            for name in QUEUES:
-                for queue_id in queue.list(name):
-                    envelope = read_envelope(queue.folder(name) / queue_id)
-                    print(f"{queue_id} {name} {envelope.size} {envelope.sender or '<>'} -> {', '.join(envelope.recipients)}")
+        _queue_command(config, args.action, args.which)
+
+
+def _queue_command(config: MtaConfig, action: str, which: str | None) -> None:
+    queue = Queue(config.queue_directory)
+    if action == "count":
+        print(json.dumps({name: len(queue.list(name)) for name in QUEUES}))
+    elif action == "list":
+        print("\n".join(listing(queue)) or "Mail queue is empty")
+    else:
+        if which is None and action == "delete":
+            sys.exit("provision-mta: queue delete needs a queue ID or ALL")
+        count = act(queue, action, which or "ALL")
+        print(f"provision-mta: {action}: {count} message(s)")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from provision.mta.config import MtaConfig
 from provision.mta.delivery import BOUNCED, DEFERRED, DELIVERED, Outcome, maildir_deliver, next_hops, smtp_deliver
 from provision.mta.master_cf import SmtpTransport, sender_map, smtp_transports
 from provision.mta.queue import Envelope, GroupCommitter, Queue, fsync_folder, new_queue_id, read_message
+from provision.mta.submit import pickup
 
 
 class TransportChooser:
@@ -72,8 +73,12 @@ class QueueManager:
             self._start(queue_id)
         last_scan = 0.0
         while not stop.is_set():
+            pickup(self.config, self.queue)
             for queue_id in self.queue.list("incoming"):
-                self.queue.move(queue_id, "incoming", "active")
+                try:
+                    self.queue.move(queue_id, "incoming", "active")
+                except FileNotFoundError:  # held or deleted by an operator meanwhile
+                    continue
                 self._start(queue_id)
             if time.time() - last_scan >= min(self.config.queue_run_delay, 60):
                 last_scan = time.time()
@@ -92,7 +97,10 @@ class QueueManager:
             except (OSError, ValueError):
                 continue
             if force or envelope.next_try <= now:
-                self.queue.move(queue_id, "deferred", "active")
+                try:
+                    self.queue.move(queue_id, "deferred", "active")
+                except FileNotFoundError:
+                    continue
                 self._start(queue_id)
 
     def _start(self, queue_id: str) -> None:

@@ -20,6 +20,7 @@ class Received:
     sender: str
     recipients: list[str]
     subject: str
+    content: bytes = b""
 
 
 @dataclass
@@ -31,7 +32,16 @@ class _Handler:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         subject = message_from_bytes(envelope.original_content or b"").get("Subject", "")
         with self.lock:
-            self.messages.append(Received(session.peer[0], session.host_name or "", envelope.mail_from, list(envelope.rcpt_tos), subject))
+            self.messages.append(
+                Received(
+                    session.peer[0],
+                    session.host_name or "",
+                    envelope.mail_from,
+                    list(envelope.rcpt_tos),
+                    subject,
+                    envelope.original_content or b"",
+                )
+            )
         return "250 OK kept"
 
 

@@ -1,0 +1,62 @@
+"""Operator commands on the queue, as Postfix users know them
+(postqueue -p/-f, postsuper -d/-r/-h/-H): list, flush, delete, requeue,
+hold, release. A message being delivered (in ``active``) is left alone."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from provision.mta.queue import QUEUES, Queue, fsync_folder, read_envelope
+
+# Where each action takes messages from, and where it puts them.
+MOVES = {
+    "flush": (("deferred",), "incoming"),
+    "requeue": (("deferred", "hold", "incoming"), "incoming"),
+    "hold": (("incoming", "deferred"), "hold"),
+    "release": (("hold",), "incoming"),
+}
+
+
+def listing(queue: Queue) -> list[str]:
+    lines = []
+    now = time.time()
+    for name in QUEUES:
+        for queue_id in queue.list(name):
+            try:
+                envelope = read_envelope(queue.folder(name) / queue_id)
+            except (OSError, ValueError):
+                continue
+            mark = {"hold": "!", "active": "*"}.get(name, "")
+            age = int(now - envelope.arrival)
+            lines.append(f"{queue_id}{mark} {envelope.size:>8} {age:>6}s {envelope.sender or 'MAILER-DAEMON'}")
+            for recipient in envelope.recipients:
+                reason = envelope.reasons.get(recipient)
+                lines.append(f"    {recipient}" + (f"  ({reason})" if reason else ""))
+    return lines
+
+
+def act(queue: Queue, action: str, which: str) -> int:
+    """Apply ``action`` to one queue ID or ALL; returns how many messages it touched."""
+    count = 0
+    if action == "delete":
+        for name in ("maildrop", "incoming", "deferred", "hold"):
+            for queue_id in queue.list(name):
+                if which in ("ALL", queue_id):
+                    try:
+                        os.unlink(queue.folder(name) / queue_id)
+                    except FileNotFoundError:
+                        continue
+                    count += 1
+            fsync_folder(queue.folder(name))
+        return count
+    sources, target = MOVES[action]
+    for name in sources:
+        for queue_id in queue.list(name):
+            if which in ("ALL", queue_id) and name != target:
+                try:
+                    queue.move(queue_id, name, target)
+                except FileNotFoundError:  # the queue manager took it meanwhile
+                    continue
+                count += 1
+    return count
