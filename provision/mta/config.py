@@ -40,6 +40,7 @@ DEFAULTS = {
     "recipient_delimiter": "",
     "sender_dependent_default_transport_maps": "",
     "home_mailbox": "Maildir/",
+    "allow_mail_to_files": "",
 }
 # Set by the postfix role or Debian's main.cf, harmless to the MTA: not worth a warning.
 IGNORED = {
@@ -111,6 +112,8 @@ class MtaConfig:
     smtp_bind_address: str
     smtp_helo_name: str
     recipient_delimiter: str = ""
+    alias_files: list[Path] = field(default_factory=list)
+    allow_mail_to_files: set[str] = field(default_factory=set)
     sender_transport_maps: list[str] = field(default_factory=list)
     unsupported: list[str] = field(default_factory=list)
 
@@ -162,6 +165,9 @@ def load_config(main_cf: Path) -> MtaConfig:
         smtp_bind_address=get("smtp_bind_address"),
         smtp_helo_name=get("smtp_helo_name"),
         recipient_delimiter=get("recipient_delimiter"),
+        # hash:/etc/aliases is built from the text file /etc/aliases: that is what is read.
+        alias_files=[Path(item.partition(":")[2]) for item in split_list(get("alias_maps")) if ":" in item],
+        allow_mail_to_files=set(split_list(get("allow_mail_to_files"))),
         # "hash:/etc/postfix/sender_transport, randmap:{out1,out2}": split on top-level commas only.
         sender_transport_maps=re.findall(r"[a-z]+:(?:\{[^}]*\}|[^\s,]+)", get("sender_dependent_default_transport_maps")),
         unsupported=sorted(name for name in given if name not in DEFAULTS and name not in IGNORED),

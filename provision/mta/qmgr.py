@@ -22,6 +22,7 @@ from pathlib import Path
 
 import dns.resolver
 
+from provision.mta.aliases import expand, parse_aliases
 from provision.mta.bounce import bounce_message
 from provision.mta.config import MtaConfig
 from provision.mta.delivery import BOUNCED, DEFERRED, DELIVERED, Outcome, maildir_deliver, next_hops, smtp_deliver
@@ -63,6 +64,10 @@ class QueueManager:
         self.config, self.queue, self.committer = config, queue, committer
         self.chooser = TransportChooser(config, master_cf)
         self.resolver = resolver or dns.resolver.Resolver()
+        self.aliases: dict[str, list[str]] = {}
+        for path in config.alias_files:
+            if path.exists():
+                self.aliases.update(parse_aliases(path.read_text()))
         self.kick = asyncio.Event()
         self._limits: dict[str, asyncio.Semaphore] = defaultdict(lambda: asyncio.Semaphore(config.default_destination_concurrency_limit))
         self._working: set[str] = set()
@@ -130,17 +135,24 @@ class QueueManager:
         for recipient in envelope.recipients:
             if recipient not in local:
                 by_domain[recipient.rpartition("@")[2].lower()].append(recipient)
-        outcomes = [await asyncio.to_thread(self._local, r, data) for r in local]
+        outcomes: list[Outcome] = []
+        for recipient in local:
+            local_part = recipient.rpartition("@")[0]
+            if self.config.recipient_delimiter:
+                local_part = local_part.split(self.config.recipient_delimiter, 1)[0]
+            expansion = expand(local_part, self.aliases, self.config.is_local_domain, self.config.allow_mail_to_files)
+            for user in expansion.local_users:
+                outcomes.append(await asyncio.to_thread(self._local, recipient, user, data))
+            outcomes += [Outcome(recipient, BOUNCED, f"{target}: {why}") for target, why in expansion.refused]
+            for address in expansion.remote:
+                by_domain[address.rpartition("@")[2].lower()].append(address)
         transport = self.chooser.choose(envelope.sender)
         results = await asyncio.gather(*(self._remote(domain, rcpts, envelope, data, transport) for domain, rcpts in by_domain.items()))
         for result in results:
             outcomes += result
         return outcomes
 
-    def _local(self, recipient: str, data: bytes) -> Outcome:
-        user = recipient.rpartition("@")[0].lower()
-        if self.config.recipient_delimiter:
-            user = user.split(self.config.recipient_delimiter, 1)[0]
+    def _local(self, recipient: str, user: str, data: bytes) -> Outcome:
         try:
             account = pwd.getpwnam(user)
         except KeyError:
@@ -180,7 +192,7 @@ class QueueManager:
             self.kick.set()
         active = self.queue.folder("active") / envelope.queue_id
         if deferred:
-            envelope.recipients = [o.recipient for o in deferred]
+            envelope.recipients = list(dict.fromkeys(o.recipient for o in deferred))
             envelope.attempts += 1
             backoff = min(self.config.maximal_backoff_time, self.config.minimal_backoff_time * 2 ** (envelope.attempts - 1))
             envelope.next_try = time.time() + backoff
