@@ -50,8 +50,7 @@ def daemon(tmp_path: Path) -> Iterator[Daemon]:
     configure(running.config_directory, running.queue)
     running.start()
     yield running
-    if running.process and running.process.poll() is None:
-        running.stop()
+    running.stop_if_running()
 
 
 def send(sender: str, recipient: str, subject: str) -> None:

@@ -61,6 +61,10 @@ class Daemon:
         self.process.wait(timeout=60)
         return (self.config_directory / "daemon.log").read_text()
 
+    def stop_if_running(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.stop()
+
     def queued(self) -> list[Path]:
         return [p for name in QUEUES for p in (self.queue / name).iterdir() if not p.name.startswith(".")]
 
@@ -90,8 +94,7 @@ def daemon(tmp_path: Path) -> Iterator[Daemon]:
     write_main_cf(running.config_directory, running.queue)
     running.start()
     yield running
-    if running.process and running.process.poll() is None:
-        running.stop()
+    running.stop_if_running()
 
 
 def client(source: str = ADDRESS) -> smtplib.SMTP:

@@ -36,8 +36,7 @@ def daemon(tmp_path: Path) -> Iterator[Daemon]:
     (running.config_directory / "main.cf").write_text("".join(f"{k} = {v}\n" for k, v in settings.items()))
     running.start()
     yield running
-    if running.process and running.process.poll() is None:
-        running.stop()
+    running.stop_if_running()
 
 
 def mta(daemon: Daemon, *args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
