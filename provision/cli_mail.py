@@ -17,7 +17,7 @@ instance_option = click.option("--instance", default=None, help="Only this insta
 
 @click.group()
 def mail() -> None:
-    """Postfix queues and maintenance on every host and instance."""
+    """Mail queues and maintenance on every host and instance (Postfix, or provision-mta where it runs instead)."""
 
 
 def _run(inventory: tuple[Path, ...], limit: str | None, action: str, instance: str | None, forks: int, as_json: bool) -> None:
@@ -69,6 +69,8 @@ def _command(action: str, help_text: str) -> None:
 _command("queue", "Summarise each queue: messages, deferred, oldest, top destinations (postqueue -j).")
 _command("flush", "Attempt delivery of all queued mail now (postqueue -f).")
 _command("requeue", "Requeue all mail so it is processed again with the current config (postsuper -r ALL).")
+_command("hold", "Put all queued mail on hold: kept, not delivered, until released (postsuper -h ALL).")
+_command("release", "Release all mail on hold (postsuper -H ALL).")
 _command("check", "postfix check on each instance, and the lookup table types it supports (postconf -m).")
 
 

@@ -49,9 +49,9 @@ def onboard(
     after a failure: finished steps are no-ops, it continues where it stopped."""
     from rich.console import Console
 
+    from provision.nameserver import parse_nameserver
     from provision.onboard.run import OnboardOptions, StepFailed
     from provision.onboard.run import onboard as run_onboard
-    from provision.report.dns_check import parse_nameserver
 
     ssh = {"ansible_host": ssh_host, "ansible_user": ssh_user, "ansible_port": ssh_port, "ansible_ssh_private_key_file": ssh_key}
     options = OnboardOptions(

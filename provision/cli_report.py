@@ -47,8 +47,9 @@ def report(
     forward confirmation and HELO match; drift, certificate expiry, queues."""
     from rich.console import Console
 
+    from provision.nameserver import parse_nameserver
     from provision.project import Project
-    from provision.report.dns_check import DnsChecker, parse_nameserver
+    from provision.report.dns_check import DnsChecker
     from provision.report.gather import gather
     from provision.report.output import print_report, to_json, write_html
 

@@ -4,6 +4,8 @@ One round trip per host: the agent finds every instance (``postmulti -l -a``)
 and runs the Postfix command our users know on each (``postqueue -j``,
 ``postqueue -f``, ``postsuper -r ALL``, ``postsuper -d ALL``, ``postfix
 check`` with ``postconf -m``), answering with a summary, not the whole queue.
+On a host with provision-mta instead (role python_mta) the same actions run
+its ``provision-mta queue ...`` commands, which read and answer alike.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from provision.connectors import CountingConnector, connect, settings_from_vars
 from provision.errors import ConnectionFailure, RemoteError
 from provision.project import Project
 
-ACTIONS = ("queue", "flush", "requeue", "delete", "check")
+ACTIONS = ("queue", "flush", "requeue", "delete", "hold", "release", "check")
 
 
 @dataclass

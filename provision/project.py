@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from provision import __version__
 from provision.errors import InventoryError, Location, PatternError, ProvisionError, TemplateError, VariableError
 from provision.hostvars import check_role_variables, resolve_templates, secret_values
 from provision.inventory import Inventory, load_inventory, select_hosts
@@ -83,7 +84,7 @@ class Project:
     def renderer(self, role: Role) -> Renderer:
         if role.name not in self._renderers:
             # A role's own templates first, then the inventory's templates/ (a user's own, such as motd_template).
-            self._renderers[role.name] = Renderer([role.templates_dir, self.inventory.directory / "templates"])
+            self._renderers[role.name] = Renderer([role.templates_dir, *role.template_dirs, self.inventory.directory / "templates"])
         return self._renderers[role.name]
 
     def variables(self, host: str, assigned: HostRoles) -> tuple[dict[str, Any], dict[str, Location | None]]:
@@ -138,6 +139,7 @@ class Project:
                 **values,
                 **checked,
                 "provision_managed": MANAGED_NOTE.format(role=role.name),
+                "provision_version": __version__,
                 "provision_roles": [r.name for r in assigned.roles],
                 "inventory_dir": str(self.inventory.directory),
             }
@@ -209,7 +211,7 @@ def _add_role(
                 owner=renderer.render_string(resource.owner, item, where),
                 group=renderer.render_string(resource.group, item, where),
                 role=role.name,
-                source=resource.template or resource.src or "content",
+                source=resource.template or resource.src or resource.build or "content",
                 secret=resource.secret,
                 validate=renderer.render_string(resource.validate, item, where) if resource.validate else None,
                 notify=tuple(renderer.render_string(n, item, where) for n in resource.notify),
@@ -290,6 +292,10 @@ def _content(resource: FileResource, role: Role, renderer: Renderer, context: di
         return renderer.render_template(name, context).encode()
     if resource.content is not None:
         return renderer.render_string(str(resource.content), context, where).encode()
+    if resource.build is not None:
+        from provision.roles import BUILDERS
+
+        return BUILDERS[resource.build]()
     source = role.files_dir / str(resource.src)
     try:
         return source.read_bytes()

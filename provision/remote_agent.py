@@ -528,8 +528,36 @@ def postfix_instances() -> List[Dict[str, str]]:
     return instances or [{"name": "-", "group": "-", "enabled": "y", "config_directory": "/etc/postfix"}]
 
 
-def queue_summary(directory: str) -> Dict[str, Any]:
-    listing = run("postqueue -c %s -j" % shlex.quote(directory))
+# provision's own MTA (role python_mta) where no Postfix is installed.
+PROVISION_MTA = "/opt/provision-mta/bin/provision-mta"
+
+
+def mail_instances() -> List[Dict[str, str]]:
+    """Postfix's instances, or provision-mta as the one instance of a host without Postfix."""
+    instances = postfix_instances()
+    if not instances and os.path.exists(PROVISION_MTA):
+        instances = [{"name": "provision-mta", "group": "-", "enabled": "y", "config_directory": "/etc/postfix", "mta": "provision-mta"}]
+    return instances
+
+
+def queue_command(instance: Dict[str, str], verb: str) -> str:
+    """The command that does ``verb`` (json, flush, requeue, delete, hold, release) to this instance's queue."""
+    directory = shlex.quote(instance["config_directory"])
+    if instance.get("mta") == "provision-mta":
+        return "%s -c %s queue %s" % (PROVISION_MTA, directory, verb if verb in ("json", "flush", "requeue") else verb + " ALL")
+    postfix = {
+        "json": "postqueue -c %s -j",
+        "flush": "postqueue -c %s -f",
+        "requeue": "postsuper -c %s -r ALL",
+        "delete": "postsuper -c %s -d ALL",
+        "hold": "postsuper -c %s -h ALL",
+        "release": "postsuper -c %s -H ALL",
+    }
+    return postfix[verb] % directory
+
+
+def queue_summary(instance: Dict[str, str]) -> Dict[str, Any]:
+    listing = run(queue_command(instance, "json"))
     if listing["exit"] != 0:
         return {"error": listing["output"].strip()}
     count, size, oldest = 0, 0, None  # type: int, int, Optional[int]
@@ -554,29 +582,24 @@ def queue_summary(directory: str) -> Dict[str, Any]:
     return {"count": count, "bytes": size, "oldest": oldest, "queues": by_queue, "top_destinations": top, "now": int(time.time())}
 
 
-MAIL_COMMANDS = {
-    "flush": "postqueue -c %s -f",
-    "requeue": "postsuper -c %s -r ALL",
-    "delete": "postsuper -c %s -d ALL",
-}
-
-
 def op_mail(request: Dict[str, Any]) -> Dict[str, Any]:
     action, wanted = request["action"], request.get("instance")
-    instances = [i for i in postfix_instances() if wanted in (None, i["name"], i["config_directory"])]
+    instances = [i for i in mail_instances() if wanted in (None, i["name"], i["config_directory"])]
     if not instances:
-        raise Failure("no Postfix instance here" + (" named %s" % wanted if wanted else ""))
+        raise Failure("no Postfix instance and no provision-mta here" + (" named %s" % wanted if wanted else ""))
     results = []
     for instance in instances:
         directory = instance["config_directory"]
         entry = dict(instance)  # type: Dict[str, Any]
         if action == "queue":
-            entry["queue"] = queue_summary(directory)
+            entry["queue"] = queue_summary(instance)
+        elif action == "check" and instance.get("mta") == "provision-mta":
+            entry["check"] = run("%s -c %s check" % (PROVISION_MTA, shlex.quote(directory)))
         elif action == "check":
             entry["check"] = run("postfix -c %s check" % shlex.quote(directory))
             entry["map_types"] = run("postconf -c %s -m" % shlex.quote(directory))["output"].split()
         else:
-            entry["result"] = run(MAIL_COMMANDS[action] % shlex.quote(directory))
+            entry["result"] = run(queue_command(instance, action))
         results.append(entry)
     return {"ok": True, "instances": results}
 
@@ -612,7 +635,7 @@ def op_report(request: Dict[str, Any]) -> Dict[str, Any]:
             if answer["exit"] != 0:
                 entry["error"] = answer["output"].strip()
             entry[key] = answer["output"]
-        entry["queue"] = queue_summary(instance["config_directory"])
+        entry["queue"] = queue_summary(instance)
         instances.append(entry)
     certificates = {path: read_certificate(path) for path in request.get("certificates", [])}
     return {"ok": True, "instances": instances, "certificates": certificates}

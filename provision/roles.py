@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ _ROLE_KEYS = {
     "vars",
     "facts",
     "generate",
+    "variables_from",
 }
 _FILE_KEYS = {
     "dest",
@@ -51,6 +53,7 @@ _FILE_KEYS = {
     "loop_var",
     "tags",
     "merge",
+    "build",
 }
 _DIR_KEYS = {"path", "mode", "owner", "group", "when", "loop", "loop_var", "tags"}
 _SERVICE_KEYS = {"name", "state", "enabled", "when"}
@@ -83,6 +86,8 @@ class FileResource:
     template: str | None = None
     src: str | None = None
     content: str | None = None
+    build: str | None = None
+    """An artifact made on the controller, by name (see ``BUILDERS``)."""
     mode: str = "0644"
     owner: str = "root"
     group: str = "root"
@@ -167,6 +172,9 @@ class Role:
     generate: list[dict[str, Any]] = field(default_factory=list)
     """[{kind: certificates, data: EXPR}]: files decided after the probe (see certificates.py)."""
     tags: list[str] = field(default_factory=list)
+    variables_from: list[str] = field(default_factory=list)
+    """Roles whose variables, checks and templates this role shares (python_mta renders postfix's files)."""
+    template_dirs: list[Path] = field(default_factory=list)
 
     @property
     def templates_dir(self) -> Path:
@@ -214,11 +222,31 @@ class RoleLoader:
         for folder in self.search_path:
             definition = folder / name / "role.yml"
             if definition.is_file():
-                return parse_role(name, definition)
+                return self._share(parse_role(name, definition), where)
         known = available_roles(self.search_path)
         hint = difflib.get_close_matches(name, known, n=1)
         suggestion = f" (did you mean {hint[0]!r}?)" if hint else f" (known roles: {', '.join(known) or 'none'})"
         raise RoleError(f"unknown role {name!r}{suggestion}", where)
+
+    def _share(self, role: Role, where: Location | None) -> Role:
+        """Give ``role`` the variables, computed vars, checks and templates of its ``variables_from`` roles."""
+        for name in role.variables_from:
+            other = self.get(name, where)
+            role.variables = {**other.variables, **role.variables}
+            role.vars = {**other.vars, **role.vars}
+            role.checks = [*other.checks, *role.checks]
+            role.template_dirs += [other.templates_dir, *other.template_dirs]
+        return role
+
+
+def _build_mta_wheel() -> bytes:
+    from provision.mta.wheel import build_wheel
+
+    return build_wheel()
+
+
+BUILDERS: dict[str, Callable[[], bytes]] = {"mta_wheel": _build_mta_wheel}
+"""Files made on the controller rather than rendered: ``build: NAME`` in a file entry."""
 
 
 def _where(data: Any, key: str | None, fallback: Path) -> Location:
@@ -308,6 +336,7 @@ def parse_role(name: str, definition: Path) -> Role:
         description=str(data.get("description", "")).strip(),
         prefix=str(data.get("prefix", f"{name}_")),
         tags=_str_list(data.get("tags"), "tags", _where(data, "tags", definition)),
+        variables_from=_str_list(data.get("variables_from"), "variables_from", _where(data, "variables_from", definition)),
     )
     variables = data.get("variables") or {}
     if not isinstance(variables, dict):
@@ -334,8 +363,10 @@ def parse_role(name: str, definition: Path) -> Role:
         where = _where(entry, None, definition)
         if "dest" not in entry:
             raise RoleError("a file entry needs 'dest'", where)
-        if sum(k in entry for k in ("template", "src", "content", "merge")) != 1:
-            raise RoleError("a file entry needs exactly one of 'template', 'src', 'content' or 'merge'", where)
+        if sum(k in entry for k in ("template", "src", "content", "merge", "build")) != 1:
+            raise RoleError("a file entry needs exactly one of 'template', 'src', 'content', 'merge' or 'build'", where)
+        if "build" in entry and entry["build"] not in BUILDERS:
+            raise RoleError(f"'build' must be one of {', '.join(BUILDERS)}", _where(entry, "build", definition))
         merge = entry.get("merge")
         if merge is not None:
             from provision.mergers import MERGERS
@@ -349,6 +380,7 @@ def parse_role(name: str, definition: Path) -> Role:
                 template=entry.get("template"),
                 src=entry.get("src"),
                 content=entry.get("content"),
+                build=entry.get("build"),
                 mode=str(entry.get("mode", "0644")),
                 owner=str(entry.get("owner", "root")),
                 group=str(entry.get("group", "root")),

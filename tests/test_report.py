@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from provision.errors import ProvisionError
-from provision.report.dns_check import DnsChecker, parse_nameserver
+from provision.nameserver import parse_nameserver
+from provision.report.dns_check import DnsChecker
 from provision.report.gather import fill_from_answer
 from provision.report.model import HostReport
 from provision.report.output import to_html

@@ -1,9 +1,10 @@
 """Operator commands on the queue, as Postfix users know them
-(postqueue -p/-f, postsuper -d/-r/-h/-H): list, flush, delete, requeue,
+(postqueue -p/-j/-f, postsuper -d/-r/-h/-H): list, json, flush, delete, requeue,
 hold, release. A message being delivered (in ``active``) is left alone."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -33,6 +34,31 @@ def listing(queue: Queue) -> list[str]:
             for recipient in envelope.recipients:
                 reason = envelope.reasons.get(recipient)
                 lines.append(f"    {recipient}" + (f"  ({reason})" if reason else ""))
+    return lines
+
+
+def json_lines(queue: Queue) -> list[str]:
+    """One JSON object per message, in ``postqueue -j``'s shape, so the tools
+    that read Postfix's queue (``provision mail queue``) read this one too."""
+    lines = []
+    for name in QUEUES:
+        for queue_id in queue.list(name):
+            try:
+                envelope = read_envelope(queue.folder(name) / queue_id)
+            except (OSError, ValueError):
+                continue
+            recipients = [
+                {"address": r, **({"delay_reason": envelope.reasons[r]} if r in envelope.reasons else {})} for r in envelope.recipients
+            ]
+            message = {
+                "queue_name": name,
+                "queue_id": queue_id,
+                "arrival_time": int(envelope.arrival),
+                "message_size": envelope.size,
+                "sender": envelope.sender,
+                "recipients": recipients,
+            }
+            lines.append(json.dumps(message, sort_keys=True))
     return lines
 
 

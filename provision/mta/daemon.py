@@ -1,7 +1,9 @@
 """``provision-mta``: the daemon and its operator commands.
 
-    provision-mta [-c /etc/postfix] serve [--port 25]
-    provision-mta queue list|count|flush|requeue|delete|hold|release [ID|ALL]
+    provision-mta [-c /etc/postfix] serve [--port 25] [--dns-server IP[:PORT]]
+    provision-mta [-c /etc/postfix] supervise [--port 25] [--dns-server IP[:PORT]]
+    provision-mta [-c /etc/postfix] check
+    provision-mta queue list|json|count|flush|requeue|delete|hold|release [ID|ALL]
     provision-mta sendmail [-t] [-f SENDER] [-i] [RECIPIENT ...] < message
     (installed as sendmail and mailq, it behaves as those)
 
@@ -16,20 +18,23 @@ import asyncio
 import json
 import os
 import signal
+import ssl
 import sys
 from pathlib import Path
 
 import dns.resolver
 
-from provision.mta.admin import act, listing
+from provision.mta.admin import act, json_lines, listing
+from provision.mta.aliases import parse_aliases
 from provision.mta.config import MtaConfig, load_config
-from provision.mta.qmgr import QueueManager
+from provision.mta.qmgr import QueueManager, TransportChooser
 from provision.mta.queue import QUEUES, GroupCommitter, Queue
-from provision.mta.smtpd import smtp_factory
+from provision.mta.smtpd import SmtpFactory, tls_context
 from provision.mta.submit import SubmitError, submit
 
 
-async def serve(config: MtaConfig, port: int, master_cf: Path, resolver: dns.resolver.Resolver | None) -> None:
+async def serve(config_directory: Path, config: MtaConfig, port: int, resolver: dns.resolver.Resolver | None) -> None:
+    master_cf = config_directory / "master.cf"
     queue = Queue(config.queue_directory)
     queue.recover()
     committer = GroupCommitter(queue)
@@ -37,11 +42,28 @@ async def serve(config: MtaConfig, port: int, master_cf: Path, resolver: dns.res
     loop = asyncio.get_running_loop()
     hosts = None if config.inet_interfaces in (["all"], []) else config.inet_interfaces
     hosts = ["127.0.0.1", "::1"] if hosts == ["loopback-only"] else hosts
-    server = await loop.create_server(smtp_factory(config, committer, manager.kick.set), host=hosts, port=port, reuse_address=True)
+    factory = SmtpFactory(config, committer, manager.kick.set)
+    server = await loop.create_server(factory, host=hosts, port=port, reuse_address=True)
     stop = asyncio.Event()
     delivering = asyncio.create_task(manager.run(stop))
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+
+    def reload() -> None:
+        # As "postfix reload": new settings for new sessions and deliveries;
+        # the listening sockets and the queue stay (inet_interfaces needs a restart).
+        try:
+            fresh = load_config(config_directory / "main.cf")
+        except (OSError, ValueError) as exc:
+            print(f"provision-mta: reload refused, keeping the running settings: {exc}", file=sys.stderr, flush=True)
+            return
+        _warn_unsupported(fresh)
+        factory.reload(fresh)
+        manager.reload(fresh, master_cf)
+        manager.kick.set()
+        print("provision-mta: reloaded", flush=True)
+
+    loop.add_signal_handler(signal.SIGHUP, reload)
     print(f"provision-mta: listening on {', '.join(hosts or ['*'])} port {port}, queue {config.queue_directory}", flush=True)
     await stop.wait()
     server.close()
@@ -51,10 +73,28 @@ async def serve(config: MtaConfig, port: int, master_cf: Path, resolver: dns.res
     committer.close()
 
 
+def _warn_unsupported(config: MtaConfig) -> None:
+    for name in config.unsupported:
+        print(f"provision-mta: warning: {name} is not supported and has no effect", file=sys.stderr, flush=True)
+
+
+def check(config_directory: Path) -> None:
+    """What a reload would read, checked without touching the running daemon
+    (the python_mta role runs it on the staged files before they go live)."""
+    config = load_config(config_directory / "main.cf")
+    _warn_unsupported(config)
+    master_cf = config_directory / "master.cf"
+    TransportChooser(config, master_cf)
+    for path in config.alias_files:
+        if path.exists():
+            parse_aliases(path.read_text())
+    tls_context(config)
+
+
 def _resolver(text: str | None) -> dns.resolver.Resolver | None:
     if not text:
         return None
-    from provision.report.dns_check import parse_nameserver
+    from provision.nameserver import parse_nameserver
 
     host, port = parse_nameserver(text)
     resolver = dns.resolver.Resolver(configure=False)
@@ -77,21 +117,34 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("-c", "--config-directory", type=Path, default=Path(os.environ.get("MAIL_CONFIG", "/etc/postfix")))
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("serve", help="run the SMTP server, pickup and queue manager")
-    run.add_argument("--port", type=int, default=25)
-    run.add_argument("--dns-server", default=None, metavar="IP[:PORT]", help="resolver for MX lookups (default the system's)")
-    listing = commands.add_parser("queue", help="list, count, flush, requeue, delete, hold, release")
-    listing.add_argument("action", choices=["list", "count", "flush", "requeue", "delete", "hold", "release"])
-    listing.add_argument("which", nargs="?", default=None, help="a queue ID, or ALL")
+    queue_parser = commands.add_parser("queue", help="list, json (as postqueue -j), count, flush, requeue, delete, hold, release")
+    queue_parser.add_argument("action", choices=["list", "json", "count", "flush", "requeue", "delete", "hold", "release"])
+    queue_parser.add_argument("which", nargs="?", default=None, help="a queue ID, or ALL")
+    commands.add_parser("check", help="check main.cf, master.cf, aliases and the TLS files; exit 1 on an error")
+    watch = commands.add_parser("supervise", help="run 'serve' and start it again if it dies (hosts without systemd)")
+    for command in (run, watch):
+        command.add_argument("--port", type=int, default=25)
+        command.add_argument("--dns-server", default=None, metavar="IP[:PORT]", help="resolver for MX lookups (default the system's)")
     commands.add_parser("sendmail", help="submit a message from standard input (sendmail's options follow)")
     args = parser.parse_args(raw)
+    if args.command == "supervise":
+        from provision.mta.supervise import supervise
+
+        serve_arguments = ["-c", str(args.config_directory), "serve", "--port", str(args.port)]
+        sys.exit(supervise(serve_arguments + (["--dns-server", args.dns_server] if args.dns_server else [])))
     try:
         config = load_config(args.config_directory / "main.cf")
     except (OSError, ValueError) as exc:
         sys.exit(f"provision-mta: {args.config_directory / 'main.cf'}: {exc}")
     if args.command == "serve":
-        for name in config.unsupported:
-            print(f"provision-mta: warning: {name} is not supported and has no effect", file=sys.stderr, flush=True)
-        asyncio.run(serve(config, args.port, args.config_directory / "master.cf", _resolver(args.dns_server)))
+        _warn_unsupported(config)
+        asyncio.run(serve(args.config_directory, config, args.port, _resolver(args.dns_server)))
+    elif args.command == "check":
+        try:
+            check(args.config_directory)
+        except (OSError, ValueError, ssl.SSLError) as exc:
+            sys.exit(f"provision-mta: {args.config_directory}: {exc}")
+        print(f"provision-mta: {args.config_directory}: ok")
     elif args.command == "sendmail":
         try:
             submit(config, sendmail_arguments, sys.stdin.buffer.read())
@@ -107,6 +160,8 @@ def _queue_command(config: MtaConfig, action: str, which: str | None) -> None:
         print(json.dumps({name: len(queue.list(name)) for name in QUEUES}))
     elif action == "list":
         print("\n".join(listing(queue)) or "Mail queue is empty")
+    elif action == "json":
+        print("\n".join(json_lines(queue)))
     else:
         if which is None and action == "delete":
             sys.exit("provision-mta: queue delete needs a queue ID or ALL")

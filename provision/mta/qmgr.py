@@ -61,17 +61,27 @@ class QueueManager:
     def __init__(
         self, config: MtaConfig, queue: Queue, committer: GroupCommitter, master_cf: Path, resolver: dns.resolver.Resolver | None = None
     ) -> None:
-        self.config, self.queue, self.committer = config, queue, committer
-        self.chooser = TransportChooser(config, master_cf)
+        self.queue, self.committer = queue, committer
         self.resolver = resolver or dns.resolver.Resolver()
-        self.aliases: dict[str, list[str]] = {}
-        for path in config.alias_files:
-            if path.exists():
-                self.aliases.update(parse_aliases(path.read_text()))
+        self.reload(config, master_cf)
         self.kick = asyncio.Event()
-        self._limits: dict[str, asyncio.Semaphore] = defaultdict(lambda: asyncio.Semaphore(config.default_destination_concurrency_limit))
+        self._limits: dict[str, asyncio.Semaphore] = defaultdict(
+            lambda: asyncio.Semaphore(self.config.default_destination_concurrency_limit)
+        )
         self._working: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+
+    def _destination_limit(self) -> asyncio.Semaphore:
+        return asyncio.Semaphore(self.config.default_destination_concurrency_limit)
+
+    def reload(self, config: MtaConfig, master_cf: Path) -> None:
+        """New settings, transports and aliases; mail in the queue stays where it is."""
+        chooser = TransportChooser(config, master_cf)
+        aliases: dict[str, list[str]] = {}
+        for path in config.alias_files:
+            if path.exists():
+                aliases.update(parse_aliases(path.read_text()))
+        self.config, self.chooser, self.aliases = config, chooser, aliases
 
     async def run(self, stop: asyncio.Event) -> None:
         for queue_id in self.queue.list("active"):  # left by a crash: deliver again

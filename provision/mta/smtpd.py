@@ -12,7 +12,6 @@ from __future__ import annotations
 import ssl
 import time
 from collections.abc import Callable
-from typing import Any
 
 from aiosmtpd.smtp import SMTP, Session
 from aiosmtpd.smtp import Envelope as SmtpEnvelope
@@ -76,19 +75,26 @@ def tls_context(config: MtaConfig) -> ssl.SSLContext | None:
     return context
 
 
-def smtp_factory(config: MtaConfig, committer: GroupCommitter, on_queued: Callable[[], None] = lambda: None) -> Any:
-    handler = IntakeHandler(config, committer, on_queued)
-    context = tls_context(config)
+class SmtpFactory:
+    """Makes one aiosmtpd session per connection, with the current settings:
+    after ``reload`` new sessions get the new limits, networks and certificate."""
 
-    def factory() -> SMTP:
+    def __init__(self, config: MtaConfig, committer: GroupCommitter, on_queued: Callable[[], None] = lambda: None) -> None:
+        self.handler = IntakeHandler(config, committer, on_queued)
+        self.reload(config)
+
+    def reload(self, config: MtaConfig) -> None:
+        self.tls = tls_context(config)
+        self.handler.config = config
+
+    def __call__(self) -> SMTP:
+        config = self.handler.config
         return SMTP(
-            handler,
+            self.handler,
             hostname=config.myhostname,
             data_size_limit=config.message_size_limit,
             enable_SMTPUTF8=True,
-            tls_context=context,
+            tls_context=self.tls,
             timeout=config.smtpd_timeout,
             ident="provision-mta",
         )
-
-    return factory

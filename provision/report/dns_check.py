@@ -17,8 +17,6 @@ import dns.exception
 import dns.resolver
 import dns.reversename
 
-from provision.errors import ProvisionError
-
 OK = "ok"
 NO_PTR = "no PTR"
 NOT_CONFIRMED = "PTR not confirmed"
@@ -33,29 +31,6 @@ class AddressCheck:
     confirmed_names: list[str] = field(default_factory=list)
     outcome: str = OK
     detail: str = ""
-
-
-def parse_nameserver(text: str) -> tuple[str, int]:
-    """``IP`` or ``IP:PORT`` (IPv6 as ``[IP]:PORT``)."""
-    host, port = text, 53
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        if rest.startswith(":"):
-            port = _port(text, rest[1:])
-    elif text.count(":") == 1:
-        host, _, port_text = text.partition(":")
-        port = _port(text, port_text)
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        raise ProvisionError(f"--dns-server {text!r}: expected an IP address, optionally with :PORT") from None
-    return host, port
-
-
-def _port(text: str, port_text: str) -> int:
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ProvisionError(f"--dns-server {text!r}: the port must be a number from 1 to 65535")
-    return int(port_text)
 
 
 def _name(text: str) -> str:

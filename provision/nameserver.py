@@ -1,0 +1,32 @@
+"""``IP[:PORT]`` of a DNS server, as --dns-server takes it (report, onboard, the MTA)."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from provision.errors import ProvisionError
+
+__all__ = ["parse_nameserver"]
+
+
+def parse_nameserver(text: str) -> tuple[str, int]:
+    """``IP`` or ``IP:PORT`` (IPv6 as ``[IP]:PORT``)."""
+    host, port = text, 53
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        if rest.startswith(":"):
+            port = _port(text, rest[1:])
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+        port = _port(text, port_text)
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise ProvisionError(f"--dns-server {text!r}: expected an IP address, optionally with :PORT") from None
+    return host, port
+
+
+def _port(text: str, port_text: str) -> int:
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ProvisionError(f"--dns-server {text!r}: the port must be a number from 1 to 65535")
+    return int(port_text)
