@@ -16,21 +16,38 @@ def qualify(address: str, myorigin: str) -> str:
     return f"{address}@{myorigin}"
 
 
-def _header_names(data: bytes) -> set[bytes]:
+# Postfix's hopcount_limit: more Received lines than this is a mail loop.
+HOPCOUNT_LIMIT = 50
+
+
+def _header_names(data: bytes) -> list[bytes]:
     match = _HEADER_END.search(data)
     head = data[: match.start()] if match else data
-    names = set()
+    names = []
     for line in head.split(b"\n"):
         if line[:1] in (b" ", b"\t") or b":" not in line:
             continue
-        names.add(line.split(b":", 1)[0].strip().lower())
+        names.append(line.split(b":", 1)[0].strip().lower())
     return names
 
 
-def complete_headers(data: bytes, sender: str, myhostname: str, queue_id: str) -> bytes:
-    """Prepend a Received line and any missing From:, Date:, Message-ID:."""
-    present = _header_names(data)
-    added = []
+def hop_count(data: bytes) -> int:
+    return _header_names(data).count(b"received")
+
+
+def received_line(myhostname: str, queue_id: str, helo: str = "", client: str = "", protocol: str = "ESMTP") -> str:
+    """As Postfix writes it: who handed the message over (a client, or local submission), who took it, when."""
+    when = email.utils.formatdate(localtime=True)
+    if not client:
+        return f"Received: by {myhostname} (provision-mta) id {queue_id};\r\n\t{when}"
+    source = f"from {helo or 'unknown'} (unknown [{client}])"
+    return f"Received: {source}\r\n\tby {myhostname} (provision-mta) with {protocol} id {queue_id};\r\n\t{when}"
+
+
+def complete_headers(data: bytes, sender: str, myhostname: str, queue_id: str, received: str = "") -> bytes:
+    """Prepend the Received line and any missing From:, Date:, Message-ID:."""
+    present = set(_header_names(data))
+    added = [received] if received else []
     if b"from" not in present:
         added.append(f"From: {sender or 'MAILER-DAEMON@' + myhostname}")
     if b"date" not in present:
@@ -40,4 +57,4 @@ def complete_headers(data: bytes, sender: str, myhostname: str, queue_id: str) -
     if not added:
         return data
     newline = b"\r\n" if b"\r\n" in data[:1000] else b"\n"
-    return newline.join(line.encode() for line in added) + newline + data
+    return newline.join(line.replace("\r\n", newline.decode()).encode() for line in added) + newline + data

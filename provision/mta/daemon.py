@@ -78,17 +78,30 @@ def _warn_unsupported(config: MtaConfig) -> None:
         print(f"provision-mta: warning: {name} is not supported and has no effect", file=sys.stderr, flush=True)
 
 
-def check(config_directory: Path) -> None:
-    """What a reload would read, checked without touching the running daemon
-    (the python_mta role runs it on the staged files before they go live)."""
+def check(config_directory: Path, root: Path | None = None) -> None:
+    """What a reload would read, checked without touching the running daemon.
+    With ``root`` (the python_mta role's staging folder), a file main.cf names
+    is read from under it when it is staged there, as it will be once live."""
+
+    def staged(path: str | Path) -> Path:
+        candidate = root / str(path).lstrip("/") if root is not None else None
+        return candidate if candidate is not None and candidate.exists() else Path(path)
+
     config = load_config(config_directory / "main.cf")
     _warn_unsupported(config)
-    master_cf = config_directory / "master.cf"
-    TransportChooser(config, master_cf)
+    TransportChooser(config, config_directory / "master.cf")
     for path in config.alias_files:
-        if path.exists():
-            parse_aliases(path.read_text())
-    tls_context(config)
+        if staged(path).exists():
+            parse_aliases(staged(path).read_text())
+    for name in (config.tls_cert_file, config.tls_key_file):
+        if name and not staged(name).is_file():
+            raise ValueError(f"{name}: no such file (smtpd_tls_cert_file / smtpd_tls_key_file)")
+    if config.tls_cert_file and config.tls_key_file:
+        config.tls_cert_file, config.tls_key_file = str(staged(config.tls_cert_file)), str(staged(config.tls_key_file))
+        try:
+            tls_context(config)
+        except ssl.SSLError as exc:
+            raise ValueError(f"{config.tls_cert_file} and {config.tls_key_file} do not make a usable pair: {exc}") from None
 
 
 def _resolver(text: str | None) -> dns.resolver.Resolver | None:
@@ -120,7 +133,8 @@ def main(argv: list[str] | None = None) -> None:
     queue_parser = commands.add_parser("queue", help="list, json (as postqueue -j), count, flush, requeue, delete, hold, release")
     queue_parser.add_argument("action", choices=["list", "json", "count", "flush", "requeue", "delete", "hold", "release"])
     queue_parser.add_argument("which", nargs="?", default=None, help="a queue ID, or ALL")
-    commands.add_parser("check", help="check main.cf, master.cf, aliases and the TLS files; exit 1 on an error")
+    checking = commands.add_parser("check", help="check main.cf, master.cf, aliases and the TLS files; exit 1 on an error")
+    checking.add_argument("--root", type=Path, default=None, help="read the files main.cf names from under this folder where they are")
     watch = commands.add_parser("supervise", help="run 'serve' and start it again if it dies (hosts without systemd)")
     for command in (run, watch):
         command.add_argument("--port", type=int, default=25)
@@ -141,8 +155,8 @@ def main(argv: list[str] | None = None) -> None:
         asyncio.run(serve(args.config_directory, config, args.port, _resolver(args.dns_server)))
     elif args.command == "check":
         try:
-            check(args.config_directory)
-        except (OSError, ValueError, ssl.SSLError) as exc:
+            check(args.config_directory, args.root)
+        except (OSError, ValueError) as exc:
             sys.exit(f"provision-mta: {args.config_directory}: {exc}")
         print(f"provision-mta: {args.config_directory}: ok")
     elif args.command == "sendmail":

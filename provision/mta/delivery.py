@@ -6,6 +6,7 @@ connection that failed: try again later) or bounced (5xx).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import random
 import re
@@ -51,43 +52,77 @@ def maildir_deliver(home: Path, data: bytes, uid: int = -1, gid: int = -1) -> No
         os.close(folder)
 
 
-def next_hops(domain: str, relayhost: str, resolver: dns.resolver.Resolver) -> list[tuple[str, int]]:
+@dataclass(frozen=True)
+class Hop:
+    name: str
+    address: str
+    port: int = 25
+
+    def __str__(self) -> str:
+        return f"{self.name}[{self.address}]:{self.port}"
+
+
+def next_hops(domain: str, relayhost: str, resolver: dns.resolver.Resolver) -> list[Hop]:
     """Where to connect: the relayhost, else the MX records by preference, else
-    the domain's own A/AAAA (RFC 5321 5.1 when there is no MX)."""
+    the domain's own A/AAAA (RFC 5321 5.1 when there is no MX). Every name is
+    resolved with ``resolver`` (the configured DNS server), as Postfix does its own lookups."""
+    port = 25
     if relayhost:
-        host, port = relayhost, 25
-        if relayhost.rpartition(":")[2].isdigit() and relayhost.rpartition(":")[0].endswith("]"):
+        host = relayhost
+        if relayhost.rpartition(":")[2].isdigit() and not relayhost.rpartition(":")[0].endswith(":"):
             host, port = relayhost.rpartition(":")[0], int(relayhost.rpartition(":")[2])
-        if host.startswith("["):
-            return [(host.strip("[]"), port)]
+        if host.startswith("["):  # [name] or [address]: no MX lookup, as in Postfix
+            name = host.strip("[]")
+            return [Hop(name, address, port) for address in _addresses(name, resolver)]
         domain = host
     try:
         answer = resolver.resolve(domain, "MX")
-        records = sorted(answer, key=lambda r: r.preference)
-        hosts = [str(r.exchange).rstrip(".") for r in records if str(r.exchange) != "."]
-        return [(host, 25) for host in hosts]
+        exchangers = [str(r.exchange).rstrip(".") for r in sorted(answer, key=lambda r: r.preference)]
+        if exchangers == [""]:  # RFC 7505 null MX: the domain takes no mail
+            raise LookupError(f"domain {domain} does not accept mail (null MX)")
     except dns.resolver.NoAnswer:
-        return [(domain, 25)]
+        exchangers = [domain]
     except dns.resolver.NXDOMAIN:
         raise LookupError(f"domain {domain} does not exist") from None
     except dns.exception.DNSException as exc:
         raise ConnectionError(f"DNS lookup for {domain} failed: {exc}") from None
+    hops = [Hop(name, address, port) for name in exchangers for address in _addresses(name, resolver)]
+    if not hops:
+        raise ConnectionError(f"no address for the mail exchangers of {domain}: {', '.join(exchangers)}")
+    return hops
+
+
+def _addresses(name: str, resolver: dns.resolver.Resolver) -> list[str]:
+    try:
+        ipaddress.ip_address(name)
+        return [name]
+    except ValueError:
+        pass
+    found: list[str] = []
+    for record_type in ("A", "AAAA"):
+        try:
+            found += [str(record) for record in resolver.resolve(name, record_type)]
+        except (dns.resolver.NoAnswer, dns.resolver.NXDOMAIN):
+            continue
+        except dns.exception.DNSException as exc:
+            raise ConnectionError(f"DNS lookup for {name} failed: {exc}") from None
+    return found
 
 
 def smtp_deliver(
-    hops: list[tuple[str, int]], sender: str, recipients: list[str], data: bytes, bind_address: str, helo_name: str, timeout: float = 60
+    hops: list[Hop], sender: str, recipients: list[str], data: bytes, bind_address: str, helo_name: str, timeout: float = 60
 ) -> list[Outcome]:
     """Try each next hop in turn until one answers; opportunistic STARTTLS."""
     # SMTP lines end in CRLF; a message written with bare LF (a bounce, a local
     # submission) would otherwise arrive as one endless line.
     data = re.sub(rb"\r?\n", b"\r\n", data)
     last_error = "no next hop"
-    for host, port in hops:
+    for hop in hops:
         try:
             with smtplib.SMTP(
                 timeout=timeout, local_hostname=helo_name or None, source_address=(bind_address, 0) if bind_address else None
             ) as client:
-                client.connect(host, port)
+                client.connect(hop.address, hop.port)
                 client.ehlo()
                 if client.has_extn("starttls"):
                     context = ssl.create_default_context()
@@ -99,12 +134,12 @@ def smtp_deliver(
             return [_refused(r, *exc.recipients[r]) for r in recipients]
         except smtplib.SMTPResponseException as exc:
             status = BOUNCED if exc.smtp_code >= 500 else DEFERRED
-            said = f"{host}[{port}] said: {exc.smtp_code} {_text(exc.smtp_error)}"
+            said = f"{hop} said: {exc.smtp_code} {_text(exc.smtp_error)}"
             return [Outcome(r, status, said) for r in recipients]
         except (OSError, smtplib.SMTPException) as exc:
-            last_error = f"connect to {host}[{port}]: {exc}"
+            last_error = f"connect to {hop}: {exc}"
             continue
-        return [_refused(r, *refused[r]) if r in refused else Outcome(r, DELIVERED, f"{host}[{port}]") for r in recipients]
+        return [_refused(r, *refused[r]) if r in refused else Outcome(r, DELIVERED, str(hop)) for r in recipients]
     return [Outcome(r, DEFERRED, last_error) for r in recipients]
 
 

@@ -152,7 +152,7 @@ class QueueManager:
                 local_part = local_part.split(self.config.recipient_delimiter, 1)[0]
             expansion = expand(local_part, self.aliases, self.config.is_local_domain, self.config.allow_mail_to_files)
             for user in expansion.local_users:
-                outcomes.append(await asyncio.to_thread(self._local, recipient, user, data))
+                outcomes.append(await asyncio.to_thread(self._local, envelope.sender, recipient, user, data))
             outcomes += [Outcome(recipient, BOUNCED, f"{target}: {why}") for target, why in expansion.refused]
             for address in expansion.remote:
                 by_domain[address.rpartition("@")[2].lower()].append(address)
@@ -162,13 +162,16 @@ class QueueManager:
             outcomes += result
         return outcomes
 
-    def _local(self, recipient: str, user: str, data: bytes) -> Outcome:
+    def _local(self, sender: str, recipient: str, user: str, data: bytes) -> Outcome:
         try:
             account = pwd.getpwnam(user)
         except KeyError:
             return Outcome(recipient, BOUNCED, f"unknown user: {user}")
+        # As Postfix's local(8): the envelope, kept in the delivered copy.
+        newline = b"\r\n" if b"\r\n" in data[:1000] else b"\n"
+        stamped = f"Return-Path: <{sender}>".encode() + newline + f"Delivered-To: {recipient}".encode() + newline + data
         try:
-            maildir_deliver(Path(account.pw_dir), data, account.pw_uid, account.pw_gid)
+            maildir_deliver(Path(account.pw_dir), stamped, account.pw_uid, account.pw_gid)
         except OSError as exc:
             return Outcome(recipient, DEFERRED, f"maildir delivery failed: {exc}")
         return Outcome(recipient, DELIVERED, f"maildir {account.pw_dir}/Maildir")

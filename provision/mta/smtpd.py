@@ -16,7 +16,7 @@ from collections.abc import Callable
 from aiosmtpd.smtp import SMTP, Session
 from aiosmtpd.smtp import Envelope as SmtpEnvelope
 
-from provision.mta.cleanup import complete_headers, qualify
+from provision.mta.cleanup import HOPCOUNT_LIMIT, complete_headers, hop_count, qualify, received_line
 from provision.mta.config import MtaConfig
 from provision.mta.queue import Envelope, GroupCommitter, new_queue_id
 
@@ -54,10 +54,14 @@ class IntakeHandler:
         assert isinstance(raw, bytes)
         if len(raw) > self.config.message_size_limit:
             return "552 5.3.4 Error: message file too big"
+        if hop_count(raw) > HOPCOUNT_LIMIT:
+            return "554 5.4.6 Error: too many hops (mail forwarding loop)"
         queue_id = new_queue_id()
         sender = envelope.mail_from or ""
-        data = complete_headers(raw, sender, self.config.myhostname, queue_id)
         client = session.peer[0] if isinstance(session.peer, tuple) else ""
+        protocol = "ESMTPS" if session.ssl is not None else "ESMTP"
+        received = received_line(self.config.myhostname, queue_id, session.host_name or "", client, protocol)
+        data = complete_headers(raw, sender, self.config.myhostname, queue_id, received)
         entry = Envelope(queue_id, sender, list(envelope.rcpt_tos), time.time(), client, session.host_name or "", len(data))
         try:
             await self.committer.commit(entry, data)

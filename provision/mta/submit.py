@@ -13,7 +13,7 @@ import time
 from email.parser import BytesHeaderParser
 from email.utils import getaddresses
 
-from provision.mta.cleanup import complete_headers, qualify
+from provision.mta.cleanup import complete_headers, qualify, received_line
 from provision.mta.config import MtaConfig
 from provision.mta.queue import TEMPORARY_PREFIX, Envelope, Queue, _write_synced, fsync_folder, message_bytes, new_queue_id, read_message
 
@@ -109,7 +109,9 @@ def pickup(config: MtaConfig, queue: Queue) -> list[str]:
             continue
         envelope.sender = qualify(envelope.sender, config.myorigin)
         envelope.recipients = [qualify(r, config.myorigin) for r in envelope.recipients]
-        data = complete_headers(data, envelope.sender, config.myhostname, queue_id)
+        data = complete_headers(
+            data, envelope.sender, config.myhostname, queue_id, received_line("", "", config.myhostname, queue_id, "local")
+        )
         envelope.size = len(data)
         queue.rewrite("incoming", envelope, data)
         path.unlink()

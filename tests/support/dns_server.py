@@ -27,8 +27,13 @@ class DnsServer:
         self.folder = Path(tempfile.mkdtemp(prefix="dns-"))
         self.process: subprocess.Popen[bytes] | None = None
 
-    def serve(self, forward: dict[str, str], reverse: dict[str, str]) -> None:
-        """(Re)start with these records: name → address (A/AAAA), address → name (PTR)."""
+    def serve(
+        self, forward: dict[str, str], reverse: dict[str, str], mx: dict[str, str] | None = None, hosts: dict[str, str] | None = None
+    ) -> None:
+        """(Re)start with these records: name → address (A/AAAA), address → name (PTR),
+        mail domain → its mail exchanger's name (MX, preference 10), and ``hosts``:
+        name → address with its PTR, a name that exists for every type (other
+        types answer "no data", where names of ``forward`` answer NXDOMAIN)."""
         lines = [
             f"port={self.port}",
             f"listen-address={self.address}",
@@ -40,6 +45,8 @@ class DnsServer:
             *(f"local=/{zone}/" for zone in self.zones),
             *(f"address=/{name}/{address}" for name, address in forward.items()),
             *(f"ptr-record={ipaddress.ip_address(address).reverse_pointer},{name}" for address, name in reverse.items()),
+            *(f"mx-host={domain},{exchanger},10" for domain, exchanger in (mx or {}).items()),
+            *(f"host-record={name},{address}" for name, address in (hosts or {}).items()),
         ]
         config = self.folder / "dnsmasq.conf"
         config.write_text("\n".join(lines) + "\n")
