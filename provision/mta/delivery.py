@@ -6,6 +6,7 @@ connection that failed: try again later) or bounced (5xx).
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import random
@@ -14,6 +15,7 @@ import smtplib
 import socket
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,36 +112,56 @@ def _addresses(name: str, resolver: dns.resolver.Resolver) -> list[str]:
 
 
 def smtp_deliver(
-    hops: list[Hop], sender: str, recipients: list[str], data: bytes, bind_address: str, helo_name: str, timeout: float = 60
+    hops: list[Hop],
+    sender: str,
+    recipients: list[str],
+    data: bytes,
+    bind_address: str,
+    helo_name: str,
+    timeout: float = 60,
+    on_accepted: Callable[[list[Outcome]], None] = lambda outcomes: None,
 ) -> list[Outcome]:
-    """Try each next hop in turn until one answers; opportunistic STARTTLS."""
+    """Try each next hop in turn until one answers; opportunistic STARTTLS.
+
+    ``on_accepted`` runs the moment the next hop has answered the message,
+    before QUIT: from the next hop's 250 to the queue file's removal, a crash
+    means the message goes out twice (RFC 5321 6.1), so that gap is kept as
+    short as the queue manager can make it. Nothing after the 250 (a QUIT
+    that fails) can turn a delivered message into another attempt.
+    """
     # SMTP lines end in CRLF; a message written with bare LF (a bounce, a local
     # submission) would otherwise arrive as one endless line.
     data = re.sub(rb"\r?\n", b"\r\n", data)
     last_error = "no next hop"
     for hop in hops:
+        client = smtplib.SMTP(timeout=timeout, local_hostname=helo_name or None, source_address=(bind_address, 0) if bind_address else None)
         try:
-            with smtplib.SMTP(
-                timeout=timeout, local_hostname=helo_name or None, source_address=(bind_address, 0) if bind_address else None
-            ) as client:
-                client.connect(hop.address, hop.port)
+            client.connect(hop.address, hop.port)
+            client.ehlo()
+            if client.has_extn("starttls"):
+                context = ssl.create_default_context()
+                context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # opportunistic, as Postfix's "may"
+                client.starttls(context=context)
                 client.ehlo()
-                if client.has_extn("starttls"):
-                    context = ssl.create_default_context()
-                    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # opportunistic, as Postfix's "may"
-                    client.starttls(context=context)
-                    client.ehlo()
-                refused = client.sendmail(sender, recipients, data)
+            refused = client.sendmail(sender, recipients, data)
         except smtplib.SMTPRecipientsRefused as exc:
+            client.close()
             return [_refused(r, *exc.recipients[r]) for r in recipients]
         except smtplib.SMTPResponseException as exc:
+            client.close()
             status = BOUNCED if exc.smtp_code >= 500 else DEFERRED
             said = f"{hop} said: {exc.smtp_code} {_text(exc.smtp_error)}"
             return [Outcome(r, status, said) for r in recipients]
         except (OSError, smtplib.SMTPException) as exc:
+            client.close()
             last_error = f"connect to {hop}: {exc}"
             continue
-        return [_refused(r, *refused[r]) if r in refused else Outcome(r, DELIVERED, str(hop)) for r in recipients]
+        outcomes = [_refused(r, *refused[r]) if r in refused else Outcome(r, DELIVERED, str(hop)) for r in recipients]
+        on_accepted(outcomes)
+        with contextlib.suppress(OSError, smtplib.SMTPException):
+            client.quit()
+        client.close()
+        return outcomes
     return [Outcome(r, DEFERRED, last_error) for r in recipients]
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import pwd
 import random
 import sys
@@ -157,7 +156,12 @@ class QueueManager:
             for address in expansion.remote:
                 by_domain[address.rpartition("@")[2].lower()].append(address)
         transport = self.chooser.choose(envelope.sender)
-        results = await asyncio.gather(*(self._remote(domain, rcpts, envelope, data, transport) for domain, rcpts in by_domain.items()))
+        # The usual case, one destination and nothing local: the queue file goes
+        # the moment the next hop says 250 (see smtp_deliver).
+        sole = len(by_domain) == 1 and not outcomes and not local
+        results = await asyncio.gather(
+            *(self._remote(domain, rcpts, envelope, data, transport, sole) for domain, rcpts in by_domain.items())
+        )
         for result in results:
             outcomes += result
         return outcomes
@@ -176,7 +180,9 @@ class QueueManager:
             return Outcome(recipient, DEFERRED, f"maildir delivery failed: {exc}")
         return Outcome(recipient, DELIVERED, f"maildir {account.pw_dir}/Maildir")
 
-    async def _remote(self, domain: str, recipients: list[str], envelope: Envelope, data: bytes, transport: SmtpTransport) -> list[Outcome]:
+    async def _remote(
+        self, domain: str, recipients: list[str], envelope: Envelope, data: bytes, transport: SmtpTransport, sole: bool
+    ) -> list[Outcome]:
         async with self._limits[domain]:
             try:
                 hops = await asyncio.to_thread(next_hops, domain, self.config.relayhost, self.resolver)
@@ -185,7 +191,15 @@ class QueueManager:
             except ConnectionError as exc:
                 return [Outcome(r, DEFERRED, str(exc)) for r in recipients]
             helo = transport.helo_name or self.config.myhostname
-            return await asyncio.to_thread(smtp_deliver, hops, envelope.sender, recipients, data, transport.bind_address, helo)
+            active = self.queue.folder("active") / envelope.queue_id
+
+            def accepted(outcomes: list[Outcome]) -> None:
+                if sole and all(o.status == DELIVERED for o in outcomes):
+                    active.unlink(missing_ok=True)  # a crash from here on cannot send it again
+
+            return await asyncio.to_thread(
+                smtp_deliver, hops, envelope.sender, recipients, data, transport.bind_address, helo, on_accepted=accepted
+            )
 
     async def _finish(self, envelope: Envelope, data: bytes, outcomes: list[Outcome]) -> None:
         for outcome in outcomes:  # Postfix's log line, for operators and for onboarding's check
@@ -213,5 +227,5 @@ class QueueManager:
             self.queue.rewrite("active", envelope, data)
             self.queue.move(envelope.queue_id, "active", "deferred")
         else:
-            os.unlink(active)
+            active.unlink(missing_ok=True)  # gone already when the next hop's 250 removed it
             fsync_folder(active.parent)

@@ -27,9 +27,13 @@ class Received:
 class _Handler:
     messages: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    refusing: bool = False
+    """While set, every message gets 421 (a next hop that is there but busy)."""
 
     # aiosmtpd calls this hook by name.
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.refusing:
+            return "421 4.3.2 Service not available, try later"
         subject = message_from_bytes(envelope.original_content or b"").get("Subject", "")
         with self.lock:
             self.messages.append(
