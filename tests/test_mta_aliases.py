@@ -3,14 +3,17 @@ then an alias to a remote address and a refused pipe through the real daemon."""
 
 from __future__ import annotations
 
+import mailbox
 import os
 import stat
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from provision.mta.aliases import expand, parse_aliases
-from provision.mta.delivery import maildir_deliver
+from provision.mta.delivery import maildir_deliver, mbox_deliver
 from tests.support.smtp_sink import SmtpSink
 from tests.test_mta_intake import Daemon
 from tests.test_mta_local import mta
@@ -62,10 +65,37 @@ def test_expansion(
 
 
 def test_maildir_delivery_is_durable_and_private(tmp_path: Path) -> None:
-    maildir_deliver(tmp_path, b"Subject: hi\r\n\r\nbody\r\n", os.getuid(), os.getgid())
+    maildir_deliver(tmp_path / "Maildir", b"Subject: hi\r\n\r\nbody\r\n", os.getuid(), os.getgid())
     (delivered,) = (tmp_path / "Maildir" / "new").iterdir()
     assert delivered.read_bytes() == b"Subject: hi\r\n\r\nbody\r\n"
     assert stat.S_IMODE(delivered.stat().st_mode) == 0o600 and not list((tmp_path / "Maildir" / "tmp").iterdir())
+
+
+def test_mbox_delivery_appends_quoted_messages_that_a_mail_reader_splits_back(tmp_path: Path) -> None:
+    mbox = tmp_path / "mail" / "ops"
+    first = b"Subject: one\r\n\r\nFrom here on\r\n>From there\r\n"
+    mbox_deliver(mbox, "a@example.test", first, os.getuid(), os.getgid())
+    mbox_deliver(mbox, "", b"Subject: two\n\nno newline at the end")
+    text = mbox.read_bytes()
+    assert text.startswith(b"From a@example.test  ") and b"\r" not in text
+    assert b"\n>From here on\n>>From there\n" in text  # mboxrd quoting
+    assert stat.S_IMODE(mbox.stat().st_mode) == 0o600 and not (tmp_path / "mail" / "ops.lock").exists()
+    messages = list(mailbox.mbox(str(mbox)))
+    assert [m["Subject"] for m in messages] == ["one", "two"]
+    assert messages[1].get_from().startswith("MAILER-DAEMON ")
+    assert messages[0].get_payload() == ">From here on\n>>From there\n"
+
+
+def test_mbox_waits_for_another_programs_dot_lock(tmp_path: Path) -> None:
+    mbox = tmp_path / "ops"
+    lock = tmp_path / "ops.lock"
+    lock.touch()
+    releaser = threading.Timer(0.5, lock.unlink)
+    releaser.start()
+    started = time.monotonic()
+    mbox_deliver(mbox, "a@example.test", b"Subject: x\n\nbody\n")
+    assert time.monotonic() - started >= 0.4 and mbox.read_bytes().count(b"\nFrom ") == 0
+    releaser.join()
 
 
 def test_alias_to_a_remote_address_and_a_refused_pipe_through_the_daemon(tmp_path: Path) -> None:

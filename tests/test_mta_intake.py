@@ -150,7 +150,21 @@ def test_accepted_message_is_queued_private_with_completed_headers(daemon: Daemo
     assert envelope.queue_id in text.decode() and envelope.helo == "tester.example.test"
     for header in (b"From: app@mta.example.test", b"Date: ", b"Message-ID: <"):
         assert header in data
+    received = f"Received: from tester.example.test (unknown [{ADDRESS}])\r\n\tby mta.example.test (provision-mta) with ESMTP"
+    received += f" id {envelope.queue_id};"
+    assert data.startswith(received.encode())
     assert data.endswith(b"Subject: hello\r\n\r\nbody\r\n")
+
+
+def test_a_mail_loop_is_refused_past_the_hop_limit(daemon: Daemon) -> None:
+    looping = b"".join(b"Received: from a (b [127.0.0.1])\r\n\tby c; Wed, 25 Nov 2026 10:00:00 +0000\r\n" for _ in range(51))
+    with client() as smtp:
+        smtp.ehlo("tester.example.test")
+        smtp.mail("a@example.test")
+        smtp.rcpt("someone@remote.example.org")
+        code, text = smtp.data(looping + b"Subject: again\r\n\r\nbody\r\n")
+    assert code == 554 and b"too many hops" in text
+    assert daemon.queued() == []
 
 
 def test_unsupported_parameter_is_one_clear_warning(tmp_path: Path) -> None:

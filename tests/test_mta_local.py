@@ -95,3 +95,34 @@ def test_hold_release_flush_delete(daemon: Daemon) -> None:
     assert b"delete: 2 message(s)" in mta(daemon, "queue", "delete", "ALL").stdout
     assert sum(counts().values()) == 0
     assert b"Mail queue is empty" in mta(daemon, "queue", "list").stdout
+
+
+def test_local_mail_to_an_mbox_in_the_spool_with_its_envelope(tmp_path: Path) -> None:
+    """home_mailbox empty: Postfix's default, an mbox in mail_spool_directory."""
+    running = Daemon(tmp_path / "etc", tmp_path / "spool", address="127.77.5.2", port=PORT)
+    running.config_directory.mkdir()
+    settings = {
+        "myhostname": "mta.example.test",
+        "inet_interfaces": running.address,
+        "queue_directory": str(running.queue),
+        "home_mailbox": "",
+        "mail_spool_directory": str(tmp_path / "mail"),
+        "alias_maps": f"hash:{running.config_directory}/aliases",
+    }
+    (running.config_directory / "main.cf").write_text("".join(f"{k} = {v}\n" for k, v in settings.items()))
+    (running.config_directory / "aliases").write_text("ops: root\n")
+    running.start()
+    try:
+        done = mta(running, "sendmail", "-f", "cron@mta.example.test", "ops", stdin=b"Subject: nightly\n\nFrom the job\n")
+        assert done.returncode == 0, done.stderr
+        spool = tmp_path / "mail" / "root"
+        wait_until(lambda: spool.exists() and b"nightly" in spool.read_bytes())
+    finally:
+        running.stop()
+    text = spool.read_bytes().decode()
+    assert text.startswith("From cron@mta.example.test  ")
+    assert (
+        "Return-Path: <cron@mta.example.test>\nDelivered-To: ops@mta.example.test\nReceived: by mta.example.test (provision-mta) id "
+        in text
+    )
+    assert "\n>From the job\n" in text

@@ -40,6 +40,7 @@ DEFAULTS = {
     "recipient_delimiter": "",
     "sender_dependent_default_transport_maps": "",
     "home_mailbox": "Maildir/",
+    "mail_spool_directory": "/var/mail",
     "allow_mail_to_files": "",
 }
 # Set by the postfix role or Debian's main.cf, harmless to the MTA: not worth a warning.
@@ -112,6 +113,9 @@ class MtaConfig:
     smtp_bind_address: str
     smtp_helo_name: str
     recipient_delimiter: str = ""
+    home_mailbox: str = "Maildir/"
+    """As Postfix: ending in "/" a Maildir under the home, else an mbox file there; empty: mbox in mail_spool_directory."""
+    mail_spool_directory: Path = Path("/var/mail")
     alias_files: list[Path] = field(default_factory=list)
     allow_mail_to_files: set[str] = field(default_factory=set)
     sender_transport_maps: list[str] = field(default_factory=list)
@@ -165,6 +169,8 @@ def load_config(main_cf: Path) -> MtaConfig:
         smtp_bind_address=get("smtp_bind_address"),
         smtp_helo_name=get("smtp_helo_name"),
         recipient_delimiter=get("recipient_delimiter"),
+        home_mailbox=get("home_mailbox"),
+        mail_spool_directory=Path(get("mail_spool_directory")),
         # hash:/etc/aliases is built from the text file /etc/aliases: that is what is read.
         alias_files=[Path(item.partition(":")[2]) for item in split_list(get("alias_maps")) if ":" in item],
         allow_mail_to_files=set(split_list(get("allow_mail_to_files"))),

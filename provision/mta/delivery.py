@@ -1,4 +1,4 @@
-"""Delivery agents: local (Maildir) and remote SMTP (MX, relayhost, bound address).
+"""Delivery agents: local (Maildir or mbox) and remote SMTP (MX, relayhost, bound address).
 
 Each returns one outcome per recipient: delivered, deferred (4xx, a
 connection that failed: try again later) or bounced (5xx).
@@ -7,6 +7,7 @@ connection that failed: try again later) or bounced (5xx).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import ipaddress
 import os
 import random
@@ -15,7 +16,7 @@ import smtplib
 import socket
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,12 +33,16 @@ class Outcome:
     detail: str
 
 
-def maildir_deliver(home: Path, data: bytes, uid: int = -1, gid: int = -1) -> None:
-    """Maildir's rule: write into tmp/, fsync, link into new/ (then fsync new/)."""
-    for sub in ("tmp", "new", "cur"):
-        (home / "Maildir" / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+def maildir_deliver(maildir: Path, data: bytes, uid: int = -1, gid: int = -1) -> None:
+    """Maildir's rule: write into tmp/, fsync, link into new/ (then fsync new/).
+    Folders it makes belong to the mailbox's owner, who must be able to read them."""
+    for part in (maildir, maildir / "tmp", maildir / "new", maildir / "cur"):
+        if not part.is_dir():
+            part.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if uid >= 0:
+                os.chown(part, uid, gid)
     name = f"{time.time_ns()}.P{os.getpid()}R{random.getrandbits(32):08x}.{socket.gethostname()}"
-    temporary = home / "Maildir" / "tmp" / name
+    temporary = maildir / "tmp" / name
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         os.write(descriptor, data)
@@ -46,12 +51,63 @@ def maildir_deliver(home: Path, data: bytes, uid: int = -1, gid: int = -1) -> No
             os.fchown(descriptor, uid, gid)
     finally:
         os.close(descriptor)
-    os.rename(temporary, home / "Maildir" / "new" / name)
-    folder = os.open(home / "Maildir" / "new", os.O_RDONLY | os.O_DIRECTORY)
+    os.rename(temporary, maildir / "new" / name)
+    folder = os.open(maildir / "new", os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(folder)
     finally:
         os.close(folder)
+
+
+def mbox_deliver(path: Path, sender: str, data: bytes, uid: int = -1, gid: int = -1) -> None:
+    """Append to an mbox file as Postfix's local(8) does on Debian: a dot-lock
+    and an fcntl lock, a ``From `` line, ``>From`` quoting (mboxrd), fsync;
+    a write that fails is cut back off so the mailbox is never left half-written."""
+    text = re.sub(rb"\r\n", b"\n", data)
+    text = re.sub(rb"(?m)^(>*From )", rb">\1", text)
+    if not text.endswith(b"\n"):
+        text += b"\n"
+    stamp = time.strftime("%a %b %e %H:%M:%S %Y", time.localtime())
+    entry = f"From {sender or 'MAILER-DAEMON'}  {stamp}\n".encode() + text + b"\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _dot_lock(path):
+        descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            if uid >= 0 and os.fstat(descriptor).st_size == 0:
+                os.fchown(descriptor, uid, gid)
+            fcntl.lockf(descriptor, fcntl.LOCK_EX)
+            size = os.fstat(descriptor).st_size
+            try:
+                os.write(descriptor, entry)
+                os.fsync(descriptor)
+            except OSError:
+                os.ftruncate(descriptor, size)
+                raise
+        finally:
+            os.close(descriptor)
+
+
+@contextlib.contextmanager
+def _dot_lock(path: Path, timeout: float = 30.0) -> Iterator[None]:
+    """``PATH.lock``, the lock mail readers on Debian honour besides fcntl; a stale one (over 5 minutes) is broken."""
+    lock = path.with_name(path.name + ".lock")
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            os.close(os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            break
+        except FileExistsError:
+            with contextlib.suppress(OSError):
+                if time.time() - lock.stat().st_mtime > 300:
+                    lock.unlink()
+                    continue
+            if time.monotonic() > deadline:
+                raise OSError(f"{lock} is held by another program") from None
+            time.sleep(0.1)
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)

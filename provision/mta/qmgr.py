@@ -24,7 +24,7 @@ import dns.resolver
 from provision.mta.aliases import expand, parse_aliases
 from provision.mta.bounce import bounce_message
 from provision.mta.config import MtaConfig
-from provision.mta.delivery import BOUNCED, DEFERRED, DELIVERED, Outcome, maildir_deliver, next_hops, smtp_deliver
+from provision.mta.delivery import BOUNCED, DEFERRED, DELIVERED, Outcome, maildir_deliver, mbox_deliver, next_hops, smtp_deliver
 from provision.mta.master_cf import SmtpTransport, sender_map, smtp_transports
 from provision.mta.queue import Envelope, GroupCommitter, Queue, fsync_folder, new_queue_id, read_message
 from provision.mta.submit import pickup
@@ -174,11 +174,20 @@ class QueueManager:
         # As Postfix's local(8): the envelope, kept in the delivered copy.
         newline = b"\r\n" if b"\r\n" in data[:1000] else b"\n"
         stamped = f"Return-Path: <{sender}>".encode() + newline + f"Delivered-To: {recipient}".encode() + newline + data
+        mailbox = self.config.home_mailbox
+        if mailbox.endswith("/"):
+            where, kind = Path(account.pw_dir) / mailbox, "maildir"
+        else:
+            where = Path(account.pw_dir) / mailbox if mailbox else self.config.mail_spool_directory / user
+            kind = "mailbox"
         try:
-            maildir_deliver(Path(account.pw_dir), stamped, account.pw_uid, account.pw_gid)
+            if kind == "maildir":
+                maildir_deliver(where, stamped, account.pw_uid, account.pw_gid)
+            else:
+                mbox_deliver(where, sender, stamped, account.pw_uid, account.pw_gid)
         except OSError as exc:
-            return Outcome(recipient, DEFERRED, f"maildir delivery failed: {exc}")
-        return Outcome(recipient, DELIVERED, f"maildir {account.pw_dir}/Maildir")
+            return Outcome(recipient, DEFERRED, f"{kind} delivery failed: {exc}")
+        return Outcome(recipient, DELIVERED, f"{kind} {where}")
 
     async def _remote(
         self, domain: str, recipients: list[str], envelope: Envelope, data: bytes, transport: SmtpTransport, sole: bool

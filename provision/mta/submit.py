@@ -109,9 +109,7 @@ def pickup(config: MtaConfig, queue: Queue) -> list[str]:
             continue
         envelope.sender = qualify(envelope.sender, config.myorigin)
         envelope.recipients = [qualify(r, config.myorigin) for r in envelope.recipients]
-        data = complete_headers(
-            data, envelope.sender, config.myhostname, queue_id, received_line("", "", config.myhostname, queue_id, "local")
-        )
+        data = complete_headers(data, envelope.sender, config.myhostname, queue_id, received_line(config.myhostname, queue_id))
         envelope.size = len(data)
         queue.rewrite("incoming", envelope, data)
         path.unlink()
