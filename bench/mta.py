@@ -72,12 +72,20 @@ def main() -> None:
             "postfix_myhostname": "bench.example.test",
             "postfix_inet_interfaces": [host.address],
             "postfix_relayhost": f"[{sink}]:{SINK_PORT}",
-            "postfix_main": {"mynetworks": "127.0.0.0/8", "smtpd_client_connection_count_limit": 0},
+            # The lab has no DNS server: without this each connection waits for a reverse lookup to time out.
+            "postfix_main": {"mynetworks": "127.0.0.0/8", "smtpd_client_connection_count_limit": 0, "smtpd_peername_lookup": False},
         }
         (inventory / "hosts.yml").write_text(yaml.safe_dump({"all": {"hosts": {host.name: variables}}}))
         (inventory / "site.yml").write_text("- hosts: all\n  roles: [postfix]\n")
         run(["provision", "apply", "-i", str(inventory), "-i", str(lab.inventory_file)])
-        lab.exec(host.name, ["sh", "-c", f"nohup smtp-sink {sink}:{SINK_PORT} 1000 >/dev/null 2>&1 &"])
+        # Detached: a process started by a plain exec dies with it.
+        lab.client.containers.get(host.container).exec_run(["smtp-sink", "-u", "postfix", f"{sink}:{SINK_PORT}", "1000"], detach=True)
+        for _ in range(50):
+            if f"{sink}:{SINK_PORT}" in lab.exec(host.name, ["ss", "-ltn"])[1]:
+                break
+            time.sleep(0.1)
+        else:
+            raise SystemExit("smtp-sink did not start")
         source = ["smtp-source", "-s", str(args.sessions), "-m", str(args.messages), "-l", str(args.size)]
         source += ["-f", "bench@example.test", "-t", "sink@remote.example.org"]
 

@@ -7,9 +7,10 @@ cd "$(dirname "$0")/.."
 
 # Debian tools the tests use for real: Docker and debootstrap (the lab), the
 # ssh client (molecule's verifier), dnsmasq (a DNS server on loopback for the
-# report) and chromium (the HTML report, rendered headless).
+# report), chromium (the HTML report, rendered headless), swaks and openssl
+# (real SMTP and TLS clients against the built-in MTA).
 missing=()
-for tool in dockerd:docker.io debootstrap:debootstrap ssh:openssh-client ip:iproute2 dnsmasq:dnsmasq-base chromium:chromium; do
+for tool in dockerd:docker.io debootstrap:debootstrap ssh:openssh-client ip:iproute2 dnsmasq:dnsmasq-base chromium:chromium swaks:swaks openssl:openssl; do
     command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
 done
 if [ "${#missing[@]}" -gt 0 ]; then

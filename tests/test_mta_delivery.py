@@ -6,6 +6,8 @@ SMTP, a real sink (aiosmtpd) on loopback."""
 
 from __future__ import annotations
 
+import ssl
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -98,3 +100,32 @@ def test_lifetime_passed_bounces_to_the_sender_once(tmp_path: Path) -> None:
         running.stop()
     assert bounce.sender in ("", "<>") and bounce.recipients == ["letters@news.example.test"]  # the null sender
     assert bounce.subject == "Undelivered Mail Returned to Sender"
+
+
+def test_outbound_starttls_is_used_when_the_next_hop_offers_it(daemon: Daemon, tmp_path: Path) -> None:
+    key, cert = tmp_path / "sink.key", tmp_path / "sink.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2",
+         "-subj", "/CN=sink.example.test"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    with SmtpSink(SINK, SINK_PORT, tls_context=context) as sink:
+        send("a@example.test", "reader@remote.example.org", "over tls")
+        (received,) = sink.wait_for(1, timeout=30)
+    assert received.tls and received.subject == "over tls"
+
+
+def test_no_more_deliveries_to_one_destination_at_once_than_its_concurrency_limit(tmp_path: Path) -> None:
+    running = Daemon(tmp_path / "etc", tmp_path / "spool")
+    configure(running.config_directory, running.queue, default_destination_concurrency_limit="3")
+    running.start()
+    try:
+        with SmtpSink(SINK, SINK_PORT, delay=0.3) as sink:
+            for number in range(15):
+                send("a@example.test", f"reader{number}@remote.example.org", f"number {number}")
+            sink.wait_for(15, timeout=60)
+    finally:
+        running.stop()
+    assert sink.handler.most_in_flight == 3  # reached, never passed

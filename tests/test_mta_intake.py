@@ -224,3 +224,68 @@ def test_no_acknowledged_message_is_lost_across_kill_9(daemon: Daemon) -> None:
     assert not missing, f"{len(missing)} acknowledged messages lost"
     assert all(count == 1 for count in found.values())
     assert len(acknowledged) > total * 0.5, f"only {len(acknowledged)} of {total} were acknowledged: the daemon was down too long"
+
+
+@pytest.fixture
+def tls_daemon(tmp_path: Path) -> Iterator[Daemon]:
+    """The daemon with a certificate made by real OpenSSL, as the ssl role would provide one."""
+    key, cert = tmp_path / "mta.key", tmp_path / "mta.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2",
+         "-subj", "/CN=mta.example.test", "-addext", "subjectAltName=DNS:mta.example.test"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    running = Daemon(tmp_path / "etc", tmp_path / "spool")
+    write_main_cf(running.config_directory, running.queue, smtpd_tls_cert_file=str(cert), smtpd_tls_key_file=str(key))
+    running.start()
+    yield running
+    running.stop_if_running()
+
+
+def test_swaks_pipelines_over_starttls_and_8bit_arrives_intact(tls_daemon: Daemon, tmp_path: Path) -> None:
+    body = "Subject: Grüße\r\n\r\nÄpfel und Birnen, 8 bit.\r\n"
+    (tmp_path / "message").write_bytes(body.encode())
+    done = subprocess.run(
+        ["swaks", "--server", f"{ADDRESS}:{PORT}", "--ehlo", "swaks.example.test", "--from", "a@example.test",
+         "--to", "b@remote.example.org,c@remote.example.org", "--pipeline", "-tls", "--data", str(tmp_path / "message")],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "250-PIPELINING" in done.stdout and "TLS started" in done.stdout and "250 2.0.0 Ok: queued as" in done.stdout
+    tls_daemon.stop()
+    (path,) = tls_daemon.queued()
+    envelope, data = read_message(path)
+    assert envelope.recipients == ["b@remote.example.org", "c@remote.example.org"]
+    assert data.endswith(body.encode()) and b"with ESMTPS id" in data
+
+
+def test_smtputf8_addresses_and_8bitmime_are_accepted(daemon: Daemon) -> None:
+    message = "From: jürgen@example.test\r\nSubject: ü\r\n\r\nüber\r\n".encode()
+    with client() as smtp:
+        smtp.ehlo("tester.example.test")
+        assert smtp.has_extn("smtputf8") and smtp.has_extn("8bitmime")
+        refused = smtp.sendmail("jürgen@example.test", ["zoë@remote.example.org"], message, mail_options=["SMTPUTF8", "BODY=8BITMIME"])
+    assert refused == {}
+    daemon.stop()
+    (path,) = daemon.queued()
+    envelope, data = read_message(path)
+    assert envelope.sender == "jürgen@example.test" and envelope.recipients == ["zoë@remote.example.org"]
+    assert data.endswith("über\r\n".encode())
+
+
+def test_an_idle_client_is_dropped_after_smtpd_timeout(tmp_path: Path) -> None:
+    running = Daemon(tmp_path / "etc", tmp_path / "spool")
+    write_main_cf(running.config_directory, running.queue, smtpd_timeout="2s")
+    running.start()
+    try:
+        with socket.create_connection((ADDRESS, PORT), timeout=10) as idle:
+            idle.settimeout(10)
+            banner = idle.recv(1024)
+            assert banner.startswith(b"220 ")
+            started = time.monotonic()
+            said = idle.recv(1024)  # nothing sent: the server gives up on us
+            waited = time.monotonic() - started
+            assert said.startswith(b"421") and 1.5 < waited < 8
+            assert idle.recv(1024) == b""  # and closes the connection
+    finally:
+        running.stop()

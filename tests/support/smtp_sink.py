@@ -3,6 +3,8 @@ with the client's address and HELO name (aiosmtpd)."""
 
 from __future__ import annotations
 
+import asyncio
+import ssl
 import subprocess
 import threading
 import time
@@ -21,6 +23,7 @@ class Received:
     recipients: list[str]
     subject: str
     content: bytes = b""
+    tls: bool = False
 
 
 @dataclass
@@ -29,11 +32,23 @@ class _Handler:
     lock: threading.Lock = field(default_factory=threading.Lock)
     refusing: bool = False
     """While set, every message gets 421 (a next hop that is there but busy)."""
+    delay: float = 0.0
+    """Seconds each message takes, so that concurrent deliveries overlap."""
+    in_flight: int = 0
+    most_in_flight: int = 0
 
     # aiosmtpd calls this hook by name.
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.refusing:
             return "421 4.3.2 Service not available, try later"
+        with self.lock:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(self.delay)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
         subject = message_from_bytes(envelope.original_content or b"").get("Subject", "")
         with self.lock:
             self.messages.append(
@@ -44,6 +59,7 @@ class _Handler:
                     list(envelope.rcpt_tos),
                     subject,
                     envelope.original_content or b"",
+                    session.ssl is not None,
                 )
             )
         return "250 OK kept"
@@ -52,10 +68,11 @@ class _Handler:
 class SmtpSink:
     """Listens on ``address:port``; the address is added to ``lo`` for the test."""
 
-    def __init__(self, address: str, port: int = 2525) -> None:
+    def __init__(self, address: str, port: int = 2525, tls_context: ssl.SSLContext | None = None, delay: float = 0.0) -> None:
+        """With ``tls_context`` it offers STARTTLS (and records who used it)."""
         self.address, self.port = address, port
-        self.handler = _Handler()
-        self.controller = Controller(self.handler, hostname=address, port=port)
+        self.handler = _Handler(delay=delay)
+        self.controller = Controller(self.handler, hostname=address, port=port, tls_context=tls_context)
 
     def __enter__(self) -> SmtpSink:
         subprocess.run(["ip", "addr", "add", f"{self.address}/32", "dev", "lo"], capture_output=True, check=False)
