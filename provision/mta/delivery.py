@@ -190,34 +190,46 @@ def smtp_deliver(
     data = re.sub(rb"\r?\n", b"\r\n", data)
     last_error = "no next hop"
     for hop in hops:
-        client = smtplib.SMTP(timeout=timeout, local_hostname=helo_name or None, source_address=(bind_address, 0) if bind_address else None)
-        try:
-            client.connect(hop.address, hop.port)
-            client.ehlo()
-            if client.has_extn("starttls"):
-                context = ssl.create_default_context()
-                context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # opportunistic, as Postfix's "may"
-                client.starttls(context=context)
+        # As Postfix's "may": a TLS handshake that fails is retried in plain text.
+        for use_tls in (True, False):
+            client = smtplib.SMTP(
+                timeout=timeout, local_hostname=helo_name or None, source_address=(bind_address, 0) if bind_address else None
+            )
+            # smtplib names the TLS peer after the host given to its constructor (which
+            # would connect outside this try), not to connect(); Postfix sends no SNI either.
+            client._host = hop.address  # type: ignore[attr-defined]
+            try:
+                client.connect(hop.address, hop.port)
                 client.ehlo()
-            refused = client.sendmail(sender, recipients, data)
-        except smtplib.SMTPRecipientsRefused as exc:
+                if use_tls and client.has_extn("starttls"):
+                    context = ssl.create_default_context()
+                    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # opportunistic: encrypted, not verified
+                    try:
+                        client.starttls(context=context)
+                    except (ssl.SSLError, OSError, ValueError) as exc:
+                        client.close()
+                        last_error = f"TLS with {hop} failed: {exc}"
+                        continue
+                    client.ehlo()
+                refused = client.sendmail(sender, recipients, data)
+            except smtplib.SMTPRecipientsRefused as exc:
+                client.close()
+                return [_refused(r, *exc.recipients[r]) for r in recipients]
+            except smtplib.SMTPResponseException as exc:
+                client.close()
+                status = BOUNCED if exc.smtp_code >= 500 else DEFERRED
+                said = f"{hop} said: {exc.smtp_code} {_text(exc.smtp_error)}"
+                return [Outcome(r, status, said) for r in recipients]
+            except (OSError, smtplib.SMTPException) as exc:
+                client.close()
+                last_error = f"connect to {hop}: {exc}"
+                break  # the next hop, if any
+            outcomes = [_refused(r, *refused[r]) if r in refused else Outcome(r, DELIVERED, str(hop)) for r in recipients]
+            on_accepted(outcomes)
+            with contextlib.suppress(OSError, smtplib.SMTPException):
+                client.quit()
             client.close()
-            return [_refused(r, *exc.recipients[r]) for r in recipients]
-        except smtplib.SMTPResponseException as exc:
-            client.close()
-            status = BOUNCED if exc.smtp_code >= 500 else DEFERRED
-            said = f"{hop} said: {exc.smtp_code} {_text(exc.smtp_error)}"
-            return [Outcome(r, status, said) for r in recipients]
-        except (OSError, smtplib.SMTPException) as exc:
-            client.close()
-            last_error = f"connect to {hop}: {exc}"
-            continue
-        outcomes = [_refused(r, *refused[r]) if r in refused else Outcome(r, DELIVERED, str(hop)) for r in recipients]
-        on_accepted(outcomes)
-        with contextlib.suppress(OSError, smtplib.SMTPException):
-            client.quit()
-        client.close()
-        return outcomes
+            return outcomes
     return [Outcome(r, DEFERRED, last_error) for r in recipients]
 
 
