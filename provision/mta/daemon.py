@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -27,23 +28,38 @@ import dns.resolver
 from provision.mta.admin import act, json_lines, listing
 from provision.mta.aliases import parse_aliases
 from provision.mta.config import MtaConfig, load_config
+from provision.mta.intake import IntakeProcesses, bind, smtpd_main
 from provision.mta.qmgr import QueueManager, TransportChooser
 from provision.mta.queue import QUEUES, GroupCommitter, Queue
-from provision.mta.smtpd import SmtpFactory, tls_context
+from provision.mta.smtpd import tls_context
 from provision.mta.submit import SubmitError, submit
 
 
-async def serve(config_directory: Path, config: MtaConfig, port: int, resolver: dns.resolver.Resolver | None) -> None:
+async def serve(
+    config_directory: Path, config: MtaConfig, port: int, resolver: dns.resolver.Resolver | None, intake_processes: int = 2
+) -> None:
+    """The queue manager here, SMTP intake in ``intake_processes`` children (see ``intake``)."""
     master_cf = config_directory / "master.cf"
     queue = Queue(config.queue_directory)
     queue.recover()
-    committer = GroupCommitter(queue)
+    committer = GroupCommitter(queue)  # for bounces
     manager = QueueManager(config, queue, committer, master_cf, resolver)
     loop = asyncio.get_running_loop()
     hosts = None if config.inet_interfaces in (["all"], []) else config.inet_interfaces
     hosts = ["127.0.0.1", "::1"] if hosts == ["loopback-only"] else hosts
-    factory = SmtpFactory(config, committer, manager.kick.set)
-    server = await loop.create_server(factory, host=hosts, port=port, reuse_address=True)
+    sockets = bind(hosts, port)
+    wake_read, wake_write = os.pipe()
+    os.set_blocking(wake_read, False)
+
+    def woken() -> None:
+        with contextlib.suppress(BlockingIOError):
+            os.read(wake_read, 65536)
+        manager.kick.set()
+
+    loop.add_reader(wake_read, woken)
+    intake = IntakeProcesses(config_directory, sockets, wake_write, intake_processes)
+    intake.start()
+    watching = asyncio.create_task(intake.watch())
     stop = asyncio.Event()
     delivering = asyncio.create_task(manager.run(stop))
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -58,7 +74,7 @@ async def serve(config_directory: Path, config: MtaConfig, port: int, resolver: 
             print(f"provision-mta: reload refused, keeping the running settings: {exc}", file=sys.stderr, flush=True)
             return
         _warn_unsupported(fresh)
-        factory.reload(fresh)
+        intake.signal(signal.SIGHUP)
         manager.reload(fresh, master_cf)
         manager.kick.set()
         print("provision-mta: reloaded", flush=True)
@@ -66,10 +82,12 @@ async def serve(config_directory: Path, config: MtaConfig, port: int, resolver: 
     loop.add_signal_handler(signal.SIGHUP, reload)
     print(f"provision-mta: listening on {', '.join(hosts or ['*'])} port {port}, queue {config.queue_directory}", flush=True)
     await stop.wait()
-    server.close()
-    await server.wait_closed()
+    # Intake first: sessions in DATA finish their commit, then nothing new arrives.
+    await intake.stop()
+    watching.cancel()
+    for sock in sockets:
+        sock.close()
     await delivering
-    # Sessions still in DATA finish their commit before the committer stops.
     committer.close()
 
 
@@ -139,12 +157,28 @@ def main(argv: list[str] | None = None) -> None:
     for command in (run, watch):
         command.add_argument("--port", type=int, default=25)
         command.add_argument("--dns-server", default=None, metavar="IP[:PORT]", help="resolver for MX lookups (default the system's)")
+        command.add_argument(
+            "--intake-processes", type=int, default=os.cpu_count() or 1, metavar="N", help="SMTP intake processes (default: one per core)"
+        )
+    child = commands.add_parser("smtpd", help=argparse.SUPPRESS)  # started by serve, not by people
+    child.add_argument("--listen-fd", type=int, action="append", default=[])
+    child.add_argument("--notify-fd", type=int, required=True)
+    child.add_argument("--parent", type=int, required=True)
+    child.add_argument("--priority", type=int, default=0)
     commands.add_parser("sendmail", help="submit a message from standard input (sendmail's options follow)")
     args = parser.parse_args(raw)
     if args.command == "supervise":
         from provision.mta.supervise import supervise
 
-        serve_arguments = ["-c", str(args.config_directory), "serve", "--port", str(args.port)]
+        serve_arguments = [
+            "-c",
+            str(args.config_directory),
+            "serve",
+            "--port",
+            str(args.port),
+            "--intake-processes",
+            str(args.intake_processes),
+        ]
         sys.exit(supervise(serve_arguments + (["--dns-server", args.dns_server] if args.dns_server else [])))
     try:
         config = load_config(args.config_directory / "main.cf")
@@ -152,7 +186,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"provision-mta: {args.config_directory / 'main.cf'}: {exc}")
     if args.command == "serve":
         _warn_unsupported(config)
-        asyncio.run(serve(args.config_directory, config, args.port, _resolver(args.dns_server)))
+        asyncio.run(serve(args.config_directory, config, args.port, _resolver(args.dns_server), max(1, args.intake_processes)))
+    elif args.command == "smtpd":
+        smtpd_main(args.config_directory, args.listen_fd, args.notify_fd, args.parent, args.priority)
     elif args.command == "check":
         try:
             check(args.config_directory, args.root)

@@ -23,6 +23,8 @@ from pathlib import Path
 import dns.exception
 import dns.resolver
 
+from provision.mta.connections import CACHE
+
 DELIVERED, DEFERRED, BOUNCED = "delivered", "deferred", "bounced"
 
 
@@ -190,11 +192,21 @@ def smtp_deliver(
     data = re.sub(rb"\r?\n", b"\r\n", data)
     last_error = "no next hop"
     for hop in hops:
+        key = (hop.address, hop.port, bind_address, helo_name)
+        cached = CACHE.take(key)
+        if cached is not None:
+            outcome = _transaction(cached, hop, sender, recipients, data, on_accepted)
+            if not isinstance(outcome, str):
+                if all(o.status == DELIVERED for o in outcome):
+                    CACHE.give(key, cached)
+                else:
+                    cached.close()
+                return outcome
+            last_error = outcome  # lost on the way: not a verdict on the hop, try a new connection
         # As Postfix's "may": a TLS handshake that fails is retried in plain text.
         for use_tls in (True, False):
-            client = smtplib.SMTP(
-                timeout=timeout, local_hostname=helo_name or None, source_address=(bind_address, 0) if bind_address else None
-            )
+            source = (bind_address, 0) if bind_address else None
+            client = smtplib.SMTP(timeout=timeout, local_hostname=helo_name or None, source_address=source)
             # smtplib names the TLS peer after the host given to its constructor (which
             # would connect outside this try), not to connect(); Postfix sends no SNI either.
             client._host = hop.address  # type: ignore[attr-defined]
@@ -211,26 +223,40 @@ def smtp_deliver(
                         last_error = f"TLS with {hop} failed: {exc}"
                         continue
                     client.ehlo()
-                refused = client.sendmail(sender, recipients, data)
-            except smtplib.SMTPRecipientsRefused as exc:
-                client.close()
-                return [_refused(r, *exc.recipients[r]) for r in recipients]
-            except smtplib.SMTPResponseException as exc:
-                client.close()
-                status = BOUNCED if exc.smtp_code >= 500 else DEFERRED
-                said = f"{hop} said: {exc.smtp_code} {_text(exc.smtp_error)}"
-                return [Outcome(r, status, said) for r in recipients]
             except (OSError, smtplib.SMTPException) as exc:
                 client.close()
                 last_error = f"connect to {hop}: {exc}"
                 break  # the next hop, if any
-            outcomes = [_refused(r, *refused[r]) if r in refused else Outcome(r, DELIVERED, str(hop)) for r in recipients]
-            on_accepted(outcomes)
-            with contextlib.suppress(OSError, smtplib.SMTPException):
-                client.quit()
-            client.close()
-            return outcomes
+            outcome = _transaction(client, hop, sender, recipients, data, on_accepted)
+            if isinstance(outcome, str):
+                last_error = outcome
+                break
+            if all(o.status == DELIVERED for o in outcome):
+                CACHE.give(key, client)  # for the next message to this hop
+            else:
+                client.close()
+            return outcome
     return [Outcome(r, DEFERRED, last_error) for r in recipients]
+
+
+def _transaction(
+    client: smtplib.SMTP, hop: Hop, sender: str, recipients: list[str], data: bytes, on_accepted: Callable[[list[Outcome]], None]
+) -> list[Outcome] | str:
+    """MAIL, RCPT, DATA on an open session: the outcomes, or why the connection failed (a string)."""
+    try:
+        refused = client.sendmail(sender, recipients, data)
+    except smtplib.SMTPRecipientsRefused as exc:
+        return [_refused(r, *exc.recipients[r]) for r in recipients]
+    except smtplib.SMTPResponseException as exc:
+        status = BOUNCED if exc.smtp_code >= 500 else DEFERRED
+        said = f"{hop} said: {exc.smtp_code} {_text(exc.smtp_error)}"
+        return [Outcome(r, status, said) for r in recipients]
+    except (OSError, smtplib.SMTPException) as exc:
+        client.close()
+        return f"lost connection with {hop}: {exc}"
+    outcomes = [_refused(r, *refused[r]) if r in refused else Outcome(r, DELIVERED, str(hop)) for r in recipients]
+    on_accepted(outcomes)
+    return outcomes
 
 
 def _text(text: bytes | str) -> str:

@@ -105,8 +105,10 @@ class Queue:
         return removed
 
     def move(self, queue_id: str, source: str, target: str) -> None:
+        # No folder fsync, as in Postfix: the rename is atomic, so after a power
+        # loss the file is in one folder or the other, never gone; at worst a
+        # message is looked at (delivered) again. A process crash keeps the rename.
         os.replace(self.folder(source) / queue_id, self.folder(target) / queue_id)
-        fsync_folder(self.folder(target))
 
     def rewrite(self, queue: str, envelope: Envelope, data: bytes) -> None:
         """Replace a message's file (a new envelope after a delivery attempt), atomically."""
