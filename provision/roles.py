@@ -212,6 +212,7 @@ class RoleLoader:
     def __init__(self, search_path: list[Path]) -> None:
         self.search_path = search_path
         self._cache: dict[str, Role] = {}
+        self._sharing: list[str] = []
 
     def get(self, name: str, where: Location | None = None) -> Role:
         if name not in self._cache:
@@ -230,12 +231,19 @@ class RoleLoader:
 
     def _share(self, role: Role, where: Location | None) -> Role:
         """Give ``role`` the variables, computed vars, checks and templates of its ``variables_from`` roles."""
-        for name in role.variables_from:
-            other = self.get(name, where)
-            role.variables = {**other.variables, **role.variables}
-            role.vars = {**other.vars, **role.vars}
-            role.checks = [*other.checks, *role.checks]
-            role.template_dirs += [other.templates_dir, *other.template_dirs]
+        self._sharing.append(role.name)
+        try:
+            for name in role.variables_from:
+                if name in self._sharing:
+                    cycle = " -> ".join([*self._sharing, name])
+                    raise RoleError(f"variables_from goes round in a circle: {cycle}", Location(str(role.path / "role.yml")))
+                other = self.get(name, where)
+                role.variables = {**other.variables, **role.variables}
+                role.vars = {**other.vars, **role.vars}
+                role.checks = [*other.checks, *role.checks]
+                role.template_dirs += [other.templates_dir, *other.template_dirs]
+        finally:
+            self._sharing.pop()
         return role
 
 

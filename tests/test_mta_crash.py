@@ -14,10 +14,8 @@ in flight, and nothing may be lost.
 
 from __future__ import annotations
 
-import smtplib
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -26,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from tests.test_mta_delivery import configure
-from tests.test_mta_intake import Daemon, client
+from tests.test_mta_intake import Daemon, load_with_kills
 
 SINK, SINK_PORT = "127.77.1.1", 2527
 TOTAL, CLIENTS, KILLS = 2000, 20, 3
@@ -69,42 +67,6 @@ def daemon(tmp_path: Path) -> Iterator[Daemon]:
     running.stop_if_running()
 
 
-def load_with_kills(daemon: Daemon) -> set[str]:
-    """Send TOTAL messages from CLIENTS threads, killing the daemon KILLS times; the Message-IDs that got 250."""
-    acknowledged: set[str] = set()
-    lock = threading.Lock()
-    numbers = iter(range(TOTAL))
-
-    def sender() -> None:
-        smtp: smtplib.SMTP | None = None
-        for number in numbers:
-            message_id = f"<crash-{number}@example.test>"
-            body = f"Message-ID: {message_id}\r\nSubject: crash {number}\r\n\r\n".encode() + (b"x" * 76 + b"\r\n") * 26
-            # One attempt per message: after a lost connection its fate is unknown to the client.
-            try:
-                if smtp is None:
-                    smtp = client()
-                    smtp.ehlo("load.example.test")
-                smtp.sendmail("load@example.test", ["sink@remote.example.org"], body)
-                with lock:
-                    acknowledged.add(message_id)
-            except (OSError, smtplib.SMTPException):
-                smtp = None
-                time.sleep(0.05)
-
-    threads = [threading.Thread(target=sender) for _ in range(CLIENTS)]
-    for thread in threads:
-        thread.start()
-    for _kill in range(KILLS):
-        time.sleep(1.0)
-        daemon.kill()
-        daemon.start()
-    for thread in threads:
-        thread.join()
-    assert len(acknowledged) > TOTAL * 0.5, f"only {len(acknowledged)} of {TOTAL} acknowledged: the daemon was down too long"
-    return acknowledged
-
-
 def arrived(sink: CountingSink, wanted: set[str], daemon: Daemon, timeout: float = 120) -> Counter[str]:
     """Message-IDs counted at the sink, once every wanted one is there (and the queue is empty)."""
     deadline = time.monotonic() + timeout
@@ -120,7 +82,7 @@ def arrived(sink: CountingSink, wanted: set[str], daemon: Daemon, timeout: float
 
 def test_kills_during_intake_lose_nothing_and_deliver_nothing_twice(daemon: Daemon, sink: CountingSink) -> None:
     sink.refuse(True)
-    acknowledged = load_with_kills(daemon)
+    acknowledged = load_with_kills(daemon, TOTAL, CLIENTS, KILLS)
     sink.refuse(False)  # deferred mail is retried after minimal_backoff_time (1 s here)
     counts = arrived(sink, acknowledged, daemon)
     print(f"acknowledged {len(acknowledged)} of {TOTAL}; the sink got {len(counts)} distinct, {sum(counts.values())} in all")
@@ -128,7 +90,7 @@ def test_kills_during_intake_lose_nothing_and_deliver_nothing_twice(daemon: Daem
 
 
 def test_kills_during_delivery_lose_nothing(daemon: Daemon, sink: CountingSink) -> None:
-    acknowledged = load_with_kills(daemon)
+    acknowledged = load_with_kills(daemon, TOTAL, CLIENTS, KILLS)
     counts = arrived(sink, acknowledged, daemon)
     twice = [message_id for message_id, count in counts.items() if count > 1]
     print(f"acknowledged {len(acknowledged)} of {TOTAL}; the sink got {len(counts)} distinct; {len(twice)} delivered twice")

@@ -101,3 +101,16 @@ def test_the_wheel_installs_with_pip_offline_and_its_command_runs(tmp_path: Path
     (config / "main.cf").write_text("myhostname = a.example.test\nmessage_size_limit = lots\n")
     broken = subprocess.run([command, "-c", str(config), "check"], capture_output=True, text=True, check=False, cwd=tmp_path)
     assert broken.returncode == 1 and "main.cf" in broken.stderr and "lots" in broken.stderr
+
+
+def test_roles_sharing_variables_in_a_circle_are_refused(make_tree: Callable[[dict[str, str]], Path]) -> None:
+    folder = make_tree(
+        {
+            "hosts.yml": "all:\n  hosts:\n    a:\n",
+            "site.yml": "- hosts: all\n  roles: [one]\n",
+            "roles/one/role.yml": "variables_from: [two]\n",
+            "roles/two/role.yml": "variables_from: [one]\n",
+        }
+    )
+    with pytest.raises(ProvisionError, match="variables_from goes round in a circle: one -> two -> one"):
+        Project.load(folder).compile("a")

@@ -7,8 +7,9 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterator
 
-from provision.mta.queue import QUEUES, Queue, fsync_folder, read_envelope
+from provision.mta.queue import QUEUES, Envelope, Queue, fsync_folder, read_envelope
 
 # Where each action takes messages from, and where it puts them.
 MOVES = {
@@ -19,21 +20,26 @@ MOVES = {
 }
 
 
-def listing(queue: Queue) -> list[str]:
-    lines = []
-    now = time.time()
+def _messages(queue: Queue) -> Iterator[tuple[str, str, Envelope]]:
+    """(queue name, queue ID, envelope) of every readable message, queue by queue."""
     for name in QUEUES:
         for queue_id in queue.list(name):
             try:
-                envelope = read_envelope(queue.folder(name) / queue_id)
-            except (OSError, ValueError):
+                yield name, queue_id, read_envelope(queue.folder(name) / queue_id)
+            except (OSError, ValueError):  # delivered or moved meanwhile
                 continue
-            mark = {"hold": "!", "active": "*"}.get(name, "")
-            age = int(now - envelope.arrival)
-            lines.append(f"{queue_id}{mark} {envelope.size:>8} {age:>6}s {envelope.sender or 'MAILER-DAEMON'}")
-            for recipient in envelope.recipients:
-                reason = envelope.reasons.get(recipient)
-                lines.append(f"    {recipient}" + (f"  ({reason})" if reason else ""))
+
+
+def listing(queue: Queue) -> list[str]:
+    lines = []
+    now = time.time()
+    for name, queue_id, envelope in _messages(queue):
+        mark = {"hold": "!", "active": "*"}.get(name, "")
+        age = int(now - envelope.arrival)
+        lines.append(f"{queue_id}{mark} {envelope.size:>8} {age:>6}s {envelope.sender or 'MAILER-DAEMON'}")
+        for recipient in envelope.recipients:
+            reason = envelope.reasons.get(recipient)
+            lines.append(f"    {recipient}" + (f"  ({reason})" if reason else ""))
     return lines
 
 
@@ -41,24 +47,20 @@ def json_lines(queue: Queue) -> list[str]:
     """One JSON object per message, in ``postqueue -j``'s shape, so the tools
     that read Postfix's queue (``provision mail queue``) read this one too."""
     lines = []
-    for name in QUEUES:
-        for queue_id in queue.list(name):
-            try:
-                envelope = read_envelope(queue.folder(name) / queue_id)
-            except (OSError, ValueError):
-                continue
-            recipients = [
-                {"address": r, **({"delay_reason": envelope.reasons[r]} if r in envelope.reasons else {})} for r in envelope.recipients
-            ]
-            message = {
-                "queue_name": name,
-                "queue_id": queue_id,
-                "arrival_time": int(envelope.arrival),
-                "message_size": envelope.size,
-                "sender": envelope.sender,
-                "recipients": recipients,
-            }
-            lines.append(json.dumps(message, sort_keys=True))
+    for name, queue_id, envelope in _messages(queue):
+        recipients: list[dict[str, str]] = []
+        for recipient in envelope.recipients:
+            reason = envelope.reasons.get(recipient)
+            recipients.append({"address": recipient, **({"delay_reason": reason} if reason else {})})
+        message = {
+            "queue_name": name,
+            "queue_id": queue_id,
+            "arrival_time": int(envelope.arrival),
+            "message_size": envelope.size,
+            "sender": envelope.sender,
+            "recipients": recipients,
+        }
+        lines.append(json.dumps(message, sort_keys=True))
     return lines
 
 

@@ -65,9 +65,7 @@ class QueueManager:
         self.resolver = resolver or dns.resolver.Resolver()
         self.reload(config, master_cf)
         self.kick = asyncio.Event()
-        self._limits: dict[str, asyncio.Semaphore] = defaultdict(
-            lambda: asyncio.Semaphore(self.config.default_destination_concurrency_limit)
-        )
+        self._limits: dict[str, asyncio.Semaphore] = defaultdict(self._destination_limit)
         self._working: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
