@@ -5,6 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 python3 -m pip install -q -e '.[test]'
+# The 'provision' command pip just installed, wherever pip puts scripts.
+PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"
+export PATH
 bash scripts/start-docker.sh
 provision lab up --name example --hosts 3 >/dev/null
 inventory=(-i inventories/example -i .lab/example/hosts.yml)
