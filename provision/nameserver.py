@@ -1,12 +1,25 @@
-"""``IP[:PORT]`` of a DNS server, as --dns-server takes it (report, onboard, the MTA)."""
+"""``IP[:PORT]`` of a DNS server, as --dns-server takes it, and a resolver
+that asks only those servers (report, onboard, the MTA)."""
 
 from __future__ import annotations
 
 import ipaddress
 
+import dns.resolver
+
 from provision.errors import ProvisionError
 
-__all__ = ["parse_nameserver"]
+__all__ = ["parse_nameserver", "resolver_for"]
+
+
+def resolver_for(nameservers: list[tuple[str, int]]) -> dns.resolver.Resolver:
+    """A resolver asking exactly these (address, port) servers; none: the system's (resolv.conf)."""
+    if not nameservers:
+        return dns.resolver.Resolver()
+    resolver = dns.resolver.Resolver(configure=False)
+    resolver.nameservers = [host for host, _ in nameservers]
+    resolver.nameserver_ports = dict(nameservers)
+    return resolver
 
 
 def parse_nameserver(text: str) -> tuple[str, int]:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import dns.resolver
 
+from provision.errors import ProvisionError
 from provision.mta.admin import act, json_lines, listing
 from provision.mta.aliases import parse_aliases
 from provision.mta.config import MtaConfig, load_config
@@ -33,11 +34,10 @@ from provision.mta.qmgr import QueueManager, TransportChooser
 from provision.mta.queue import QUEUES, GroupCommitter, Queue
 from provision.mta.smtpd import tls_context
 from provision.mta.submit import SubmitError, submit
+from provision.nameserver import parse_nameserver, resolver_for
 
 
-async def serve(
-    config_directory: Path, config: MtaConfig, port: int, resolver: dns.resolver.Resolver | None, intake_processes: int = 2
-) -> None:
+async def serve(config_directory: Path, config: MtaConfig, port: int, resolver: dns.resolver.Resolver, intake_processes: int) -> None:
     """The queue manager here, SMTP intake in ``intake_processes`` children (see ``intake``)."""
     master_cf = config_directory / "master.cf"
     queue = Queue(config.queue_directory)
@@ -122,17 +122,6 @@ def check(config_directory: Path, root: Path | None = None) -> None:
             raise ValueError(f"{config.tls_cert_file} and {config.tls_key_file} do not make a usable pair: {exc}") from None
 
 
-def _resolver(text: str | None) -> dns.resolver.Resolver | None:
-    if not text:
-        return None
-    from provision.nameserver import parse_nameserver
-
-    host, port = parse_nameserver(text)
-    resolver = dns.resolver.Resolver(configure=False)
-    resolver.nameservers, resolver.nameserver_ports = [host], {host: port}
-    return resolver
-
-
 def main(argv: list[str] | None = None) -> None:
     program = Path(sys.argv[0]).name
     raw = list(sys.argv[1:] if argv is None else argv)
@@ -185,8 +174,12 @@ def main(argv: list[str] | None = None) -> None:
     except (OSError, ValueError) as exc:
         sys.exit(f"provision-mta: {args.config_directory / 'main.cf'}: {exc}")
     if args.command == "serve":
+        try:
+            resolver = resolver_for([parse_nameserver(args.dns_server)] if args.dns_server else [])
+        except ProvisionError as exc:
+            sys.exit(f"provision-mta: {exc}")
         _warn_unsupported(config)
-        asyncio.run(serve(args.config_directory, config, args.port, _resolver(args.dns_server), max(1, args.intake_processes)))
+        asyncio.run(serve(args.config_directory, config, args.port, resolver, max(1, args.intake_processes)))
     elif args.command == "smtpd":
         smtpd_main(args.config_directory, args.listen_fd, args.notify_fd, args.parent, args.priority)
     elif args.command == "check":

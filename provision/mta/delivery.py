@@ -23,7 +23,7 @@ from pathlib import Path
 import dns.exception
 import dns.resolver
 
-from provision.mta.connections import CACHE
+from provision.mta.connections import CACHE, Key
 
 DELIVERED, DEFERRED, BOUNCED = "delivered", "deferred", "bounced"
 
@@ -197,11 +197,7 @@ def smtp_deliver(
         if cached is not None:
             outcome = _transaction(cached, hop, sender, recipients, data, on_accepted)
             if not isinstance(outcome, str):
-                if all(o.status == DELIVERED for o in outcome):
-                    CACHE.give(key, cached)
-                else:
-                    cached.close()
-                return outcome
+                return _keep_or_close(key, cached, outcome)
             last_error = outcome  # lost on the way: not a verdict on the hop, try a new connection
         # As Postfix's "may": a TLS handshake that fails is retried in plain text.
         for use_tls in (True, False):
@@ -231,12 +227,17 @@ def smtp_deliver(
             if isinstance(outcome, str):
                 last_error = outcome
                 break
-            if all(o.status == DELIVERED for o in outcome):
-                CACHE.give(key, client)  # for the next message to this hop
-            else:
-                client.close()
-            return outcome
+            return _keep_or_close(key, client, outcome)
     return [Outcome(r, DEFERRED, last_error) for r in recipients]
+
+
+def _keep_or_close(key: Key, client: smtplib.SMTP, outcomes: list[Outcome]) -> list[Outcome]:
+    """A session that delivered everything waits in the cache for the next message to this hop."""
+    if all(o.status == DELIVERED for o in outcomes):
+        CACHE.give(key, client)
+    else:
+        client.close()
+    return outcomes
 
 
 def _transaction(

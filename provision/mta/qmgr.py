@@ -146,12 +146,17 @@ class QueueManager:
             if recipient not in local:
                 by_domain[recipient.rpartition("@")[2].lower()].append(recipient)
         outcomes: list[Outcome] = []
+        mailboxes: set[str] = set()  # as Postfix's duplicate filter: one copy per mailbox and message
         for recipient in local:
             local_part = recipient.rpartition("@")[0]
             if self.config.recipient_delimiter:
                 local_part = local_part.split(self.config.recipient_delimiter, 1)[0]
             expansion = expand(local_part, self.aliases, self.config.is_local_domain, self.config.allow_mail_to_files)
             for user in expansion.local_users:
+                if user in mailboxes:
+                    outcomes.append(Outcome(recipient, DELIVERED, f"duplicate of the copy delivered to {user}"))
+                    continue
+                mailboxes.add(user)
                 outcomes.append(await asyncio.to_thread(self._local, envelope.sender, recipient, user, data))
             outcomes += [Outcome(recipient, BOUNCED, f"{target}: {why}") for target, why in expansion.refused]
             for address in expansion.remote:
@@ -159,9 +164,10 @@ class QueueManager:
         transport = self.chooser.choose(envelope.sender)
         # The usual case, one destination and nothing local: the queue file goes
         # the moment the next hop says 250 (see smtp_deliver).
-        sole = len(by_domain) == 1 and not outcomes and not local
+        sole = len(by_domain) == 1 and not local
+        # An address reached twice (given, and again through an alias) gets one RCPT.
         results = await asyncio.gather(
-            *(self._remote(domain, rcpts, envelope, data, transport, sole) for domain, rcpts in by_domain.items())
+            *(self._remote(domain, list(dict.fromkeys(rcpts)), envelope, data, transport, sole) for domain, rcpts in by_domain.items())
         )
         for result in results:
             outcomes += result

@@ -17,6 +17,8 @@ import dns.exception
 import dns.resolver
 import dns.reversename
 
+from provision.nameserver import resolver_for
+
 OK = "ok"
 NO_PTR = "no PTR"
 NOT_CONFIRMED = "PTR not confirmed"
@@ -41,12 +43,7 @@ class DnsChecker:
     """Answers "does this address have good reverse DNS for this HELO?"."""
 
     def __init__(self, nameservers: list[tuple[str, int]] | None = None, timeout: float = 3.0) -> None:
-        if nameservers:
-            self.resolver = dns.resolver.Resolver(configure=False)
-            self.resolver.nameservers = [host for host, _ in nameservers]
-            self.resolver.nameserver_ports = {host: port for host, port in nameservers}
-        else:
-            self.resolver = dns.resolver.Resolver()
+        self.resolver = resolver_for(nameservers or [])
         self.resolver.lifetime = timeout
         self._cache: dict[tuple[str, str], list[str]] = {}
         self._lock = threading.Lock()
