@@ -126,7 +126,7 @@ def main() -> None:
             [
                 sys.executable,
                 "-m",
-                "provision.mta.daemon",
+                "provision_mta.daemon",
                 "-c",
                 str(config),
                 "serve",

@@ -9,19 +9,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from provision.engine.runner import RunOptions, run_hosts
     from provision.errors import ProvisionError
-    from provision.project import CompiledHost, Project
-    from provision.runner import RunOptions, run_hosts
+    from provision.roles.compiler import CompiledHost, Project
 
 __all__ = ["CompiledHost", "Project", "ProvisionError", "RunOptions", "__version__", "run_hosts"]
 __version__ = "0.1.0"
 
 _HOMES = {
-    "CompiledHost": "provision.project",
-    "Project": "provision.project",
+    "CompiledHost": "provision.roles.compiler",
+    "Project": "provision.roles.compiler",
     "ProvisionError": "provision.errors",
-    "RunOptions": "provision.runner",
-    "run_hosts": "provision.runner",
+    "RunOptions": "provision.engine.runner",
+    "run_hosts": "provision.engine.runner",
 }
 
 

@@ -22,7 +22,7 @@ python3 -m pip install -q -e '.[test]'
 PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"
 export PATH
 bash scripts/start-docker.sh
-ruff check provision tests bench
-ruff format --check provision tests bench
+ruff check provision provision_mta tests bench
+ruff format --check provision provision_mta tests bench
 mypy
 python3 -m pytest -q -ra "$@"

@@ -37,7 +37,7 @@ def compile_role(make_tree: Callable[[dict[str, str]], Path]) -> Callable[[str, 
     """Compile one role for one host on the controller: {path: rendered text}."""
 
     def compile_with(role: str, host: str, host_vars: dict[str, Any]) -> dict[str, str]:
-        from provision.project import Project
+        from provision.roles.compiler import Project
 
         folder = make_tree(
             {

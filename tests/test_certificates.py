@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from provision.certificates import local_ca, plan_certificates, verify_pair
 from provision.errors import ProvisionError
+from provision.roles.certificates import local_ca, plan_certificates, verify_pair
 
 CERT: dict[str, Any] = {"name": "mail", "common_name": "mail.example.net", "san": ["smtp.example.net"], "mode": "local_ca"}
 

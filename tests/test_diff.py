@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from provision.diff import plan
+from provision.engine.plan import plan
 from provision.state import ActualState, DesiredFile, DesiredService, DesiredState, FileFact, Handler, ServiceFact, sha256
 
 CONTENT = b"port=25\n"

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from provision.connectors.base import ConnectionSettings
-from provision.connectors.fake import FakeConnector
-from provision.engine import HostResult
-from provision.project import Project
-from provision.runner import RunOptions, compile_hosts, run_hosts
+from provision.engine.converge import HostResult
+from provision.engine.runner import RunOptions, compile_hosts, run_hosts
+from provision.roles.compiler import Project
+from provision.testing.fake import FakeConnector
 from tests.fixtures import svc_project
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from provision.inventory import find_inventory_file, load_inventory
-from provision.inventory_view import list_document
+from provision.views.inventory import list_document
 from tests.conftest import DATA
 
 INVENTORIES = sorted(p for p in (DATA / "inventories").iterdir() if p.is_dir())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from provision.mergers import fstab_line, merge_fstab
+from provision.roles.mergers import fstab_line, merge_fstab
 
 HOST_FSTAB = (
     b"# /etc/fstab: static file system information.\n"

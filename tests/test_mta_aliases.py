@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from provision.mta.aliases import expand, parse_aliases
-from provision.mta.delivery import maildir_deliver, mbox_deliver
+from provision_mta.aliases import expand, parse_aliases
+from provision_mta.delivery import maildir_deliver, mbox_deliver
 from tests.support.smtp_sink import SmtpSink
 from tests.test_mta_intake import Daemon
 from tests.test_mta_local import mta

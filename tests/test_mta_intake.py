@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from provision.mta.queue import QUEUES, read_message
+from provision_mta.queue import QUEUES, read_message
 
 ADDRESS = "127.77.0.1"
 PORT = 2526
@@ -37,7 +37,7 @@ class Daemon:
         # A file, not a pipe: the daemon logs every delivery, and a full pipe would stall it.
         with (self.config_directory / "daemon.log").open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "provision.mta.daemon", "-c", str(self.config_directory), "serve", "--port", str(self.port)],
+                [sys.executable, "-m", "provision_mta.daemon", "-c", str(self.config_directory), "serve", "--port", str(self.port)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )

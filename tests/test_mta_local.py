@@ -40,7 +40,7 @@ def daemon(tmp_path: Path) -> Iterator[Daemon]:
 
 
 def mta(daemon: Daemon, *args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
-    command = [sys.executable, "-m", "provision.mta.daemon", "-c", str(daemon.config_directory), *args]
+    command = [sys.executable, "-m", "provision_mta.daemon", "-c", str(daemon.config_directory), *args]
     return subprocess.run(command, input=stdin, capture_output=True, check=False, timeout=60)
 
 

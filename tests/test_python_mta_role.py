@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 from provision.errors import ProvisionError
-from provision.mta.wheel import build_wheel, wheel_name
-from provision.project import Project
+from provision.roles.compiler import Project
+from provision_mta.wheel import build_wheel, wheel_name
 
 HOST = "appliance-1.example.test"
 WHEEL = f"/var/lib/provision-mta/{wheel_name()}"
@@ -80,9 +80,9 @@ def test_the_wheel_is_the_same_bytes_every_time_and_holds_only_the_mta() -> None
     assert build_wheel() == first  # a managed file: a second apply must find it unchanged
     with zipfile.ZipFile(io.BytesIO(first)) as archive:
         names = archive.namelist()
-    assert "provision/mta/daemon.py" in names and "provision/nameserver.py" in names
-    shipped = {name.split("/")[1] for name in names if name.startswith("provision/")}
-    assert shipped == {"__init__.py", "errors.py", "nameserver.py", "mta"}
+    assert "provision_mta/daemon.py" in names and "provision_mta/nameserver.py" in names
+    packages = {name.split("/")[0] for name in names if not name.startswith("provision_mta-")}
+    assert packages == {"provision_mta"}
 
 
 def test_the_wheel_installs_with_pip_offline_and_its_command_runs(tmp_path: Path) -> None:

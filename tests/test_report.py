@@ -12,13 +12,14 @@ from typing import Any
 import pytest
 import yaml
 
+from provision.cli.common import nameservers
 from provision.errors import ProvisionError
-from provision.nameserver import parse_nameserver
 from provision.report.dns_check import DnsChecker
 from provision.report.gather import fill_from_answer
 from provision.report.model import HostReport
 from provision.report.output import to_html
 from provision.report.postfix_config import Transport, transports
+from provision_mta.nameserver import parse_nameserver
 from tests.support.dns_server import DnsServer
 
 # As `postconf -M`, `postconf -Px` and `postconf -x ...` print them on Debian 12.
@@ -81,8 +82,9 @@ def test_nameserver_forms(text: str, expected: tuple[str, int]) -> None:
 
 @pytest.mark.parametrize("text", ["dns.example.net", "127.0.0.1:0", "127.0.0.1:http", "[::1]:99999"])
 def test_bad_nameserver_is_a_clear_error(text: str) -> None:
+    # The MTA's own error, translated at the CLI's boundary into the one-line kind.
     with pytest.raises(ProvisionError, match="--dns-server"):
-        parse_nameserver(text)
+        nameservers((text,))
 
 
 DNS_ADDRESS = "127.53.77.1"
@@ -129,7 +131,7 @@ def test_unanswered_resolver_is_a_dns_failure_not_a_missing_ptr() -> None:
 
 @pytest.fixture
 def compiled_mail_host(make_tree: Callable[[dict[str, str]], Path]) -> Any:
-    from provision.project import Project
+    from provision.roles.compiler import Project
 
     variables = {
         "postfix_myhostname": "mx.example.test",

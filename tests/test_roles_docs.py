@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from provision.roles import PROJECT_ROOT, RoleLoader, available_roles
+from provision.roles.loader import RoleLoader, available_roles
+from tests.conftest import ROOT
 
-ROLES_DIR = PROJECT_ROOT / "roles"
+ROLES_DIR = ROOT / "roles"
 ROLES = available_roles([ROLES_DIR])
 
 

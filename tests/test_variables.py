@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from provision.variables import VariableSpec, VariableValueError, check_value, parse_duration
+from provision.roles.variables import VariableSpec, VariableValueError, check_value, parse_duration
 
 GOOD = [
     ("str", "hello"),

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from provision.lab.engine import LabError
+from provision.lab.docker import LabError
 
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"

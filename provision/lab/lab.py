@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from provision.lab.engine import LabError, docker_client
+from provision.lab.docker import LabError, docker_client
 from provision.lab.image import build_image
 
 LABEL = "provision.lab"

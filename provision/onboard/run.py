@@ -30,7 +30,7 @@ from provision.connectors import connect, settings_from_vars
 from provision.errors import ConnectionFailure, HostKeyError, InventoryError, Location, ProvisionError, RemoteError
 from provision.onboard.inventory_edit import InventoryEdit, plan_inventory_edit, write
 from provision.onboard.transports import onboard_vars
-from provision.project import Project, require_site
+from provision.roles.compiler import Project, require_site
 
 STEPS = ("inventory", "ssh", "converge", "verify", "report", "checklist")
 
@@ -162,8 +162,8 @@ def _step_ssh(project: Project, options: OnboardOptions, connection_options: dic
 
 
 def _step_converge(project: Project, options: OnboardOptions, connection_options: dict[str, str], console: Console) -> None:
-    from provision.output import print_summary
-    from provision.runner import RunOptions, compile_hosts, run_hosts
+    from provision.engine.runner import RunOptions, compile_hosts, run_hosts
+    from provision.views.results import print_summary
 
     _header(console, "converge")
     compiled = compile_hosts(project, [options.host], None)

@@ -14,8 +14,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from provision.agent_client import call_agent
 from provision.connectors.base import Connector
+from provision.engine.agent_call import call_agent
 from provision.errors import RemoteError
 from provision.onboard.transports import verify_sender
 

@@ -17,7 +17,7 @@ import dns.exception
 import dns.resolver
 import dns.reversename
 
-from provision.nameserver import resolver_for
+from provision_mta.nameserver import resolver_for
 
 OK = "ok"
 NO_PTR = "no PTR"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from provision.certificates import probe_paths
-from provision.project import CompiledHost
+from provision.roles.certificates import probe_paths
+from provision.roles.compiler import CompiledHost
 
 PRIMARY = "postfix"
 

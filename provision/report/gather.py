@@ -14,17 +14,17 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from provision.agent_client import call_agent
 from provision.connectors import CountingConnector, connect, settings_from_vars
 from provision.connectors.base import ConnectionSettings, Connector
-from provision.engine import converge
+from provision.engine.agent_call import call_agent
+from provision.engine.converge import converge
+from provision.engine.runner import new_run_id
 from provision.errors import ConnectionFailure, RemoteError
-from provision.project import CompiledHost, Project
 from provision.report.dns_check import OK, DnsChecker
 from provision.report.expected import expected_transports, report_certificate_paths
 from provision.report.model import CertificateReport, HostReport, InstanceReport, Report, TransportReport
 from provision.report.postfix_config import transports
-from provision.runner import new_run_id
+from provision.roles.compiler import CompiledHost, Project
 
 ConnectorFactory = Callable[[ConnectionSettings], Connector]
 

@@ -8,10 +8,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from provision.bundled import templates_dir
 from provision.report.model import Report
-from provision.roles import PROJECT_ROOT
 
-TEMPLATES = PROJECT_ROOT / "templates"
+TEMPLATES = templates_dir()
 
 
 def to_json(report: Report) -> str:

@@ -1,88 +1,20 @@
-"""Lab fixtures: real Debian containers with real sshd, started once per session.
-
-The engine is started by scripts/start-docker.sh when none answers. Set
-PROVISION_SKIP_LAB=1 to skip these tests on a machine without Docker (CI
-never sets it).
-"""
+"""The lab fixture shared by the whole session; helpers are in tests/support/lab.py."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
-import yaml
 
 from provision.lab.lab import Lab
-from tests.conftest import ROOT
-
-NAMESPACE = "provision-test"
-
-
-def _engine_ready() -> None:
-    if os.environ.get("PROVISION_SKIP_LAB") == "1":
-        pytest.skip("PROVISION_SKIP_LAB=1")
-    done = subprocess.run(["bash", str(ROOT / "scripts" / "start-docker.sh")], capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        pytest.fail(f"no Docker engine for the lab tests: {done.stderr.strip()}")
+from tests.support.lab import NAMESPACE, engine_ready
 
 
 @pytest.fixture(scope="session")
 def example_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     """Three hosts named as in inventories/example (example-1..3)."""
-    _engine_ready()
+    engine_ready()
     lab = Lab("example", root=tmp_path_factory.mktemp("lab"), namespace=NAMESPACE)
     lab.up(3, say=lambda text: None)
     yield lab
     lab.down()
-
-
-def inventory_args(lab: Lab, *extra: Path) -> list[str]:
-    args = ["-i", str(ROOT / "inventories" / "example")]
-    for path in extra:
-        args += ["-i", str(path)]
-    return [*args, "-i", str(lab.inventory_file)]
-
-
-def module_lab(name: str, count: int) -> Callable[[pytest.TempPathFactory], Iterator[Lab]]:
-    """A module-scoped fixture: ``count`` lab hosts named NAME-1..N, removed afterwards."""
-
-    @pytest.fixture(scope="module")
-    def fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-        _engine_ready()
-        lab = Lab(name, root=tmp_path_factory.mktemp("lab"), namespace=NAMESPACE)
-        lab.up(count, say=lambda text: None)
-        yield lab
-        lab.down()
-
-    return fixture
-
-
-def run_roles(
-    lab: Lab, folder: Path, roles: list[str], hosts: dict[str, dict[str, Any]], command: str = "apply", fresh: bool = True
-) -> subprocess.CompletedProcess[str]:
-    """Write an inventory (hosts with their vars, a site.yml applying ``roles``)
-    and run ``provision COMMAND`` on it plus the lab's inventory, with --json."""
-    target = folder / f"inv-{uuid.uuid4().hex[:6]}" if fresh else folder
-    target.mkdir(exist_ok=True)
-    (target / "hosts.yml").write_text(yaml.safe_dump({"all": {"hosts": hosts}}))
-    (target / "site.yml").write_text(f"- hosts: all\n  roles: [{', '.join(roles)}]\n")
-    return subprocess.run(
-        ["provision", command, "-i", str(target), "-i", str(lab.inventory_file), "--json"],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=1200,
-    )
-
-
-def converged(done: subprocess.CompletedProcess[str], host: str) -> dict[str, Any]:
-    """The host's part of a successful run's JSON document."""
-    assert done.returncode == 0, done.stdout + done.stderr
-    result: dict[str, Any] = json.loads(done.stdout)["hosts"][host]
-    return result

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from provision.lab.lab import Lab
-from tests.lab.conftest import converged, module_lab, run_roles
+from tests.support.lab import converged, module_lab, run_roles
 
 pytestmark = pytest.mark.lab
 SITE = "/srv/www/site"

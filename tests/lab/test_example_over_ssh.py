@@ -10,7 +10,7 @@ import pytest
 import testinfra
 
 from provision.lab.lab import Lab
-from tests.lab.conftest import inventory_args
+from tests.support.lab import inventory_args
 
 pytestmark = pytest.mark.lab
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from provision.lab.lab import Lab
-from tests.lab.conftest import module_lab, run_roles
+from tests.support.lab import module_lab, run_roles
 
 pytestmark = pytest.mark.lab
 UNMANAGED = (

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from provision.lab.lab import Lab, address_block
-from tests.lab.conftest import NAMESPACE, module_lab
 from tests.support.dns_server import DnsServer
+from tests.support.lab import NAMESPACE, module_lab
 from tests.support.smtp_sink import SmtpSink
 
 pytestmark = pytest.mark.lab

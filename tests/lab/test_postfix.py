@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from provision.lab.lab import Lab, address_block
-from tests.lab.conftest import NAMESPACE, converged, module_lab, run_roles
+from tests.support.lab import NAMESPACE, converged, module_lab, run_roles
 from tests.support.smtp_sink import SmtpSink
 
 pytestmark = pytest.mark.lab

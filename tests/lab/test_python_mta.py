@@ -24,8 +24,8 @@ import pytest
 import yaml
 
 from provision.lab.lab import Lab, address_block
-from tests.lab.conftest import NAMESPACE, module_lab
 from tests.support.dns_server import DnsServer
+from tests.support.lab import NAMESPACE, module_lab
 
 pytestmark = pytest.mark.lab
 

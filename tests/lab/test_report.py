@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from provision.lab.lab import Lab, address_block
-from tests.lab.conftest import NAMESPACE, converged, module_lab, run_roles
 from tests.support.dns_server import DnsServer
+from tests.support.lab import NAMESPACE, converged, module_lab, run_roles
 
 pytestmark = pytest.mark.lab
 

@@ -11,17 +11,18 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, write_tree
-from tests.lab.conftest import _engine_ready
+from tests.support.lab import NAMESPACE, engine_ready
 
 pytestmark = pytest.mark.lab
 
 
 def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(args), capture_output=True, text=True, check=False, cwd=cwd, timeout=900)
+    env = {**os.environ, "PROVISION_LAB_NAMESPACE": NAMESPACE}
+    return subprocess.run(list(args), capture_output=True, text=True, check=False, cwd=cwd, timeout=900, env=env)
 
 
 def test_provision_test_passes_for_the_default_scenario() -> None:
-    _engine_ready()
+    engine_ready()
     done = run("provision", "test", "sshd")
     assert done.returncode == 0, done.stdout + done.stderr
     steps = [line.split(":")[0] for line in done.stderr.splitlines()]
@@ -32,7 +33,7 @@ def test_provision_test_passes_for_the_default_scenario() -> None:
 
 
 def test_provision_test_fails_a_role_that_is_not_idempotent(tmp_path: Path) -> None:
-    _engine_ready()
+    engine_ready()
     write_tree(
         tmp_path,
         {
@@ -50,11 +51,11 @@ def test_provision_test_fails_a_role_that_is_not_idempotent(tmp_path: Path) -> N
     assert done.returncode == 1
     assert "idempotence: the second converge changed:" in done.stderr and "flappy: /etc/flappy (content)" in done.stderr
     assert "destroy" in done.stderr  # the lab is removed even when a step fails
-    assert not any(line.startswith("provision-test-flappy") for line in run("docker", "ps", "-a", "--format", "{{.Names}}").stdout.split())
+    assert not any(line.startswith(f"{NAMESPACE}-flappy") for line in run("docker", "ps", "-a", "--format", "{{.Names}}").stdout.split())
 
 
 def test_provision_test_fails_when_verify_fails(tmp_path: Path) -> None:
-    _engine_ready()
+    engine_ready()
     scenario = tmp_path / "molecule" / "default"
     shutil.copytree(ROOT / "molecule" / "default", scenario, ignore=shutil.ignore_patterns("__pycache__"))
     (scenario / "tests" / "test_wrong.py").write_text(
@@ -69,7 +70,7 @@ def test_provision_test_fails_when_verify_fails(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(shutil.which("molecule") is None, reason="molecule is in the test extra")
 def test_molecule_test_passes() -> None:
-    _engine_ready()
+    engine_ready()
     done = subprocess.run(
         ["molecule", "test"],
         capture_output=True,

@@ -15,7 +15,7 @@ import pytest
 import testinfra
 
 from provision.lab.lab import Lab
-from tests.lab.conftest import module_lab, run_roles
+from tests.support.lab import module_lab, run_roles
 
 pytestmark = pytest.mark.lab
 

@@ -1,0 +1,120 @@
+"""``provision lab``: a local lab of Debian hosts in Docker, reached over SSH."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from provision.cli.common import friendly_errors
+
+name_option = click.option("--name", "name", default="lab", show_default=True, help="Lab name: prefix of its hosts' names.")
+
+
+@click.group()
+def lab() -> None:
+    """Start, inspect and stop a lab of real Debian hosts (Docker, --network host)."""
+
+
+@lab.command()
+@click.option("-n", "--hosts", "count", default=3, show_default=True, type=click.IntRange(1, 250), help="How many hosts.")
+@name_option
+@click.option(
+    "-i",
+    "--inventory",
+    "inventory",
+    default=None,
+    type=click.Path(path_type=Path),
+    help="Start one host per host of this inventory, with the same names (instead of NAME-1..N).",
+)
+@friendly_errors
+def up(count: int, name: str, inventory: Path | None) -> None:
+    """Build the base image if needed, start the hosts, write their inventory."""
+    from provision.lab.lab import Lab
+
+    names = None
+    if inventory is not None:
+        from provision.inventory import load_inventory
+
+        names = list(load_inventory(inventory).hosts)
+    lab_ = Lab(name)
+    hosts = lab_.up(count, say=lambda text: click.echo(text, err=True), names=names)
+    for host in hosts:
+        click.echo(f"{host.name}\t{host.address}", err=True)
+    click.echo(f"inventory: {lab_.inventory_file}", err=True)
+    click.echo(str(lab_.inventory_file))
+
+
+@lab.command()
+@name_option
+@friendly_errors
+def down(name: str) -> None:
+    """Remove the lab's containers and loopback addresses (the image stays)."""
+    from provision.lab.lab import Lab
+
+    Lab(name).down()
+
+
+@lab.command()
+@name_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@friendly_errors
+def status(name: str, as_json: bool) -> None:
+    """Each host, its address, its container's state and its SSH banner."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from provision.lab.lab import Lab
+
+    rows = Lab(name).status()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = Table("host", "address", "container", "ssh")
+    for row in rows:
+        table.add_row(row["host"], row["address"], row["container"], row["ssh"])
+    Console().print(table)
+
+
+@lab.command()
+@name_option
+@friendly_errors
+def inventory(name: str) -> None:
+    """Print the lab's inventory (hosts, addresses, key, known_hosts)."""
+    from provision.lab.lab import Lab
+
+    lab_ = Lab(name)
+    if not lab_.inventory_file.exists():
+        from provision.lab.docker import LabError
+
+        raise LabError(f"lab {name!r} is not up: run 'provision lab up --name {name}'")
+    click.echo(lab_.inventory_file.read_text(), nl=False)
+
+
+@lab.command(name="exec", context_settings={"ignore_unknown_options": True})
+@name_option
+@click.argument("host")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@friendly_errors
+def exec_(name: str, host: str, command: tuple[str, ...]) -> None:
+    """Run a command in a lab host: provision lab exec HOST -- CMD..."""
+    from provision.lab.lab import Lab
+
+    code, output = Lab(name).exec(host, list(command))
+    click.echo(output, nl=False)
+    sys.exit(code)
+
+
+@click.command(name="test")
+@click.argument("role")
+@click.option("-s", "--scenario", default="default", show_default=True, help="Scenario folder name.")
+@click.option("--keep", is_flag=True, help="Leave the lab hosts running afterwards.")
+@friendly_errors
+def test_role(role: str, scenario: str, keep: bool) -> None:
+    """Create lab hosts, converge ROLE, check idempotence, verify (testinfra), destroy."""
+    from provision.lab.scenario import find_scenario, run_scenario
+
+    run_scenario(find_scenario(role, scenario), keep, say=lambda text: click.echo(text, err=True))
+    click.echo(f"{role}/{scenario}: passed", err=True)

@@ -1,0 +1,92 @@
+"""``provision mail``: queue and maintenance commands across the inventory."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import click
+
+from provision.cli.common import EXIT_ERROR, EXIT_OK, forks_option, friendly_errors, inventory_option, json_option, limit_option
+from provision.errors import ProvisionError
+
+instance_option = click.option("--instance", default=None, help="Only this instance (name such as postfix-out, or config folder).")
+
+
+@click.group()
+def mail() -> None:
+    """Mail queues and maintenance on every host and instance (Postfix, or provision-mta where it runs instead)."""
+
+
+def _run(inventory: tuple[Path, ...], limit: str | None, action: str, instance: str | None, forks: int, as_json: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from provision.mail.queues import queue_rows, run_mail
+    from provision.roles.compiler import Project
+
+    project = Project.load(list(inventory))
+    results = run_mail(project, project.select(limit), action, instance, forks)
+    if as_json:
+        click.echo(json.dumps({"action": action, "hosts": {r.host: asdict(r) for r in results}}, indent=2))
+    else:
+        console = Console()
+        if action == "queue":
+            table = Table("host", "instance", "messages", "deferred", "oldest", "top destinations", title="mail queue")
+            for row in queue_rows(results):
+                table.add_row(
+                    row["host"], row["instance"], str(row["count"]), str(row["deferred"]), row["oldest_age"], row["top_destinations"]
+                )
+            console.print(table)
+        else:
+            for result in results:
+                for entry in result.instances:
+                    name = entry["name"] if entry["name"] != "-" else "postfix"
+                    step = entry.get("check") or entry.get("result") or {}
+                    state = "ok" if step.get("exit") == 0 else "failed"
+                    extra = f" (map types: {' '.join(entry['map_types'])})" if entry.get("map_types") else ""
+                    console.print(f"{result.host} {name}: {action} {state}{extra}", highlight=False, soft_wrap=True)
+        for result in results:
+            for error in result.errors:
+                console.print(f"[bold red]{result.host}[/]: {result.status}: {error}", highlight=False, soft_wrap=True)
+    sys.exit(EXIT_ERROR if any(r.status != "ok" for r in results) else EXIT_OK)
+
+
+def _command(action: str, help_text: str) -> None:
+    @mail.command(name=action, help=help_text)
+    @inventory_option
+    @limit_option
+    @instance_option
+    @forks_option
+    @json_option
+    @friendly_errors
+    def command(inventory: tuple[Path, ...], limit: str | None, instance: str | None, forks: int, as_json: bool) -> None:
+        _run(inventory, limit, action, instance, forks, as_json)
+
+
+_command("queue", "Summarise each queue: messages, deferred, oldest, top destinations (postqueue -j).")
+_command("flush", "Attempt delivery of all queued mail now (postqueue -f).")
+_command("requeue", "Requeue all mail so it is processed again with the current config (postsuper -r ALL).")
+_command("hold", "Put all queued mail on hold: kept, not delivered, until released (postsuper -h ALL).")
+_command("release", "Release all mail on hold (postsuper -H ALL).")
+_command("check", "postfix check on each instance, and the lookup table types it supports (postconf -m).")
+
+
+@mail.command(name="delete")
+@inventory_option
+@limit_option
+@instance_option
+@forks_option
+@json_option
+@click.option("--all", "all_messages", is_flag=True, help="Delete every message in the queue.")
+@click.option("--yes", is_flag=True, help="Confirm: this cannot be undone.")
+@friendly_errors
+def delete(
+    inventory: tuple[Path, ...], limit: str | None, instance: str | None, forks: int, as_json: bool, all_messages: bool, yes: bool
+) -> None:
+    """Delete all queued mail (postsuper -d ALL); needs --all and --yes."""
+    if not all_messages or not yes:
+        raise ProvisionError("refusing to delete queued mail without --all --yes (postsuper -d ALL cannot be undone)")
+    _run(inventory, limit, "delete", instance, forks, as_json)

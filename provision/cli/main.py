@@ -1,0 +1,27 @@
+"""The ``provision`` group: every command group registered from its own module."""
+
+from __future__ import annotations
+
+import click
+
+from provision.cli.converge import apply, check
+from provision.cli.inventory import inventory
+from provision.cli.lab import lab, test_role
+from provision.cli.mail import mail
+from provision.cli.onboard import onboard
+from provision.cli.render import render
+from provision.cli.report import report
+from provision.cli.roles import roles
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="provision")
+def main() -> None:
+    """Declarative provisioning of mail and web servers over SSH."""
+
+
+for _command in (apply, check, render, inventory, roles, lab, test_role, mail, onboard, report):
+    main.add_command(_command)
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""``provision onboard``: add a host to the inventory, converge it, verify its mail."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from provision.cli.common import EXIT_ERROR, EXIT_OK, friendly_errors, inventory_option, nameservers
+
+
+@click.command()
+@click.argument("host")
+@inventory_option
+@click.option("-g", "--group", required=True, help="Inventory group to add the host to (site.yml maps it to roles).")
+@click.option("-a", "--address", "addresses", multiple=True, metavar="IP", help="An outgoing address: one smtp transport each (repeat).")
+@click.option("--ssh-host", default=None, help="Address or name to SSH to (ansible_host); default the host's name.")
+@click.option("--ssh-user", default=None, help="SSH user (ansible_user).")
+@click.option("--ssh-port", default=None, type=click.IntRange(1, 65535), help="SSH port (ansible_port).")
+@click.option("--ssh-key", default=None, help="Private key file (ansible_ssh_private_key_file).")
+@click.option("--verify-to", default=None, metavar="ADDRESS", help="Send one test message through each transport to this address.")
+@click.option("--verify-timeout", default=120.0, show_default=True, type=click.FloatRange(1, 3600), help="Seconds to wait for delivery.")
+@click.option("--dns-server", "dns_servers", multiple=True, metavar="IP[:PORT]", help="Resolver for the report's PTR checks.")
+@click.option("-n", "--dry-run", is_flag=True, help="Show every step and file; write and contact nothing.")
+@click.option("--known-hosts", default=None, help="known_hosts file for SSH host keys (default ~/.ssh/known_hosts).")
+@click.option("--accept-new-host-keys", is_flag=True, help="Record the host's key if unknown (a changed key is still refused).")
+@friendly_errors
+def onboard(
+    host: str,
+    inventory: tuple[Path, ...],
+    group: str,
+    addresses: tuple[str, ...],
+    ssh_host: str | None,
+    ssh_user: str | None,
+    ssh_port: int | None,
+    ssh_key: str | None,
+    verify_to: str | None,
+    verify_timeout: float,
+    dns_servers: tuple[str, ...],
+    dry_run: bool,
+    known_hosts: str | None,
+    accept_new_host_keys: bool,
+) -> None:
+    """Take HOST from bare Debian to a verified mail server: inventory,
+    SSH, converge, a test message per transport, report, checklist.
+
+    The first -i is the inventory that gets edited (comments kept). Re-run
+    after a failure: finished steps are no-ops, it continues where it stopped."""
+    from rich.console import Console
+
+    from provision.onboard.run import OnboardOptions, StepFailed
+    from provision.onboard.run import onboard as run_onboard
+
+    ssh = {"ansible_host": ssh_host, "ansible_user": ssh_user, "ansible_port": ssh_port, "ansible_ssh_private_key_file": ssh_key}
+    options = OnboardOptions(
+        host=host,
+        group=group,
+        addresses=list(addresses),
+        ssh=ssh,
+        verify_to=verify_to,
+        verify_timeout=verify_timeout,
+        dns_servers=nameservers(dns_servers),
+        dry_run=dry_run,
+        accept_new_host_keys=accept_new_host_keys,
+        known_hosts=known_hosts,
+    )
+    console = Console()
+    try:
+        run_onboard(list(inventory), options, console)
+    except StepFailed as exc:
+        click.echo(f"error: {exc}", err=True)
+        click.echo(f"fix it and run the same command again: it continues from the {exc.step} step", err=True)
+        sys.exit(EXIT_ERROR)
+    sys.exit(EXIT_OK)

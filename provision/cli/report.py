@@ -1,0 +1,80 @@
+"""``provision report``: transports, reverse DNS, drift, certificates, queues.
+
+Exit 0 when every check passes and 2 when any problem is found, so cron and
+CI can gate on it; 1 for a mistake in the input (nothing is contacted).
+"""
+
+from __future__ import annotations
+
+import sys
+from contextlib import nullcontext
+from pathlib import Path
+
+import click
+
+from provision.cli.common import (
+    EXIT_DRIFT,
+    EXIT_OK,
+    forks_option,
+    friendly_errors,
+    inventory_option,
+    json_option,
+    limit_option,
+    nameservers,
+)
+
+
+@click.command()
+@inventory_option
+@limit_option
+@click.option("--html", "html", type=click.Path(path_type=Path, dir_okay=False), help="Also write the report as one HTML page.")
+@json_option
+@click.option(
+    "--dns-server",
+    "dns_servers",
+    multiple=True,
+    metavar="IP[:PORT]",
+    help="Resolver for PTR and forward lookups (repeatable); default the system's.",
+)
+@click.option("--dns-timeout", default=3.0, show_default=True, type=click.FloatRange(0.1, 60), help="Seconds per DNS query.")
+@click.option("--renew-days", default=30, show_default=True, type=click.IntRange(0), help="A certificate expiring sooner is a problem.")
+@forks_option
+@click.option("--known-hosts", default=None, help="known_hosts file for SSH host keys (default ~/.ssh/known_hosts).")
+@friendly_errors
+def report(
+    inventory: tuple[Path, ...],
+    limit: str | None,
+    html: Path | None,
+    as_json: bool,
+    dns_servers: tuple[str, ...],
+    dns_timeout: float,
+    renew_days: int,
+    forks: int,
+    known_hosts: str | None,
+) -> None:
+    """Per host and Postfix instance: each transport's bound address, its PTR,
+    forward confirmation and HELO match; drift, certificate expiry, queues."""
+    from rich.console import Console
+
+    from provision.report.dns_check import DnsChecker
+    from provision.report.gather import gather
+    from provision.report.output import print_report, to_json, write_html
+    from provision.roles.compiler import Project
+
+    resolvers = nameservers(dns_servers)
+    project = Project.load(list(inventory))
+    hosts = project.select(limit)
+    label = ", ".join(dns_servers) or "system"
+    options = {"known_hosts": known_hosts} if known_hosts else None
+    err = Console(stderr=True)
+    with err.status(f"reporting on {len(hosts)} host(s)", spinner="dots") if err.is_terminal and not as_json else nullcontext():
+        result = gather(project, hosts, DnsChecker(resolvers, dns_timeout), label, forks, renew_days, options)
+    if html is not None:
+        write_html(result, html)
+    if as_json:
+        click.echo(to_json(result))
+    else:
+        print_report(Console(), result)
+        if html is not None:
+            click.echo(f"HTML report: {html}")
+    sys.exit(EXIT_DRIFT if result.problem_count else EXIT_OK)

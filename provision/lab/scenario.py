@@ -1,0 +1,148 @@
+"""``provision test ROLE``: molecule's lifecycle without Ansible.
+
+A scenario is a folder, ``roles/<role>/molecule/<name>/`` or
+``molecule/<name>/``, holding an ordinary inventory (``hosts.yml`` naming
+the test hosts, ``group_vars/``, ``host_vars/``, ``site.yml``) and testinfra
+tests (``test_*.py``, or a ``tests/`` folder). The lab supplies one real
+Debian host per inventory host; the steps are molecule's: create, converge,
+idempotence (a second converge must change nothing), verify, destroy.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from provision.bundled import checkout_dir, roles_dir
+from provision.engine.converge import HostResult
+from provision.engine.runner import RunOptions, compile_hosts, run_hosts
+from provision.errors import ProvisionError
+from provision.roles.compiler import Project, require_site
+
+Say = Callable[[str], None]
+# Scenario labs are apart from a developer's own labs; PROVISION_LAB_NAMESPACE
+# sets another prefix (two test runs on one machine, say).
+DEFAULT_NAMESPACE = "provision-test"
+
+
+class ScenarioFailed(ProvisionError):
+    """A lifecycle step failed (the message says which and why)."""
+
+
+@dataclass
+class Scenario:
+    role: str
+    name: str
+    directory: Path
+    roles_path: list[Path] = field(default_factory=list)
+    """Where the scenario's roles live beyond the usual places (as molecule adds the role's parent)."""
+
+    def project(self, *extra: Path) -> Project:
+        return Project.load([self.directory, *extra], roles_path=self.roles_path)
+
+
+def find_scenario(role: str, name: str, base: Path | None = None) -> Scenario:
+    # The current project's, then the bundled role's own, then (in a checkout) the repository's molecule/.
+    here = base or Path.cwd()
+    candidates = [here / "roles" / role / "molecule" / name, here / "molecule" / name, roles_dir() / role / "molecule" / name]
+    repository = checkout_dir()
+    if repository is not None:
+        candidates.append(repository / "molecule" / name)
+    candidates = list(dict.fromkeys(candidates))
+    for folder in candidates:
+        if (folder / "hosts.yml").is_file() or (folder / "hosts").is_file():
+            beside_role = folder.parent.parent.parent if folder.parent.name == "molecule" and folder.parent.parent.name == role else None
+            return Scenario(role, name, folder, [beside_role] if beside_role else [])
+    looked = ", ".join(str(c) for c in candidates)
+    raise ProvisionError(f"no scenario {name!r} for role {role!r} (looked for an inventory in: {looked})")
+
+
+def lab_name(scenario: Scenario) -> str:
+    return re.sub(r"[^a-z0-9-]", "-", f"{scenario.role}-{scenario.name}".lower())
+
+
+def _test_files(folder: Path) -> list[Path]:
+    tests = sorted(folder.glob("test_*.py"))
+    if (folder / "tests").is_dir():
+        tests += sorted((folder / "tests").glob("test_*.py"))
+    return tests
+
+
+def _changes(results: list[HostResult]) -> list[str]:
+    lines = []
+    for result in results:
+        lines += [f"{result.host}: {f.path} ({', '.join(f.reasons)})" for f in result.files]
+        lines += [f"{result.host}: package {p}" for p in result.packages]
+        lines += [f"{result.host}: service {s}" for s in result.services]
+        lines += [f"{result.host}: directory {d}" for d in result.directories]
+    return lines
+
+
+def _failures(results: list[HostResult]) -> list[str]:
+    return [f"{r.host}: {r.status}: {'; '.join(r.errors)}" for r in results if r.status in ("failed", "unreachable")]
+
+
+def run_scenario(scenario: Scenario, keep: bool, say: Say) -> None:
+    from provision.lab.lab import Lab
+
+    project = scenario.project()
+    require_site(project)
+    hosts = project.select(None)
+    assigned = {role.name for host in hosts for role in project.host_roles(host).roles}
+    if scenario.role not in assigned:
+        raise ProvisionError(
+            f"scenario {scenario.directory} does not apply role {scenario.role!r} (it applies: {', '.join(sorted(assigned))})"
+        )
+    lab = Lab(lab_name(scenario), namespace=os.environ.get("PROVISION_LAB_NAMESPACE", DEFAULT_NAMESPACE))
+    try:
+        say(f"create: {len(hosts)} lab host(s) for {scenario.directory}")
+        lab.up(names=hosts, say=say)
+        converged = _converge(scenario, lab, "converge", say)
+        if failures := _failures(converged):
+            raise ScenarioFailed("converge failed:\n  " + "\n  ".join(failures))
+        again = _converge(scenario, lab, "idempotence", say)
+        if failures := _failures(again):
+            raise ScenarioFailed("idempotence run failed:\n  " + "\n  ".join(failures))
+        if changes := _changes(again):
+            raise ScenarioFailed("idempotence: the second converge changed:\n  " + "\n  ".join(changes))
+        _verify(scenario, lab, say)
+    finally:
+        if keep:
+            say(f"kept: the lab is still up (provision lab status --name {lab.name}; inventory {lab.inventory_file})")
+        else:
+            say("destroy")
+            lab.down()
+
+
+def _converge(scenario: Scenario, lab: object, step: str, say: Say) -> list[HostResult]:
+    from provision.lab.lab import Lab
+
+    assert isinstance(lab, Lab)
+    project = scenario.project(lab.inventory_file)
+    compiled = compile_hosts(project, project.select(None), None)
+    results = run_hosts(compiled, RunOptions(forks=20))
+    changed = sum(r.status == "changed" for r in results)
+    say(f"{step}: {len(results)} host(s), {changed} changed")
+    return results
+
+
+def _verify(scenario: Scenario, lab: object, say: Say) -> None:
+    from provision.lab.lab import Lab
+
+    assert isinstance(lab, Lab)
+    tests = _test_files(scenario.directory)
+    if not tests:
+        say("verify: no test_*.py in the scenario, skipped")
+        return
+    backends = ",".join(f"docker://{host.container}" for host in lab.hosts())
+    say(f"verify: {len(tests)} testinfra file(s) against {backends}")
+    env = {**os.environ, "PROVISION_SCENARIO_INVENTORY": str(lab.inventory_file)}
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--hosts={backends}", *map(str, tests)]
+    done = subprocess.run(command, env=env, check=False, cwd=scenario.directory)
+    if done.returncode != 0:
+        raise ScenarioFailed(f"verify: testinfra tests failed (exit {done.returncode})")

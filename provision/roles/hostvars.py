@@ -1,0 +1,137 @@
+"""Variables for one host and one role: defaults, inventory, play, checks.
+
+Order (lowest first): role defaults < inventory (Ansible precedence) < play
+vars < the role entry's vars in site.yml. Values may reference other
+variables with ``{{ }}``, as in Ansible; they are resolved, then checked
+against each role's declared types before anything renders.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+from provision.errors import Location, TemplateError, VariableError
+from provision.roles.loader import Role
+from provision.roles.render import Renderer, contains_template
+from provision.roles.variables import VariableSpec, VariableValueError, check_value
+
+_MAX_DEPTH = 20
+
+
+def resolve_templates(
+    values: dict[str, Any], renderer: Renderer, where: dict[str, Location | None], fixed: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """Render ``{{ }}`` inside variable values against the other values.
+
+    Each round renders every value that still holds a template; a value that
+    refers to another templated value resolves a round later. A round in
+    which nothing changes means the references go round in a circle.
+    """
+    current = dict(values)
+    # ``fixed`` names (groups: every host of the inventory) never hold a
+    # template; scanning them would make compiling a fleet quadratic.
+    scanned = [k for k in current if k not in fixed]
+    for _ in range(_MAX_DEPTH):
+        pending = [k for k in scanned if contains_template(current[k])]
+        if not pending:
+            return current
+        changed = False
+        for key in pending:
+            rendered = _render_value(current[key], renderer, current, key, where.get(key))
+            if rendered != current[key]:
+                current[key] = rendered
+                changed = True
+        if not changed:
+            break
+    key = next(k for k in scanned if contains_template(current[k]))
+    raise VariableError(f"variable {key!r} refers to itself through other variables", where.get(key))
+
+
+def _render_value(value: Any, renderer: Renderer, context: dict[str, Any], key: str, where: Location | None) -> Any:
+    if isinstance(value, str):
+        if not contains_template(value):
+            return value
+        stripped = value.strip()
+        # A value that is one bare expression keeps its type, as in Ansible.
+        if stripped.startswith("{{") and stripped.endswith("}}") and stripped.count("{{") == 1:
+            try:
+                return renderer.evaluate(stripped, context, f"variable {key!r}")
+            except TemplateError as exc:
+                raise VariableError(exc.message, where) from None
+        try:
+            return renderer.render_string(value, context, f"variable {key!r}")
+        except TemplateError as exc:
+            raise VariableError(exc.message, where) from None
+    if isinstance(value, list):
+        return [_render_value(v, renderer, context, key, where) for v in value]
+    if isinstance(value, dict):
+        return {k: _render_value(v, renderer, context, key, where) for k, v in value.items()}
+    return value
+
+
+def check_role_variables(
+    role: Role,
+    values: dict[str, Any],
+    locate: dict[str, Location | None],
+    declared_elsewhere: set[str],
+) -> dict[str, Any]:
+    """Check every variable the role declares; return the checked values.
+
+    A variable that carries the role's prefix but that the role does not
+    declare is almost always a typo, so it is an error with a suggestion.
+    """
+    checked: dict[str, Any] = {}
+    for name, spec in role.variables.items():
+        where = locate.get(name) or Location(str(role.path / "role.yml"))
+        if name not in values:
+            if spec.required:
+                raise VariableError(f"role {role.name!r} needs variable {name!r} ({spec.describe()}): it is not set", where)
+            continue
+        checked[name] = _check(spec, values[name], where, role)
+    for name in values:
+        if role.prefix and name.startswith(role.prefix) and name not in role.variables and name not in declared_elsewhere:
+            hint = difflib.get_close_matches(name, list(role.variables), n=1)
+            suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
+            raise VariableError(f"unknown variable {name!r} for role {role.name!r}{suggestion}", locate.get(name))
+    return checked
+
+
+def _check(spec: VariableSpec, value: Any, where: Location, role: Role) -> Any:
+    try:
+        return check_value(value, spec)
+    except VariableValueError as exc:
+        raise VariableError(f"variable {spec.name}{exc.path}: {exc.message}", where) from None
+
+
+def secret_values(roles: list[Role], values: dict[str, Any]) -> list[str]:
+    """String values of every variable, or field of one, declared secret (for masking)."""
+    found: list[str] = []
+    for role in roles:
+        for name, spec in role.variables.items():
+            if name in values:
+                _collect_secrets(spec, values[name], found)
+    return [s for s in found if len(s) >= 4]
+
+
+def _collect_secrets(spec: VariableSpec, value: Any, found: list[str]) -> None:
+    if spec.secret:
+        _collect_strings(value, found)
+    elif spec.options is not None and isinstance(value, dict):
+        for key, option in spec.options.items():
+            if key in value:
+                _collect_secrets(option, value[key], found)
+    elif spec.elements is not None and isinstance(value, list):
+        for item in value:
+            _collect_secrets(spec.elements, item, found)
+
+
+def _collect_strings(value: Any, found: list[str]) -> None:
+    if isinstance(value, str):
+        found.append(value)
+    elif isinstance(value, list):
+        for item in value:
+            _collect_strings(item, found)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _collect_strings(item, found)

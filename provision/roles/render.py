@@ -1,0 +1,206 @@
+"""Jinja2 rendering: one environment per role, StrictUndefined, safe filters.
+
+Every error a user can cause while rendering (an undefined variable, a
+syntax error, a value a filter refuses) becomes a TemplateError naming the
+template and line.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import traceback
+from collections import ChainMap
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from provision.errors import Location, TemplateError
+
+
+def _line(value: Any) -> str:
+    """Refuse a value that would spill onto a second config line."""
+    text = str(value)
+    if "\n" in text or "\r" in text or "\x00" in text:
+        raise ValueError(f"value {text[:40]!r} contains a newline and cannot stand on one config line")
+    return text
+
+
+def _apache_quote(value: Any) -> str:
+    text = _line(value)
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _postfix_list(value: Any, separator: str = ", ") -> str:
+    items = value if isinstance(value, (list, tuple)) else [value]
+    return separator.join(_line(item) for item in items)
+
+
+def _yesno(value: Any) -> str:
+    return "yes" if value else "no"
+
+
+def _regex_replace(value: Any, pattern: str, replacement: str = "") -> str:
+    return re.sub(pattern, replacement, str(value))
+
+
+def _weighted_names(transports: Any) -> list[str]:
+    """Each transport's name repeated by its weight (for randmap:{...})."""
+    names: list[str] = []
+    for transport in transports:
+        names += [_line(transport["name"])] * int(transport.get("weight") or 1)
+    return names
+
+
+def _local_ca_pem(directory: str) -> str:
+    from provision.roles.certificates import local_ca_pem
+
+    return local_ca_pem(directory)
+
+
+FILTERS: dict[str, Callable[..., Any]] = {
+    "local_ca_pem": _local_ca_pem,
+    "weighted_names": _weighted_names,
+    "line": _line,
+    "apache_quote": _apache_quote,
+    "shell_quote": lambda v: shlex.quote(_line(v)),
+    "postfix_list": _postfix_list,
+    "yesno": _yesno,
+    "to_json": lambda v: json.dumps(v, sort_keys=True),
+    "regex_replace": _regex_replace,
+}
+
+
+def make_environment(template_dirs: list[Path]) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader([str(p) for p in template_dirs]),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+    env.filters.update(FILTERS)
+    env.tests["search"] = lambda value, pattern: re.search(pattern, str(value)) is not None
+    env.tests["match"] = lambda value, pattern: re.match(pattern, str(value)) is not None
+    return env
+
+
+def _template_line(exc: BaseException, filename: str | None) -> int | None:
+    """The template line where a runtime error happened, from the traceback."""
+    line = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if filename is not None and frame.filename == filename:
+            line = frame.lineno
+    return line
+
+
+def describe_error(exc: Exception, name: str, filename: str | None) -> TemplateError:
+    if isinstance(exc, jinja2.TemplateSyntaxError):
+        return TemplateError(f"template syntax error: {exc.message}", Location(exc.filename or name, exc.lineno))
+    line = _template_line(exc, filename)
+    if isinstance(exc, jinja2.UndefinedError):
+        message = f"undefined variable in template {name}: {exc.message}"
+    else:
+        message = f"template {name} failed: {exc}"
+    return TemplateError(message, Location(filename or name, line))
+
+
+def _fast_render(template: jinja2.Template, context: dict[str, Any]) -> jinja2.runtime.Context:
+    """A render context that shares ``context`` instead of copying it.
+
+    ``Template.render`` copies the whole context twice per call; a host's
+    context holds every variable of every role and role.yml expressions are
+    rendered dozens of times per host, so for a large fleet the copies were
+    most of the render time. Nothing writes to the shared parent: template
+    assignments go to the context's own ``vars``.
+    """
+    parent = ChainMap(context, template.globals)
+    # globals=None: Jinja would otherwise list the globals' names for every
+    # context, which only matters when a template is imported as a module.
+    return jinja2.runtime.new_context(template.environment, template.name, template.blocks, parent, shared=True)  # type: ignore[arg-type]
+
+
+def render_shared(template: jinja2.Template, context: dict[str, Any]) -> str:
+    render_context = _fast_render(template, context)
+    try:
+        return str(template.environment.concat(template.root_render_func(render_context)))
+    except Exception:
+        # Rewrites the traceback so that describe_error finds the template's line.
+        template.environment.handle_exception()
+        raise
+
+
+def evaluate_shared(expression: Any, context: dict[str, Any]) -> Any:
+    """``compiled_expression(**context)`` without the copies (see _fast_render)."""
+    template = getattr(expression, "_template", None)
+    if template is None:  # a future Jinja without the attribute: the plain, slower call
+        return expression(**context)
+    render_context = _fast_render(template, context)
+    for _ in template.root_render_func(render_context):
+        pass
+    return render_context.vars["result"]
+
+
+class Renderer:
+    """Renders one role's templates and the expressions in its role.yml."""
+
+    def __init__(self, template_dirs: list[Path]) -> None:
+        self.env = make_environment(template_dirs)
+        self._expressions: dict[str, Callable[..., Any]] = {}
+        self._strings: dict[str, jinja2.Template] = {}
+
+    def render_template(self, name: str, context: dict[str, Any]) -> str:
+        filename: str | None = None
+        try:
+            template = self.env.get_template(name)
+            filename = template.filename
+            return render_shared(template, context)
+        except jinja2.TemplateNotFound:
+            raise TemplateError(f"template {name!r} not found", None) from None
+        except jinja2.TemplateSyntaxError as exc:
+            raise describe_error(exc, name, filename) from None
+        except Exception as exc:
+            raise describe_error(exc, name, filename) from None
+
+    def render_string(self, text: str, context: dict[str, Any], where: str) -> str:
+        try:
+            template = self._strings.get(text)
+            if template is None:
+                template = self._strings[text] = self.env.from_string(text)
+            return render_shared(template, context)
+        except Exception as exc:
+            raise TemplateError(f"cannot render {text!r} in {where}: {_short(exc)}") from None
+
+    def evaluate(self, expression: str, context: dict[str, Any], where: str) -> Any:
+        """Evaluate a ``when``/``loop`` expression (bare or wrapped in ``{{ }}``)."""
+        source = expression.strip()
+        if source.startswith("{{") and source.endswith("}}"):
+            source = source[2:-2].strip()
+        try:
+            compiled = self._expressions.get(source)
+            if compiled is None:
+                compiled = self._expressions[source] = self.env.compile_expression(source, undefined_to_none=False)
+            value = evaluate_shared(compiled, context)
+            if isinstance(value, jinja2.Undefined):
+                value._fail_with_undefined_error()
+            return value
+        except Exception as exc:
+            raise TemplateError(f"cannot evaluate {expression!r} in {where}: {_short(exc)}") from None
+
+
+def _short(exc: Exception) -> str:
+    return getattr(exc, "message", None) or str(exc)
+
+
+def contains_template(value: Any) -> bool:
+    if isinstance(value, str):
+        return "{{" in value or "{%" in value
+    if isinstance(value, list):
+        return any(contains_template(v) for v in value)
+    if isinstance(value, dict):
+        return any(contains_template(v) for v in value.values())
+    return False

@@ -1,0 +1,90 @@
+"""Operator commands on the queue, as Postfix users know them
+(postqueue -p/-j/-f, postsuper -d/-r/-h/-H): list, json, flush, delete, requeue,
+hold, release. A message being delivered (in ``active``) is left alone."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+
+from provision_mta.queue import QUEUES, Envelope, Queue, fsync_folder, read_envelope
+
+# Where each action takes messages from, and where it puts them.
+MOVES = {
+    "flush": (("deferred",), "incoming"),
+    "requeue": (("deferred", "hold", "incoming"), "incoming"),
+    "hold": (("incoming", "deferred"), "hold"),
+    "release": (("hold",), "incoming"),
+}
+
+
+def _messages(queue: Queue) -> Iterator[tuple[str, str, Envelope]]:
+    """(queue name, queue ID, envelope) of every readable message, queue by queue."""
+    for name in QUEUES:
+        for queue_id in queue.list(name):
+            try:
+                yield name, queue_id, read_envelope(queue.folder(name) / queue_id)
+            except (OSError, ValueError):  # delivered or moved meanwhile
+                continue
+
+
+def listing(queue: Queue) -> list[str]:
+    lines = []
+    now = time.time()
+    for name, queue_id, envelope in _messages(queue):
+        mark = {"hold": "!", "active": "*"}.get(name, "")
+        age = int(now - envelope.arrival)
+        lines.append(f"{queue_id}{mark} {envelope.size:>8} {age:>6}s {envelope.sender or 'MAILER-DAEMON'}")
+        for recipient in envelope.recipients:
+            reason = envelope.reasons.get(recipient)
+            lines.append(f"    {recipient}" + (f"  ({reason})" if reason else ""))
+    return lines
+
+
+def json_lines(queue: Queue) -> list[str]:
+    """One JSON object per message, in ``postqueue -j``'s shape, so the tools
+    that read Postfix's queue (``provision mail queue``) read this one too."""
+    lines = []
+    for name, queue_id, envelope in _messages(queue):
+        recipients: list[dict[str, str]] = []
+        for recipient in envelope.recipients:
+            reason = envelope.reasons.get(recipient)
+            recipients.append({"address": recipient, **({"delay_reason": reason} if reason else {})})
+        message = {
+            "queue_name": name,
+            "queue_id": queue_id,
+            "arrival_time": int(envelope.arrival),
+            "message_size": envelope.size,
+            "sender": envelope.sender,
+            "recipients": recipients,
+        }
+        lines.append(json.dumps(message, sort_keys=True))
+    return lines
+
+
+def act(queue: Queue, action: str, which: str) -> int:
+    """Apply ``action`` to one queue ID or ALL; returns how many messages it touched."""
+    count = 0
+    if action == "delete":
+        for name in ("maildrop", "incoming", "deferred", "hold"):
+            for queue_id in queue.list(name):
+                if which in ("ALL", queue_id):
+                    try:
+                        os.unlink(queue.folder(name) / queue_id)
+                    except FileNotFoundError:
+                        continue
+                    count += 1
+            fsync_folder(queue.folder(name))
+        return count
+    sources, target = MOVES[action]
+    for name in sources:
+        for queue_id in queue.list(name):
+            if which in ("ALL", queue_id) and name != target:
+                try:
+                    queue.move(queue_id, name, target)
+                except FileNotFoundError:  # the queue manager took it meanwhile
+                    continue
+                count += 1
+    return count

@@ -1,0 +1,268 @@
+"""Delivery agents: local (Maildir or mbox) and remote SMTP (MX, relayhost, bound address).
+
+Each returns one outcome per recipient: delivered, deferred (4xx, a
+connection that failed: try again later) or bounced (5xx).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import ipaddress
+import os
+import random
+import re
+import smtplib
+import socket
+import ssl
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import dns.exception
+import dns.resolver
+
+from provision_mta.connections import CACHE, Key
+
+DELIVERED, DEFERRED, BOUNCED = "delivered", "deferred", "bounced"
+
+
+@dataclass
+class Outcome:
+    recipient: str
+    status: str
+    detail: str
+
+
+def maildir_deliver(maildir: Path, data: bytes, uid: int = -1, gid: int = -1) -> None:
+    """Maildir's rule: write into tmp/, fsync, link into new/ (then fsync new/).
+    Folders it makes belong to the mailbox's owner, who must be able to read them."""
+    for part in (maildir, maildir / "tmp", maildir / "new", maildir / "cur"):
+        if not part.is_dir():
+            part.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if uid >= 0:
+                os.chown(part, uid, gid)
+    name = f"{time.time_ns()}.P{os.getpid()}R{random.getrandbits(32):08x}.{socket.gethostname()}"
+    temporary = maildir / "tmp" / name
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(descriptor, data)
+        os.fsync(descriptor)
+        if uid >= 0:
+            os.fchown(descriptor, uid, gid)
+    finally:
+        os.close(descriptor)
+    os.rename(temporary, maildir / "new" / name)
+    folder = os.open(maildir / "new", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+
+
+def mbox_deliver(path: Path, sender: str, data: bytes, uid: int = -1, gid: int = -1) -> None:
+    """Append to an mbox file as Postfix's local(8) does on Debian: a dot-lock
+    and an fcntl lock, a ``From `` line, ``>From`` quoting (mboxrd), fsync;
+    a write that fails is cut back off so the mailbox is never left half-written."""
+    text = re.sub(rb"\r\n", b"\n", data)
+    text = re.sub(rb"(?m)^(>*From )", rb">\1", text)
+    if not text.endswith(b"\n"):
+        text += b"\n"
+    stamp = time.strftime("%a %b %e %H:%M:%S %Y", time.localtime())
+    entry = f"From {sender or 'MAILER-DAEMON'}  {stamp}\n".encode() + text + b"\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _dot_lock(path):
+        descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            if uid >= 0 and os.fstat(descriptor).st_size == 0:
+                os.fchown(descriptor, uid, gid)
+            fcntl.lockf(descriptor, fcntl.LOCK_EX)
+            size = os.fstat(descriptor).st_size
+            try:
+                os.write(descriptor, entry)
+                os.fsync(descriptor)
+            except OSError:
+                os.ftruncate(descriptor, size)
+                raise
+        finally:
+            os.close(descriptor)
+
+
+@contextlib.contextmanager
+def _dot_lock(path: Path, timeout: float = 30.0) -> Iterator[None]:
+    """``PATH.lock``, the lock mail readers on Debian honour besides fcntl; a stale one (over 5 minutes) is broken."""
+    lock = path.with_name(path.name + ".lock")
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            os.close(os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            break
+        except FileExistsError:
+            with contextlib.suppress(OSError):
+                if time.time() - lock.stat().st_mtime > 300:
+                    lock.unlink()
+                    continue
+            if time.monotonic() > deadline:
+                raise OSError(f"{lock} is held by another program") from None
+            time.sleep(0.1)
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class Hop:
+    name: str
+    address: str
+    port: int = 25
+
+    def __str__(self) -> str:
+        return f"{self.name}[{self.address}]:{self.port}"
+
+
+def next_hops(domain: str, relayhost: str, resolver: dns.resolver.Resolver) -> list[Hop]:
+    """Where to connect: the relayhost, else the MX records by preference, else
+    the domain's own A/AAAA (RFC 5321 5.1 when there is no MX). Every name is
+    resolved with ``resolver`` (the configured DNS server), as Postfix does its own lookups."""
+    port = 25
+    if relayhost:
+        host = relayhost
+        if relayhost.rpartition(":")[2].isdigit() and not relayhost.rpartition(":")[0].endswith(":"):
+            host, port = relayhost.rpartition(":")[0], int(relayhost.rpartition(":")[2])
+        if host.startswith("["):  # [name] or [address]: no MX lookup, as in Postfix
+            name = host.strip("[]")
+            return [Hop(name, address, port) for address in _addresses(name, resolver)]
+        domain = host
+    try:
+        answer = resolver.resolve(domain, "MX")
+        exchangers = [str(r.exchange).rstrip(".") for r in sorted(answer, key=lambda r: r.preference)]
+        if exchangers == [""]:  # RFC 7505 null MX: the domain takes no mail
+            raise LookupError(f"domain {domain} does not accept mail (null MX)")
+    except dns.resolver.NoAnswer:
+        exchangers = [domain]
+    except dns.resolver.NXDOMAIN:
+        raise LookupError(f"domain {domain} does not exist") from None
+    except dns.exception.DNSException as exc:
+        raise ConnectionError(f"DNS lookup for {domain} failed: {exc}") from None
+    hops = [Hop(name, address, port) for name in exchangers for address in _addresses(name, resolver)]
+    if not hops:
+        raise ConnectionError(f"no address for the mail exchangers of {domain}: {', '.join(exchangers)}")
+    return hops
+
+
+def _addresses(name: str, resolver: dns.resolver.Resolver) -> list[str]:
+    try:
+        ipaddress.ip_address(name)
+        return [name]
+    except ValueError:
+        pass
+    found: list[str] = []
+    for record_type in ("A", "AAAA"):
+        try:
+            found += [str(record) for record in resolver.resolve(name, record_type)]
+        except (dns.resolver.NoAnswer, dns.resolver.NXDOMAIN):
+            continue
+        except dns.exception.DNSException as exc:
+            raise ConnectionError(f"DNS lookup for {name} failed: {exc}") from None
+    return found
+
+
+def smtp_deliver(
+    hops: list[Hop],
+    sender: str,
+    recipients: list[str],
+    data: bytes,
+    bind_address: str,
+    helo_name: str,
+    timeout: float = 60,
+    on_accepted: Callable[[list[Outcome]], None] = lambda outcomes: None,
+) -> list[Outcome]:
+    """Try each next hop in turn until one answers; opportunistic STARTTLS.
+
+    ``on_accepted`` runs the moment the next hop has answered the message,
+    before QUIT: from the next hop's 250 to the queue file's removal, a crash
+    means the message goes out twice (RFC 5321 6.1), so that gap is kept as
+    short as the queue manager can make it. Nothing after the 250 (a QUIT
+    that fails) can turn a delivered message into another attempt.
+    """
+    # SMTP lines end in CRLF; a message written with bare LF (a bounce, a local
+    # submission) would otherwise arrive as one endless line.
+    data = re.sub(rb"\r?\n", b"\r\n", data)
+    last_error = "no next hop"
+    for hop in hops:
+        key = (hop.address, hop.port, bind_address, helo_name)
+        cached = CACHE.take(key)
+        if cached is not None:
+            outcome = _transaction(cached, hop, sender, recipients, data, on_accepted)
+            if not isinstance(outcome, str):
+                return _keep_or_close(key, cached, outcome)
+            last_error = outcome  # lost on the way: not a verdict on the hop, try a new connection
+        # As Postfix's "may": a TLS handshake that fails is retried in plain text.
+        for use_tls in (True, False):
+            source = (bind_address, 0) if bind_address else None
+            client = smtplib.SMTP(timeout=timeout, local_hostname=helo_name or None, source_address=source)
+            # smtplib names the TLS peer after the host given to its constructor (which
+            # would connect outside this try), not to connect(); Postfix sends no SNI either.
+            client._host = hop.address  # type: ignore[attr-defined]
+            try:
+                client.connect(hop.address, hop.port)
+                client.ehlo()
+                if use_tls and client.has_extn("starttls"):
+                    context = ssl.create_default_context()
+                    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # opportunistic: encrypted, not verified
+                    try:
+                        client.starttls(context=context)
+                    except (ssl.SSLError, OSError, ValueError) as exc:
+                        client.close()
+                        last_error = f"TLS with {hop} failed: {exc}"
+                        continue
+                    client.ehlo()
+            except (OSError, smtplib.SMTPException) as exc:
+                client.close()
+                last_error = f"connect to {hop}: {exc}"
+                break  # the next hop, if any
+            outcome = _transaction(client, hop, sender, recipients, data, on_accepted)
+            if isinstance(outcome, str):
+                last_error = outcome
+                break
+            return _keep_or_close(key, client, outcome)
+    return [Outcome(r, DEFERRED, last_error) for r in recipients]
+
+
+def _keep_or_close(key: Key, client: smtplib.SMTP, outcomes: list[Outcome]) -> list[Outcome]:
+    """A session that delivered everything waits in the cache for the next message to this hop."""
+    if all(o.status == DELIVERED for o in outcomes):
+        CACHE.give(key, client)
+    else:
+        client.close()
+    return outcomes
+
+
+def _transaction(
+    client: smtplib.SMTP, hop: Hop, sender: str, recipients: list[str], data: bytes, on_accepted: Callable[[list[Outcome]], None]
+) -> list[Outcome] | str:
+    """MAIL, RCPT, DATA on an open session: the outcomes, or why the connection failed (a string)."""
+    try:
+        refused = client.sendmail(sender, recipients, data)
+    except smtplib.SMTPRecipientsRefused as exc:
+        return [_refused(r, *exc.recipients[r]) for r in recipients]
+    except smtplib.SMTPResponseException as exc:
+        status = BOUNCED if exc.smtp_code >= 500 else DEFERRED
+        said = f"{hop} said: {exc.smtp_code} {_text(exc.smtp_error)}"
+        return [Outcome(r, status, said) for r in recipients]
+    except (OSError, smtplib.SMTPException) as exc:
+        client.close()
+        return f"lost connection with {hop}: {exc}"
+    outcomes = [_refused(r, *refused[r]) if r in refused else Outcome(r, DELIVERED, str(hop)) for r in recipients]
+    on_accepted(outcomes)
+    return outcomes
+
+
+def _text(text: bytes | str) -> str:
+    return text.decode(errors="replace") if isinstance(text, bytes) else text
+
+
+def _refused(recipient: str, code: int, text: bytes | str) -> Outcome:
+    return Outcome(recipient, BOUNCED if code >= 500 else DEFERRED, f"{code} {_text(text)}")

@@ -1,0 +1,248 @@
+"""The queue manager: moves mail from incoming to active, delivers it,
+defers with backoff, bounces after ``maximal_queue_lifetime``.
+
+A message file stays in ``active`` while a delivery works on it; after the
+attempt its file is rewritten in place (remaining recipients, attempts,
+next try) and renamed to ``deferred``, or removed once nothing is left. A
+crash mid-attempt leaves it in ``active``, and the next start delivers it
+again: at least once, never lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import pwd
+import random
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import dns.resolver
+
+from provision_mta.aliases import expand, parse_aliases
+from provision_mta.bounce import bounce_message
+from provision_mta.config import MtaConfig
+from provision_mta.connections import CACHE
+from provision_mta.delivery import BOUNCED, DEFERRED, DELIVERED, Outcome, maildir_deliver, mbox_deliver, next_hops, smtp_deliver
+from provision_mta.master_cf import SmtpTransport, sender_map, smtp_transports
+from provision_mta.queue import Envelope, GroupCommitter, Queue, new_queue_id, read_message
+from provision_mta.submit import pickup
+
+
+class TransportChooser:
+    """sender_dependent_default_transport_maps as the postfix role writes it:
+    a hash table's source file, then optionally randmap:{...}."""
+
+    def __init__(self, config: MtaConfig, master_cf: Path) -> None:
+        self.transports = smtp_transports(master_cf.read_text()) if master_cf.exists() else {}
+        self.default = SmtpTransport("smtp", config.smtp_bind_address, config.smtp_helo_name)
+        self.helo_default = config.smtp_helo_name
+        self.tables: list[dict[str, str] | list[str]] = []
+        for item in config.sender_transport_maps:
+            kind, _, source = item.partition(":")
+            if kind in ("hash", "lmdb", "texthash") and Path(source).exists():
+                self.tables.append(sender_map(Path(source).read_text()))
+            elif kind == "randmap":
+                self.tables.append([name.strip() for name in source.strip("{}").split(",") if name.strip()])
+
+    def choose(self, sender: str) -> SmtpTransport:
+        domain = "@" + sender.rpartition("@")[2].lower()
+        for table in self.tables:
+            name = random.choice(table) if isinstance(table, list) else table.get(sender.lower()) or table.get(domain)
+            if name:
+                transport = self.transports.get(name, self.default)
+                return SmtpTransport(transport.name, transport.bind_address, transport.helo_name or self.helo_default)
+        return self.default
+
+
+class QueueManager:
+    def __init__(
+        self, config: MtaConfig, queue: Queue, committer: GroupCommitter, master_cf: Path, resolver: dns.resolver.Resolver | None = None
+    ) -> None:
+        self.queue, self.committer = queue, committer
+        self.resolver = resolver or dns.resolver.Resolver()
+        self.reload(config, master_cf)
+        self.kick = asyncio.Event()
+        self._limits: dict[str, asyncio.Semaphore] = defaultdict(self._destination_limit)
+        self._working: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def _destination_limit(self) -> asyncio.Semaphore:
+        return asyncio.Semaphore(self.config.default_destination_concurrency_limit)
+
+    def reload(self, config: MtaConfig, master_cf: Path) -> None:
+        """New settings, transports and aliases; mail in the queue stays where it is."""
+        chooser = TransportChooser(config, master_cf)
+        aliases: dict[str, list[str]] = {}
+        for path in config.alias_files:
+            if path.exists():
+                aliases.update(parse_aliases(path.read_text()))
+        self.config, self.chooser, self.aliases = config, chooser, aliases
+
+    async def run(self, stop: asyncio.Event) -> None:
+        for queue_id in self.queue.list("active"):  # left by a crash: deliver again
+            self._start(queue_id)
+        last_scan = 0.0
+        while not stop.is_set():
+            pickup(self.config, self.queue)
+            for queue_id in self.queue.list("incoming"):
+                try:
+                    self.queue.move(queue_id, "incoming", "active")
+                except FileNotFoundError:  # held or deleted by an operator meanwhile
+                    continue
+                self._start(queue_id)
+            if time.time() - last_scan >= min(self.config.queue_run_delay, 60):
+                last_scan = time.time()
+                self.scan_deferred(force=False)
+            CACHE.expire()
+            self.kick.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.kick.wait(), timeout=1.0)
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=30)
+        CACHE.expire(everything=True)
+
+    def scan_deferred(self, force: bool) -> None:
+        now = time.time()
+        for queue_id in self.queue.list("deferred"):
+            try:
+                envelope, _ = read_message(self.queue.folder("deferred") / queue_id)
+            except (OSError, ValueError):
+                continue
+            if force or envelope.next_try <= now:
+                try:
+                    self.queue.move(queue_id, "deferred", "active")
+                except FileNotFoundError:
+                    continue
+                self._start(queue_id)
+
+    def _start(self, queue_id: str) -> None:
+        if queue_id in self._working:
+            return
+        self._working.add(queue_id)
+        task = asyncio.create_task(self._deliver(queue_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _deliver(self, queue_id: str) -> None:
+        path = self.queue.folder("active") / queue_id
+        try:
+            envelope, data = read_message(path)
+            outcomes = await self._attempt(envelope, data)
+            await self._finish(envelope, data, outcomes)
+        except Exception as exc:  # a bug or a full disk must not strand the message in active
+            print(f"provision-mta: {queue_id}: delivery failed: {type(exc).__name__}: {exc}; deferred", file=sys.stderr, flush=True)
+            with contextlib.suppress(OSError):
+                self.queue.move(queue_id, "active", "deferred")
+        finally:
+            self._working.discard(queue_id)
+
+    async def _attempt(self, envelope: Envelope, data: bytes) -> list[Outcome]:
+        local = [r for r in envelope.recipients if self.config.is_local_domain(r.rpartition("@")[2])]
+        by_domain: dict[str, list[str]] = defaultdict(list)
+        for recipient in envelope.recipients:
+            if recipient not in local:
+                by_domain[recipient.rpartition("@")[2].lower()].append(recipient)
+        outcomes: list[Outcome] = []
+        mailboxes: set[str] = set()  # as Postfix's duplicate filter: one copy per mailbox and message
+        for recipient in local:
+            local_part = recipient.rpartition("@")[0]
+            if self.config.recipient_delimiter:
+                local_part = local_part.split(self.config.recipient_delimiter, 1)[0]
+            expansion = expand(local_part, self.aliases, self.config.is_local_domain, self.config.allow_mail_to_files)
+            for user in expansion.local_users:
+                if user in mailboxes:
+                    outcomes.append(Outcome(recipient, DELIVERED, f"duplicate of the copy delivered to {user}"))
+                    continue
+                mailboxes.add(user)
+                outcomes.append(await asyncio.to_thread(self._local, envelope.sender, recipient, user, data))
+            outcomes += [Outcome(recipient, BOUNCED, f"{target}: {why}") for target, why in expansion.refused]
+            for address in expansion.remote:
+                by_domain[address.rpartition("@")[2].lower()].append(address)
+        transport = self.chooser.choose(envelope.sender)
+        # The usual case, one destination and nothing local: the queue file goes
+        # the moment the next hop says 250 (see smtp_deliver).
+        sole = len(by_domain) == 1 and not local
+        # An address reached twice (given, and again through an alias) gets one RCPT.
+        results = await asyncio.gather(
+            *(self._remote(domain, list(dict.fromkeys(rcpts)), envelope, data, transport, sole) for domain, rcpts in by_domain.items())
+        )
+        for result in results:
+            outcomes += result
+        return outcomes
+
+    def _local(self, sender: str, recipient: str, user: str, data: bytes) -> Outcome:
+        try:
+            account = pwd.getpwnam(user)
+        except KeyError:
+            return Outcome(recipient, BOUNCED, f"unknown user: {user}")
+        # As Postfix's local(8): the envelope, kept in the delivered copy.
+        newline = b"\r\n" if b"\r\n" in data[:1000] else b"\n"
+        stamped = f"Return-Path: <{sender}>".encode() + newline + f"Delivered-To: {recipient}".encode() + newline + data
+        mailbox = self.config.home_mailbox
+        if mailbox.endswith("/"):
+            where, kind = Path(account.pw_dir) / mailbox, "maildir"
+        else:
+            where = Path(account.pw_dir) / mailbox if mailbox else self.config.mail_spool_directory / user
+            kind = "mailbox"
+        try:
+            if kind == "maildir":
+                maildir_deliver(where, stamped, account.pw_uid, account.pw_gid)
+            else:
+                mbox_deliver(where, sender, stamped, account.pw_uid, account.pw_gid)
+        except OSError as exc:
+            return Outcome(recipient, DEFERRED, f"{kind} delivery failed: {exc}")
+        return Outcome(recipient, DELIVERED, f"{kind} {where}")
+
+    async def _remote(
+        self, domain: str, recipients: list[str], envelope: Envelope, data: bytes, transport: SmtpTransport, sole: bool
+    ) -> list[Outcome]:
+        async with self._limits[domain]:
+            try:
+                hops = await asyncio.to_thread(next_hops, domain, self.config.relayhost, self.resolver)
+            except LookupError as exc:
+                return [Outcome(r, BOUNCED, str(exc)) for r in recipients]
+            except ConnectionError as exc:
+                return [Outcome(r, DEFERRED, str(exc)) for r in recipients]
+            helo = transport.helo_name or self.config.myhostname
+            active = self.queue.folder("active") / envelope.queue_id
+
+            def accepted(outcomes: list[Outcome]) -> None:
+                if sole and all(o.status == DELIVERED for o in outcomes):
+                    active.unlink(missing_ok=True)  # a crash from here on cannot send it again
+
+            return await asyncio.to_thread(
+                smtp_deliver, hops, envelope.sender, recipients, data, transport.bind_address, helo, on_accepted=accepted
+            )
+
+    async def _finish(self, envelope: Envelope, data: bytes, outcomes: list[Outcome]) -> None:
+        for outcome in outcomes:  # Postfix's log line, for operators and for onboarding's check
+            status = {"delivered": "sent"}.get(outcome.status, outcome.status)
+            print(f"provision-mta: {envelope.queue_id}: to=<{outcome.recipient}>, status={status} ({outcome.detail})", flush=True)
+        deferred = [o for o in outcomes if o.status == DEFERRED]
+        failed = [o for o in outcomes if o.status == BOUNCED]
+        # Bounces (null sender) have their own lifetime, as in Postfix.
+        lifetime = self.config.maximal_queue_lifetime if envelope.sender else self.config.bounce_queue_lifetime
+        if deferred and time.time() - envelope.arrival > lifetime:
+            failed += [Outcome(o.recipient, BOUNCED, f"gave up after {envelope.attempts + 1} attempts: {o.detail}") for o in deferred]
+            deferred = []
+        if failed and envelope.sender:  # never a bounce for a bounce (null sender)
+            bounce_id = new_queue_id()
+            text = bounce_message(self.config.myhostname, envelope.sender, envelope.queue_id, failed, data)
+            await self.committer.commit(Envelope(bounce_id, "", [envelope.sender], time.time(), size=len(text)), text)
+            self.kick.set()
+        active = self.queue.folder("active") / envelope.queue_id
+        if deferred:
+            envelope.recipients = list(dict.fromkeys(o.recipient for o in deferred))
+            envelope.attempts += 1
+            backoff = min(self.config.maximal_backoff_time, self.config.minimal_backoff_time * 2 ** (envelope.attempts - 1))
+            envelope.next_try = time.time() + backoff
+            envelope.reasons = {o.recipient: o.detail for o in deferred}
+            self.queue.rewrite("active", envelope, data)
+            self.queue.move(envelope.queue_id, "active", "deferred")
+        else:
+            # Gone already when the next hop's 250 removed it. Not fsync'd: undone by a
+            # power loss, the removal means a second delivery, never a lost message.
+            active.unlink(missing_ok=True)
