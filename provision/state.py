@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from provision.agent.protocol import CsrSpec
 
 
 def sha256(data: bytes) -> str:
@@ -162,7 +165,7 @@ class Plan:
     validators: list[Validator] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     """Drift that the plan cannot fix by writing (a directory where a file belongs)."""
-    csr_requests: list[dict[str, Any]] = field(default_factory=list)
+    csr_requests: list[CsrSpec] = field(default_factory=list)
     """Keys the host makes itself, with a signing request brought back."""
 
     @property

@@ -23,7 +23,7 @@ from pathlib import Path
 
 DISTRIBUTION = "provision_mta"
 PACKAGE = Path(__file__).resolve().parent
-ENTRY_POINTS = "[console_scripts]\nprovision-mta = provision_mta.daemon:main\n"
+ENTRY_POINTS = "[console_scripts]\nprovision-mta = provision_mta.entry:main\n"
 
 
 def mta_version() -> str:

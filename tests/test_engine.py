@@ -3,15 +3,17 @@ on a temp folder): round-trip budget, validation, handlers, rollback."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from provision.connectors.base import ConnectionSettings
+from provision.connectors.base import CommandResult, ConnectionSettings
 from provision.engine.converge import HostResult
-from provision.engine.runner import RunOptions, compile_hosts, run_hosts
-from provision.roles.compiler import Project
+from provision.engine.runner import RunOptions, run_hosts
+from provision.roles.compiler import Project, compile_hosts
 from provision.testing.fake import FakeConnector
 from tests.fixtures import svc_project
 
@@ -159,12 +161,31 @@ def test_unreachable_host_does_not_stop_the_others(lab: Lab) -> None:
     assert results["beta"].status == "changed"
 
 
-def test_serial_runs_hosts_in_batches(lab: Lab) -> None:
-    order: list[str] = []
+@pytest.mark.parametrize(("serial", "most_at_once"), [(1, 1), (0, 2)])
+def test_serial_runs_hosts_in_batches(lab: Lab, serial: int, most_at_once: int) -> None:
+    """With --serial 1 no two hosts are ever talked to at once, although forks allow it;
+    without it (the control) they are, so the count shows batching, not luck."""
+    busy, most = 0, 0
+    lock = threading.Lock()
+
+    class Slow(FakeConnector):
+        def run(self, command: str, stdin: bytes = b"", timeout: float | None = None) -> CommandResult:
+            nonlocal busy, most
+            with lock:
+                busy += 1
+                most = max(most, busy)
+            try:
+                time.sleep(0.2)  # long enough for another host's call to overlap, were it allowed to
+                return super().run(command, stdin, timeout)
+            finally:
+                with lock:
+                    busy -= 1
+
     project = Project.load(lab.project_dir)
     compiled = compile_hosts(project, project.select(None), None)
-    results = run_hosts(compiled, RunOptions(serial=1, forks=5), factory=lab.factory, progress=lambda r: order.append(r.host))
-    assert order == ["alpha", "beta"] and [r.status for r in results] == ["changed", "changed"]
+    results = run_hosts(compiled, RunOptions(serial=serial, forks=5), factory=lambda settings: Slow(settings))
+    assert [r.status for r in results] == ["changed", "changed"]
+    assert most == most_at_once
 
 
 def test_secret_in_a_validator_message_is_masked(lab: Lab) -> None:

@@ -1,9 +1,11 @@
-"""The agent: a stdlib-only script that the controller sends to a host.
+"""The agent's core: the host-side transaction, stdlib only.
 
-It is never imported by the controller; its source travels on the standard
-input of one ``python3`` command per round trip, followed by one JSON
-request. It answers with one JSON document on standard output. One
-operation per round trip:
+The controller never runs this module itself (only the test fake does, in
+process); its source travels on the standard input of one ``python3``
+command per round trip (see ``provision.engine.agent_call``), followed by
+one JSON request whose shape ``provision.agent.protocol`` declares. It
+answers with one JSON document on standard output. One operation per round
+trip:
 
 - ``probe``: the actual state of the declared files, directories, packages
   and services (and, for a diff, the current content of changed files);
@@ -12,10 +14,10 @@ operation per round trip:
 - ``commit``: back up the originals, move the staged files into place
   atomically, run handlers, ensure services; restore the originals if a
   handler fails;
-- ``mail`` and ``report``: Postfix queue commands, and what ``provision
-  report`` reads (each instance's transports, queues, certificates).
+- the operations of ``provision.agent.mail`` (queues, what the report
+  reads), when the controller sent that module too.
 
-Python 3.7 compatible (the oldest python3 a supported Debian ships).
+Compatible with the oldest python3 a supported Debian ships.
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ import hashlib
 import json
 import os
 import pwd
-import re
 import shlex
 import shutil
 import stat
@@ -34,7 +35,26 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
+
+if TYPE_CHECKING:  # the protocol's types only: the module itself never travels to a host
+    from provision.agent.protocol import (
+        Answer,
+        CommandOutcome,
+        CommitAnswer,
+        CommitFile,
+        CommitRequest,
+        CsrSpec,
+        FileStat,
+        HandlerOutcome,
+        HandlerSpec,
+        ProbeAnswer,
+        ProbeRequest,
+        ServiceState,
+        StageAnswer,
+        StageRequest,
+        Validation,
+    )
 
 STATE_DIR = "var/lib/provision"
 BACKUP_DIR = "var/backups/provision"
@@ -89,7 +109,7 @@ def gid_of(group: str) -> int:
         raise Failure("no such group on the host: %s" % group) from None
 
 
-def run(command: str, timeout: int = 600) -> Dict[str, Any]:
+def run(command: str, timeout: int = 600) -> CommandOutcome:
     started = time.time()
     try:
         done = subprocess.run(
@@ -110,7 +130,7 @@ def run(command: str, timeout: int = 600) -> Dict[str, Any]:
 # --- probe ---------------------------------------------------------------
 
 
-def stat_entry(path: str) -> Dict[str, Any]:
+def stat_entry(path: str) -> FileStat:
     try:
         info = os.lstat(path)
     except FileNotFoundError:
@@ -128,7 +148,7 @@ def stat_entry(path: str) -> Dict[str, Any]:
 
 
 def probe_packages(names: List[str]) -> Dict[str, Optional[str]]:
-    found = dict.fromkeys(names)  # type: Dict[str, Optional[str]]
+    found: Dict[str, Optional[str]] = dict.fromkeys(names)
     if not names or shutil.which("dpkg-query") is None:
         return found
     done = subprocess.run(
@@ -147,7 +167,7 @@ def has_systemd() -> bool:
     return os.path.isdir("/run/systemd/system")
 
 
-def probe_service(name: str) -> Dict[str, Any]:
+def probe_service(name: str) -> ServiceState:
     if has_systemd():
         active = run("systemctl is-active --quiet %s" % shlex.quote(name))["exit"] == 0
         enabled_run = run("systemctl is-enabled %s" % shlex.quote(name))
@@ -162,10 +182,14 @@ def probe_service(name: str) -> Dict[str, Any]:
     return {"active": active, "enabled": enabled}
 
 
-def op_probe(request: Dict[str, Any]) -> Dict[str, Any]:
+MAX_CONTENT = 262144
+"""The most bytes of a file's current content the probe sends back (for a diff or a merge)."""
+
+
+def op_probe(request: ProbeRequest) -> ProbeAnswer:
     root = request["root"]
-    limit = request.get("max_content", 262144)
-    files = {}
+    limit = MAX_CONTENT
+    files: Dict[str, FileStat] = {}
     for entry in request.get("files", []):
         where = host_path(root, entry["path"])
         fact = stat_entry(where)
@@ -180,19 +204,19 @@ def op_probe(request: Dict[str, Any]) -> Dict[str, Any]:
                     fact["content_b64"] = base64.b64encode(handle.read()).decode()
         files[entry["path"]] = fact
     directories = {path: stat_entry(host_path(root, path)) for path in request.get("directories", [])}
-    extra = {}  # type: Dict[str, Optional[str]]
+    extra: Dict[str, Optional[str]] = {}
     for path in request.get("extra_files", []):
         where = host_path(root, path)
         extra[path] = None
         if os.path.isfile(where) and os.path.getsize(where) <= limit:
             with open(where, "rb") as handle:
                 extra[path] = base64.b64encode(handle.read()).decode()
-    public_keys = {}  # type: Dict[str, Optional[str]]
+    public_keys: Dict[str, Optional[str]] = {}
     for path in request.get("public_keys", []):
         where = host_path(root, path)
         # The private key never leaves the host: only its public half does.
         outcome = run("openssl pkey -in %s -pubout" % shlex.quote(where)) if os.path.isfile(where) else None
-        public_keys[path] = str(outcome["output"]) if outcome and outcome["exit"] == 0 else None
+        public_keys[path] = outcome["output"] if outcome and outcome["exit"] == 0 else None
     return {
         "ok": True,
         "files": files,
@@ -234,7 +258,7 @@ def staging_root(root: str, run_id: str) -> str:
     return host_path(root, "%s/staging/%s" % (STATE_DIR, run_id))
 
 
-def install_packages(names: List[str]) -> List[Dict[str, Any]]:
+def install_packages(names: List[str]) -> List[CommandOutcome]:
     if not names:
         return []
     env_prefix = "DEBIAN_FRONTEND=noninteractive "
@@ -277,7 +301,7 @@ def write_new(path: str, data: bytes, mode: int) -> None:
     os.chmod(path, mode)
 
 
-def make_csr(root: str, entry: Dict[str, Any]) -> str:
+def make_csr(root: str, entry: CsrSpec) -> str:
     """A key made here (kept if it exists) and its signing request, returned."""
     key = host_path(root, entry["key_path"])
     subject = "/CN=" + entry["common_name"].replace("/", "\\/")
@@ -302,13 +326,13 @@ def make_csr(root: str, entry: Dict[str, Any]) -> str:
         raise Failure("making the key and CSR for %s failed:\n%s" % (entry["name"], outcome["output"]))
     os.chown(key, uid_of(entry.get("owner") or "root"), gid_of(entry.get("group") or "root"))
     os.chmod(key, entry["key_mode"])
-    text = str(outcome["output"])
+    text = outcome["output"]
     return text[text.index("-----BEGIN CERTIFICATE REQUEST") :]
 
 
-def op_stage(request: Dict[str, Any]) -> Dict[str, Any]:
+def op_stage(request: StageRequest) -> StageAnswer:
     root, run_id = request["root"], request["run_id"]
-    result = {"ok": True, "installed": [], "validations": []}  # type: Dict[str, Any]
+    result: StageAnswer = {"ok": True, "installed": [], "validations": []}
     result["installed"] = [s["command"] for s in install_packages(request.get("packages", []))]
     result["csrs"] = {entry["name"]: make_csr(root, entry) for entry in request.get("csr", [])}
     staging = staging_root(root, run_id)
@@ -320,12 +344,12 @@ def op_stage(request: Dict[str, Any]) -> Dict[str, Any]:
     for entry in request.get("files", []):
         write_new(host_path(staging, entry["path"]), base64.b64decode(entry["content_b64"]), entry["mode"])
         staged.add(entry["path"])
-    checks = []
+    checks: List[Validation] = []
     for entry in request.get("files", []):
-        if entry.get("validate"):
+        validate = entry.get("validate")
+        if validate:
             target = shlex.quote(host_path(staging, entry["path"]))
-            command = entry["validate"].replace("%s", target)
-            checks.append(dict(run(command), what="validate %s" % entry["path"]))
+            checks.append(validation(run(validate.replace("%s", target)), "validate %s" % entry["path"]))
     for validator in request.get("validators", []):
         for path in validator["files"]:
             live = host_path(root, path)
@@ -333,7 +357,7 @@ def op_stage(request: Dict[str, Any]) -> Dict[str, Any]:
                 os.makedirs(os.path.dirname(host_path(staging, path)), mode=0o700, exist_ok=True)
                 shutil.copy2(live, host_path(staging, path))
         command = validator["command"].replace("{staging}", shlex.quote(staging))
-        checks.append(dict(run(command), what=validator.get("description") or "validator of role %s" % validator["role"]))
+        checks.append(validation(run(command), validator.get("description") or "validator of role %s" % validator["role"]))
     result["validations"] = checks
     if any(check["exit"] != 0 for check in checks):
         shutil.rmtree(staging, ignore_errors=True)
@@ -341,6 +365,16 @@ def op_stage(request: Dict[str, Any]) -> Dict[str, Any]:
         failed = next(c for c in checks if c["exit"] != 0)
         result["error"] = "validation failed (%s): %s\n%s" % (failed["what"], failed["command"], failed["output"].strip())
     return result
+
+
+def validation(outcome: CommandOutcome, what: str) -> Validation:
+    return {
+        "command": outcome["command"],
+        "exit": outcome["exit"],
+        "output": outcome["output"],
+        "seconds": outcome["seconds"],
+        "what": what,
+    }
 
 
 # --- commit --------------------------------------------------------------
@@ -385,7 +419,7 @@ class Transaction:
     def __init__(self, root: str, run_id: str) -> None:
         self.root = root
         self.backup_root = host_path(root, "%s/%s" % (BACKUP_DIR, run_id))
-        self.undo = []  # type: List[Dict[str, Any]]
+        self.undo: List[Dict[str, Any]] = []
 
     def backup(self, path: str) -> Optional[str]:
         live = host_path(self.root, path)
@@ -399,7 +433,7 @@ class Transaction:
         os.chown(copy, info.st_uid, info.st_gid)
         return copy
 
-    def write(self, entry: Dict[str, Any], staging: str) -> None:
+    def write(self, entry: CommitFile, staging: str) -> None:
         live = host_path(self.root, entry["path"])
         uid, gid = uid_of(entry["owner"]), gid_of(entry["group"])
         if entry["content_changed"]:
@@ -433,13 +467,21 @@ class Transaction:
         return restored
 
 
-def run_handler(handler: Dict[str, Any]) -> Dict[str, Any]:
-    outcome = dict(run(handler["command"]), name=handler["name"])
-    if outcome["exit"] == 0 and handler.get("check"):
-        check = run(handler["check"])
+def run_handler(handler: HandlerSpec) -> HandlerOutcome:
+    ran = run(handler["command"])
+    outcome: HandlerOutcome = {
+        "command": ran["command"],
+        "exit": ran["exit"],
+        "output": ran["output"],
+        "seconds": ran["seconds"],
+        "name": handler["name"],
+    }
+    check_command = handler.get("check")
+    if outcome["exit"] == 0 and check_command:
+        check = run(check_command)
         if check["exit"] != 0:
             outcome["exit"] = check["exit"]
-            outcome["output"] += "\ncheck failed: %s\n%s" % (handler["check"], check["output"])
+            outcome["output"] += "\ncheck failed: %s\n%s" % (check_command, check["output"])
     return outcome
 
 
@@ -451,38 +493,42 @@ def service_command(name: str, action: str) -> str:
     return "/etc/init.d/%s %s" % (shlex.quote(name), action)
 
 
-def op_commit(request: Dict[str, Any]) -> Dict[str, Any]:
+def op_commit(request: CommitRequest) -> CommitAnswer:
     root, run_id = request["root"], request["run_id"]
     staging = staging_root(root, run_id)
-    result = {"ok": True, "handlers": [], "services": [], "restored": []}  # type: Dict[str, Any]
+    handlers: List[HandlerOutcome] = []
+    services: List[CommandOutcome] = []
+    result: CommitAnswer = {"ok": True, "handlers": handlers, "services": services, "restored": []}
     transaction = Transaction(root, run_id)
     try:
         for entry in request.get("directories", []):
             path = host_path(root, entry["path"])
             if not os.path.isdir(path):
                 os.makedirs(path, mode=entry["mode"] if entry["mode"] is not None else 0o755)
-            if entry["mode"] is None:
+            mode = entry["mode"]
+            if mode is None:
                 continue  # only made sure it exists
             os.chown(path, uid_of(entry["owner"]), gid_of(entry["group"]))
-            os.chmod(path, entry["mode"])
-        for entry in request.get("files", []):
-            transaction.write(entry, staging)
+            os.chmod(path, mode)
+        for file_entry in request.get("files", []):
+            transaction.write(file_entry, staging)
     except (OSError, Failure) as exc:
         result["restored"] = transaction.rollback()
-        result.update(ok=False, error="commit failed, previous files restored: %s" % exc)
+        result["ok"], result["error"] = False, "commit failed, previous files restored: %s" % exc
         return result
-    ran = []  # type: List[Dict[str, Any]]
+    ran: List[HandlerSpec] = []
     for handler in request.get("handlers", []):
         outcome = run_handler(handler)
-        result["handlers"].append(outcome)
+        handlers.append(outcome)
         ran.append(handler)
         if outcome["exit"] != 0:
             result["restored"] = transaction.rollback()
             result["recovery"] = [run_handler(h) for h in ran]
-            result.update(
-                ok=False,
-                error="handler %r failed (exit %s), previous files restored:\n%s"
-                % (handler["name"], outcome["exit"], outcome["output"].strip()),
+            result["ok"] = False
+            result["error"] = "handler %r failed (exit %s), previous files restored:\n%s" % (
+                handler["name"],
+                outcome["exit"],
+                outcome["output"].strip(),
             )
             return result
     for service in request.get("services", []):
@@ -492,14 +538,17 @@ def op_commit(request: Dict[str, Any]) -> Dict[str, Any]:
             if (action == "start" and active) or (action == "stop" and not active):
                 continue
             if service.get(action):
-                outcome = run(service_command(service["name"], action))
-                result["services"].append(outcome)
-                if outcome["exit"] != 0:
-                    result.update(ok=False, error="%s %s failed:\n%s" % (action, service["name"], outcome["output"].strip()))
+                done = run(service_command(service["name"], action))
+                services.append(done)
+                if done["exit"] != 0:
+                    result["ok"], result["error"] = False, "%s %s failed:\n%s" % (action, service["name"], done["output"].strip())
                     return result
     shutil.rmtree(staging, ignore_errors=True)
-    prune_backups(root, request.get("keep_backups", 20))
+    prune_backups(root, KEEP_BACKUPS)
     return result
+
+
+KEEP_BACKUPS = 20
 
 
 def prune_backups(root: str, keep: int) -> None:
@@ -511,202 +560,33 @@ def prune_backups(root: str, keep: int) -> None:
         shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
 
 
-# --- mail operations (provision mail ...) ------------------------------------
-
-
-def postfix_instances() -> List[Dict[str, str]]:
-    """Every Postfix instance on the host, primary first."""
-    if shutil.which("postconf") is None:
-        return []
-    listing = run("postmulti -l -a") if shutil.which("postmulti") else {"exit": 1, "output": ""}  # type: Dict[str, Any]
-    instances = []
-    if listing["exit"] == 0:
-        for line in listing["output"].splitlines():
-            parts = line.split()
-            if len(parts) == 4:
-                instances.append({"name": parts[0], "group": parts[1], "enabled": parts[2], "config_directory": parts[3]})
-    return instances or [{"name": "-", "group": "-", "enabled": "y", "config_directory": "/etc/postfix"}]
-
-
-# provision's own MTA (role python_mta) where no Postfix is installed.
-PROVISION_MTA = "/opt/provision-mta/bin/provision-mta"
-
-
-def mail_instances() -> List[Dict[str, str]]:
-    """Postfix's instances, or provision-mta as the one instance of a host without Postfix."""
-    instances = postfix_instances()
-    if not instances and os.path.exists(PROVISION_MTA):
-        instances = [{"name": "provision-mta", "group": "-", "enabled": "y", "config_directory": "/etc/postfix", "mta": "provision-mta"}]
-    return instances
-
-
-def queue_command(instance: Dict[str, str], verb: str) -> str:
-    """The command that does ``verb`` (json, flush, requeue, delete, hold, release) to this instance's queue."""
-    directory = shlex.quote(instance["config_directory"])
-    if instance.get("mta") == "provision-mta":
-        return "%s -c %s queue %s" % (PROVISION_MTA, directory, verb if verb in ("json", "flush", "requeue") else verb + " ALL")
-    postfix = {
-        "json": "postqueue -c %s -j",
-        "flush": "postqueue -c %s -f",
-        "requeue": "postsuper -c %s -r ALL",
-        "delete": "postsuper -c %s -d ALL",
-        "hold": "postsuper -c %s -h ALL",
-        "release": "postsuper -c %s -H ALL",
-    }
-    return postfix[verb] % directory
-
-
-def queue_summary(instance: Dict[str, str]) -> Dict[str, Any]:
-    listing = run(queue_command(instance, "json"))
-    if listing["exit"] != 0:
-        return {"error": listing["output"].strip()}
-    count, size, oldest = 0, 0, None  # type: int, int, Optional[int]
-    by_queue = {}  # type: Dict[str, int]
-    domains = {}  # type: Dict[str, int]
-    for line in listing["output"].splitlines():
-        try:
-            message = json.loads(line)
-        except ValueError:
-            continue
-        count += 1
-        size += int(message.get("message_size", 0))
-        arrival = message.get("arrival_time")
-        if arrival is not None and (oldest is None or arrival < oldest):
-            oldest = int(arrival)
-        queue = message.get("queue_name", "?")
-        by_queue[queue] = by_queue.get(queue, 0) + 1
-        for recipient in message.get("recipients", []):
-            domain = recipient.get("address", "").rpartition("@")[2] or "(local)"
-            domains[domain] = domains.get(domain, 0) + 1
-    top = sorted(domains.items(), key=lambda item: (-item[1], item[0]))[:5]
-    return {"count": count, "bytes": size, "oldest": oldest, "queues": by_queue, "top_destinations": top, "now": int(time.time())}
-
-
-def op_mail(request: Dict[str, Any]) -> Dict[str, Any]:
-    action, wanted = request["action"], request.get("instance")
-    instances = [i for i in mail_instances() if wanted in (None, i["name"], i["config_directory"])]
-    if not instances:
-        raise Failure("no Postfix instance and no provision-mta here" + (" named %s" % wanted if wanted else ""))
-    results = []
-    for instance in instances:
-        directory = instance["config_directory"]
-        entry = dict(instance)  # type: Dict[str, Any]
-        if action == "queue":
-            entry["queue"] = queue_summary(instance)
-        elif action == "check" and instance.get("mta") == "provision-mta":
-            entry["check"] = run("%s -c %s check" % (PROVISION_MTA, shlex.quote(directory)))
-        elif action == "check":
-            entry["check"] = run("postfix -c %s check" % shlex.quote(directory))
-            entry["map_types"] = run("postconf -c %s -m" % shlex.quote(directory))["output"].split()
-        else:
-            entry["result"] = run(queue_command(instance, action))
-        results.append(entry)
-    return {"ok": True, "instances": results}
-
-
-# What the report reads: Postfix's own view of its transports (so folded
-# lines, -o { } and $name are understood as Postfix does) and public PEM.
-REPORT_MAIN = "myhostname smtp_helo_name smtp_bind_address smtp_bind_address6"
-
-
-def read_certificate(path: str) -> Optional[str]:
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read(256 * 1024)
-    except OSError:
-        return None
-    text = data.decode("ascii", "replace")
-    # Only the certificate blocks ever leave the host, whatever else the file holds.
-    blocks = re.findall(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", text, re.S)
-    return "\n".join(blocks) + "\n" if blocks else ""
-
-
-def op_report(request: Dict[str, Any]) -> Dict[str, Any]:
-    instances = []
-    for instance in postfix_instances():
-        directory = shlex.quote(instance["config_directory"])
-        entry = {"name": "postfix" if instance["name"] == "-" else instance["name"], "config_directory": instance["config_directory"]}  # type: Dict[str, Any]
-        for key, command in (
-            ("master", "postconf -c %s -M"),
-            ("overrides", "postconf -c %s -Px"),
-            ("main", "postconf -c %s -x " + REPORT_MAIN),
-        ):
-            answer = run(command % directory)
-            if answer["exit"] != 0:
-                entry["error"] = answer["output"].strip()
-            entry[key] = answer["output"]
-        entry["queue"] = queue_summary(instance)
-        instances.append(entry)
-    certificates = {path: read_certificate(path) for path in request.get("certificates", [])}
-    return {"ok": True, "instances": instances, "certificates": certificates}
-
-
-# What onboarding's test messages became, read from Postfix's own log:
-# cleanup logs the Message-ID with the queue ID, the smtp client (under its
-# transport's syslog_name) logs the delivery status of that queue ID.
-MESSAGE_ID_LINE = re.compile(r"\b([0-9A-Za-z]{6,}): message-id=<?([^>\s]+)>?")
-DELIVERY_LINE = re.compile(r"(postfix[^\[:\s]*)\[\d+\]: ([0-9A-Za-z]{6,}): to=<[^>]*>,.*?relay=([^,]+),.*? status=(\w+) \((.*)\)$")
-LOG_TAIL = 4 * 1024 * 1024
-
-
-def mail_log(directory: str) -> str:
-    configured = run("postconf -c %s -h maillog_file" % shlex.quote(directory))["output"].strip()
-    return configured if configured and configured.startswith("/") else "/var/log/mail.log"
-
-
-def read_tail(path: str) -> str:
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            handle.seek(max(0, handle.tell() - LOG_TAIL))
-            return handle.read().decode("utf-8", "replace")
-    except OSError:
-        return ""
-
-
-def op_mail_test(request: Dict[str, Any]) -> Dict[str, Any]:
-    directory = request.get("config_directory", "/etc/postfix")
-    for message in request.get("submit", []):
-        done = subprocess.run(
-            ["/usr/sbin/sendmail", "-C", directory, "-f", message["sender"], "-i", "--", message["recipient"]],
-            input=message["text"].encode("utf-8"),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            timeout=60,
-        )
-        if done.returncode != 0:
-            raise Failure("sendmail refused the test message: %s" % done.stdout.decode("utf-8", "replace").strip())
-    log = mail_log(directory)
-    text = read_tail(log)
-    wanted = set(request.get("message_ids", []))
-    queue_ids = {}  # type: Dict[str, str]
-    for found_id in MESSAGE_ID_LINE.finditer(text):
-        if found_id.group(2) in wanted:
-            queue_ids[found_id.group(1)] = found_id.group(2)
-    found = {}  # type: Dict[str, Dict[str, str]]
-    for line in text.splitlines():
-        delivery = DELIVERY_LINE.search(line)
-        if delivery and delivery.group(2) in queue_ids:
-            program, queue_id, relay, status, detail = delivery.groups()
-            found[queue_ids[queue_id]] = {"queue_id": queue_id, "program": program, "relay": relay, "status": status, "detail": detail}
-    for queue_id, message_id in queue_ids.items():
-        found.setdefault(message_id, {"queue_id": queue_id, "status": "queued"})
-    return {"ok": True, "log": log, "log_found": bool(text), "messages": found}
-
-
-OPERATIONS = {
+Operation = Callable[[Any], Any]
+OPERATIONS: Dict[str, Operation] = {
     "probe": op_probe,
     "stage": op_stage,
     "commit": op_commit,
-    "mail": op_mail,
-    "report": op_report,
-    "mail_test": op_mail_test,
 }
+# Modules the controller may send beside this one (see protocol.MODULES_FOR_OP);
+# each has its own OPERATIONS, found here when it was sent.
+EXTENSIONS = ("provision.agent.mail",)
 
 
-def handle(request: Dict[str, Any]) -> Dict[str, Any]:
+def operations() -> Dict[str, Operation]:
+    found = dict(OPERATIONS)
+    for name in EXTENSIONS:
+        module = sys.modules.get(name)
+        if module is not None:
+            found.update(getattr(module, "OPERATIONS", {}))
+    return found
+
+
+def handle(request: Dict[str, Any]) -> Answer:
+    operation = operations().get(str(request.get("op")))
+    if operation is None:
+        return {"ok": False, "error": "bad request: unknown operation %r" % request.get("op")}
     try:
-        return OPERATIONS[request["op"]](request)
+        answer: Answer = operation(request)
+        return answer
     except Failure as exc:
         return {"ok": False, "error": str(exc)}
     except Exception as exc:
@@ -717,11 +597,7 @@ def main() -> None:
     try:
         request = json.loads(sys.stdin.buffer.read().decode("utf-8"))
     except ValueError as exc:
-        request = {"op": "invalid", "error": str(exc)}
-    answer = handle(request) if request.get("op") in OPERATIONS else {"ok": False, "error": "bad request"}
+        request = {"op": None, "error": str(exc)}
+    answer = handle(request) if isinstance(request, dict) else {"ok": False, "error": "bad request"}
     sys.stdout.write(json.dumps(answer))
     sys.stdout.flush()
-
-
-if __name__ == "__main__":
-    main()

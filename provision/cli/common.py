@@ -53,3 +53,19 @@ def nameservers(texts: tuple[str, ...]) -> list[tuple[str, int]]:
         return [parse_nameserver(text) for text in texts]
     except NameserverError as exc:
         raise ProvisionError(str(exc)) from None
+
+
+def connection_options(function: F) -> F:
+    """--known-hosts and --accept-new-host-keys, given to the command as one ``connection`` argument."""
+
+    @wraps(function)
+    def wrapper(*args: Any, known_hosts: str | None, accept_new_host_keys: bool, **kwargs: Any) -> Any:
+        from provision.engine.hosts import ConnectionOptions
+
+        return function(*args, connection=ConnectionOptions(known_hosts, accept_new_host_keys), **kwargs)
+
+    wrapper = click.option("--known-hosts", default=None, help="known_hosts file for SSH host keys (default ~/.ssh/known_hosts).")(wrapper)
+    wrapper = click.option("--accept-new-host-keys", is_flag=True, help="Record unknown SSH host keys (a changed key is still refused).")(
+        wrapper
+    )
+    return wrapper  # type: ignore[return-value]

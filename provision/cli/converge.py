@@ -8,70 +8,74 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from provision.cli.common import EXIT_DRIFT, EXIT_ERROR, EXIT_OK, forks_option, friendly_errors, inventory_option, json_option, limit_option
+from provision.cli.common import (
+    EXIT_DRIFT,
+    EXIT_ERROR,
+    EXIT_OK,
+    connection_options,
+    forks_option,
+    friendly_errors,
+    inventory_option,
+    json_option,
+    limit_option,
+)
+
+if TYPE_CHECKING:
+    from provision.engine.hosts import ConnectionOptions
+    from provision.engine.runner import RunOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _converge(
-    inventory: tuple[Path, ...],
-    limit: str | None,
-    check: bool,
-    diff: bool,
-    forks: int,
-    serial: int,
-    tags: str | None,
-    as_json: bool,
-    known_hosts: str | None,
-    accept_new: bool,
-    command: str,
-    quiet: bool = False,
-) -> int:
+@dataclass(frozen=True)
+class ConvergeCommand:
+    """What ``apply`` and ``check`` were asked to do."""
+
+    inventory: tuple[Path, ...]
+    limit: str | None
+    tags: str | None
+    run: RunOptions
+    as_json: bool = False
+    quiet: bool = False
+    name: str = "apply"
+
+
+def _converge(command: ConvergeCommand) -> int:
     from rich.console import Console
 
-    from provision.engine.runner import RunOptions, compile_hosts, run_hosts
-    from provision.roles.compiler import Project, require_site
+    from provision.engine.runner import run_hosts
+    from provision.roles.compiler import Project, compile_hosts, require_site
     from provision.views.results import print_summary, quiet_lines, to_json, totals
 
-    project = Project.load(list(inventory))
+    project = Project.load(list(command.inventory))
     require_site(project)
-    hosts = project.select(limit)
-    wanted_tags = {t.strip() for t in tags.split(",") if t.strip()} if tags else None
+    hosts = project.select(command.limit)
+    wanted_tags = {t.strip() for t in command.tags.split(",") if t.strip()} if command.tags else None
     compiled = compile_hosts(project, hosts, wanted_tags)
-    options = RunOptions(
-        check=check,
-        diff=diff,
-        forks=forks,
-        serial=serial,
-        tags=wanted_tags,
-        connection_options={
-            **({"known_hosts": known_hosts} if known_hosts else {}),
-            **({"accept_new_host_keys": "yes"} if accept_new else {}),
-        },
-    )
     err = Console(stderr=True)
-    progress = _progress(err, len(hosts)) if err.is_terminal and not (as_json or quiet) else None
+    progress = _progress(err, len(hosts)) if err.is_terminal and not (command.as_json or command.quiet) else None
     if progress is not None:
         with progress[0]:
-            results = run_hosts(compiled, options, progress=progress[1])
+            results = run_hosts(compiled, command.run, progress=progress[1])
     else:
-        results = run_hosts(compiled, options)
-    if as_json:
-        click.echo(to_json(command, results, check))
-    elif quiet:
+        results = run_hosts(compiled, command.run)
+    if command.as_json:
+        click.echo(to_json(command.name, results, command.run.check))
+    elif command.quiet:
         for line in quiet_lines(results):
             click.echo(line)
     else:
-        print_summary(Console(), results, check, diff)
+        print_summary(Console(), results, command.run.check, command.run.diff)
     counts = totals(results)
     if counts["failed"] or counts["unreachable"]:
         return EXIT_ERROR
-    if command == "check" and counts["changed"]:
+    if command.name == "check" and counts["changed"]:
         return EXIT_DRIFT
     return EXIT_OK
 
@@ -100,8 +104,7 @@ def _run_options(function: F) -> F:
             click.option("--serial", default=0, type=click.IntRange(0), help="Converge in batches of this many hosts."),
             click.option("-t", "--tags", default=None, help="Only resources with these tags (roles are tagged with their name)."),
             json_option,
-            click.option("--known-hosts", default=None, help="known_hosts file for SSH host keys (default ~/.ssh/known_hosts)."),
-            click.option("--accept-new-host-keys", is_flag=True, help="Record unknown SSH host keys (a changed key is still refused)."),
+            connection_options,
         ]
     ):
         function = option(function)
@@ -120,26 +123,14 @@ def apply(
     serial: int,
     tags: str | None,
     as_json: bool,
-    known_hosts: str | None,
-    accept_new_host_keys: bool,
+    connection: ConnectionOptions,
     check: bool,
 ) -> None:
     """Converge hosts to their roles' desired state."""
-    sys.exit(
-        _converge(
-            inventory,
-            limit,
-            check,
-            diff,
-            forks,
-            serial,
-            tags,
-            as_json,
-            known_hosts,
-            accept_new_host_keys,
-            "check" if check else "apply",
-        )
-    )
+    from provision.engine.runner import RunOptions
+
+    run = RunOptions(check=check, diff=diff, forks=forks, serial=serial, connection=connection)
+    sys.exit(_converge(ConvergeCommand(inventory, limit, tags, run, as_json=as_json, name="check" if check else "apply")))
 
 
 @click.command()
@@ -154,12 +145,14 @@ def check(
     serial: int,
     tags: str | None,
     as_json: bool,
-    known_hosts: str | None,
-    accept_new_host_keys: bool,
+    connection: ConnectionOptions,
     quiet: bool,
 ) -> None:
     """Report drift: exit 0 in sync, 2 drift found, 1 errors.
 
     For monitoring: --json (versioned, stable keys) or --quiet (silent when
     all is well, as cron wants)."""
-    sys.exit(_converge(inventory, limit, True, diff, forks, serial, tags, as_json, known_hosts, accept_new_host_keys, "check", quiet))
+    from provision.engine.runner import RunOptions
+
+    run = RunOptions(check=True, diff=diff, forks=forks, serial=serial, connection=connection)
+    sys.exit(_converge(ConvergeCommand(inventory, limit, tags, run, as_json=as_json, quiet=quiet, name="check")))

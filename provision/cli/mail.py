@@ -6,11 +6,25 @@ import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from provision.cli.common import EXIT_ERROR, EXIT_OK, forks_option, friendly_errors, inventory_option, json_option, limit_option
+from provision.cli.common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    connection_options,
+    forks_option,
+    friendly_errors,
+    inventory_option,
+    json_option,
+    limit_option,
+)
 from provision.errors import ProvisionError
+
+if TYPE_CHECKING:
+    from provision.agent.protocol import MailAction
+    from provision.engine.hosts import ConnectionOptions
 
 instance_option = click.option("--instance", default=None, help="Only this instance (name such as postfix-out, or config folder).")
 
@@ -20,7 +34,15 @@ def mail() -> None:
     """Mail queues and maintenance on every host and instance (Postfix, or provision-mta where it runs instead)."""
 
 
-def _run(inventory: tuple[Path, ...], limit: str | None, action: str, instance: str | None, forks: int, as_json: bool) -> None:
+def _run(
+    inventory: tuple[Path, ...],
+    limit: str | None,
+    action: MailAction,
+    instance: str | None,
+    forks: int,
+    as_json: bool,
+    connection: ConnectionOptions,
+) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -28,7 +50,7 @@ def _run(inventory: tuple[Path, ...], limit: str | None, action: str, instance: 
     from provision.roles.compiler import Project
 
     project = Project.load(list(inventory))
-    results = run_mail(project, project.select(limit), action, instance, forks)
+    results = run_mail(project, project.select(limit), action, instance, forks, connection)
     if as_json:
         click.echo(json.dumps({"action": action, "hosts": {r.host: asdict(r) for r in results}}, indent=2))
     else:
@@ -44,8 +66,8 @@ def _run(inventory: tuple[Path, ...], limit: str | None, action: str, instance: 
             for result in results:
                 for entry in result.instances:
                     name = entry["name"] if entry["name"] != "-" else "postfix"
-                    step = entry.get("check") or entry.get("result") or {}
-                    state = "ok" if step.get("exit") == 0 else "failed"
+                    step = entry.get("check") or entry.get("result")
+                    state = "ok" if step is not None and step["exit"] == 0 else "failed"
                     extra = f" (map types: {' '.join(entry['map_types'])})" if entry.get("map_types") else ""
                     console.print(f"{result.host} {name}: {action} {state}{extra}", highlight=False, soft_wrap=True)
         for result in results:
@@ -54,16 +76,19 @@ def _run(inventory: tuple[Path, ...], limit: str | None, action: str, instance: 
     sys.exit(EXIT_ERROR if any(r.status != "ok" for r in results) else EXIT_OK)
 
 
-def _command(action: str, help_text: str) -> None:
+def _command(action: MailAction, help_text: str) -> None:
     @mail.command(name=action, help=help_text)
     @inventory_option
     @limit_option
     @instance_option
     @forks_option
     @json_option
+    @connection_options
     @friendly_errors
-    def command(inventory: tuple[Path, ...], limit: str | None, instance: str | None, forks: int, as_json: bool) -> None:
-        _run(inventory, limit, action, instance, forks, as_json)
+    def command(
+        inventory: tuple[Path, ...], limit: str | None, instance: str | None, forks: int, as_json: bool, connection: ConnectionOptions
+    ) -> None:
+        _run(inventory, limit, action, instance, forks, as_json, connection)
 
 
 _command("queue", "Summarise each queue: messages, deferred, oldest, top destinations (postqueue -j).")
@@ -80,13 +105,21 @@ _command("check", "postfix check on each instance, and the lookup table types it
 @instance_option
 @forks_option
 @json_option
+@connection_options
 @click.option("--all", "all_messages", is_flag=True, help="Delete every message in the queue.")
 @click.option("--yes", is_flag=True, help="Confirm: this cannot be undone.")
 @friendly_errors
 def delete(
-    inventory: tuple[Path, ...], limit: str | None, instance: str | None, forks: int, as_json: bool, all_messages: bool, yes: bool
+    inventory: tuple[Path, ...],
+    limit: str | None,
+    instance: str | None,
+    forks: int,
+    as_json: bool,
+    connection: ConnectionOptions,
+    all_messages: bool,
+    yes: bool,
 ) -> None:
     """Delete all queued mail (postsuper -d ALL); needs --all and --yes."""
     if not all_messages or not yes:
         raise ProvisionError("refusing to delete queued mail without --all --yes (postsuper -d ALL cannot be undone)")
-    _run(inventory, limit, "delete", instance, forks, as_json)
+    _run(inventory, limit, "delete", instance, forks, as_json, connection)

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from provision.cli.common import EXIT_ERROR, EXIT_OK, friendly_errors, inventory_option, nameservers
+from provision.cli.common import EXIT_ERROR, EXIT_OK, connection_options, friendly_errors, inventory_option, nameservers
+
+if TYPE_CHECKING:
+    from provision.engine.hosts import ConnectionOptions
 
 
 @click.command()
@@ -23,8 +27,7 @@ from provision.cli.common import EXIT_ERROR, EXIT_OK, friendly_errors, inventory
 @click.option("--verify-timeout", default=120.0, show_default=True, type=click.FloatRange(1, 3600), help="Seconds to wait for delivery.")
 @click.option("--dns-server", "dns_servers", multiple=True, metavar="IP[:PORT]", help="Resolver for the report's PTR checks.")
 @click.option("-n", "--dry-run", is_flag=True, help="Show every step and file; write and contact nothing.")
-@click.option("--known-hosts", default=None, help="known_hosts file for SSH host keys (default ~/.ssh/known_hosts).")
-@click.option("--accept-new-host-keys", is_flag=True, help="Record the host's key if unknown (a changed key is still refused).")
+@connection_options
 @friendly_errors
 def onboard(
     host: str,
@@ -39,8 +42,7 @@ def onboard(
     verify_timeout: float,
     dns_servers: tuple[str, ...],
     dry_run: bool,
-    known_hosts: str | None,
-    accept_new_host_keys: bool,
+    connection: ConnectionOptions,
 ) -> None:
     """Take HOST from bare Debian to a verified mail server: inventory,
     SSH, converge, a test message per transport, report, checklist.
@@ -62,8 +64,7 @@ def onboard(
         verify_timeout=verify_timeout,
         dns_servers=nameservers(dns_servers),
         dry_run=dry_run,
-        accept_new_host_keys=accept_new_host_keys,
-        known_hosts=known_hosts,
+        connection=connection,
     )
     console = Console()
     try:

@@ -17,8 +17,7 @@ from provision.cli.common import friendly_errors, inventory_option, limit_option
 @friendly_errors
 def render(inventory: tuple[Path, ...], limit: str | None, out: Path, tags: str | None) -> None:
     """Render every managed file locally, without touching any host."""
-    from provision.engine.runner import compile_hosts
-    from provision.roles.compiler import Project, require_site
+    from provision.roles.compiler import Project, compile_hosts, require_site
     from provision.roles.output_tree import write_rendered
 
     project = Project.load(list(inventory))

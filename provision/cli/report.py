@@ -9,12 +9,14 @@ from __future__ import annotations
 import sys
 from contextlib import nullcontext
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from provision.cli.common import (
     EXIT_DRIFT,
     EXIT_OK,
+    connection_options,
     forks_option,
     friendly_errors,
     inventory_option,
@@ -22,6 +24,9 @@ from provision.cli.common import (
     limit_option,
     nameservers,
 )
+
+if TYPE_CHECKING:
+    from provision.engine.hosts import ConnectionOptions
 
 
 @click.command()
@@ -39,7 +44,7 @@ from provision.cli.common import (
 @click.option("--dns-timeout", default=3.0, show_default=True, type=click.FloatRange(0.1, 60), help="Seconds per DNS query.")
 @click.option("--renew-days", default=30, show_default=True, type=click.IntRange(0), help="A certificate expiring sooner is a problem.")
 @forks_option
-@click.option("--known-hosts", default=None, help="known_hosts file for SSH host keys (default ~/.ssh/known_hosts).")
+@connection_options
 @friendly_errors
 def report(
     inventory: tuple[Path, ...],
@@ -50,7 +55,7 @@ def report(
     dns_timeout: float,
     renew_days: int,
     forks: int,
-    known_hosts: str | None,
+    connection: ConnectionOptions,
 ) -> None:
     """Per host and Postfix instance: each transport's bound address, its PTR,
     forward confirmation and HELO match; drift, certificate expiry, queues."""
@@ -65,10 +70,9 @@ def report(
     project = Project.load(list(inventory))
     hosts = project.select(limit)
     label = ", ".join(dns_servers) or "system"
-    options = {"known_hosts": known_hosts} if known_hosts else None
     err = Console(stderr=True)
     with err.status(f"reporting on {len(hosts)} host(s)", spinner="dots") if err.is_terminal and not as_json else nullcontext():
-        result = gather(project, hosts, DnsChecker(resolvers, dns_timeout), label, forks, renew_days, options)
+        result = gather(project, hosts, DnsChecker(resolvers, dns_timeout), label, forks, renew_days, connection)
     if html is not None:
         write_html(result, html)
     if as_json:

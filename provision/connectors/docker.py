@@ -7,11 +7,13 @@ from typing import Any
 
 from provision.connectors.base import CommandResult, ConnectionSettings
 from provision.errors import ConnectionFailure
+from provision.extras import require
 
 
 class DockerConnector:
     def __init__(self, settings: ConnectionSettings) -> None:
-        import docker  # imported here: the SDK is slow to import and most runs use SSH
+        # Imported here: the SDK is slow to import, most runs use SSH, and it is an extra.
+        docker = require("docker", "connection: docker")
         from docker.errors import DockerException, NotFound
 
         self.settings = settings

@@ -1,40 +1,100 @@
-"""Sends the agent and one request to a host; one call is one round trip."""
+"""Sends the agent and one request to a host; one call is one round trip.
+
+The agent is the ``provision.agent`` modules an operation needs (see
+``protocol.MODULES_FOR_OP``), sent as source on the standard input of one
+``python3 -c BOOTSTRAP`` command, followed by the JSON request. The
+bootstrap makes each one a module under its own name, so the agent's
+modules import each other on the host exactly as they do in the tests.
+"""
 
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast, overload
 
+from provision.agent.protocol import (
+    MODULES_FOR_OP,
+    CommitAnswer,
+    CommitRequest,
+    MailAnswer,
+    MailRequest,
+    MailTestAnswer,
+    MailTestRequest,
+    ProbeAnswer,
+    ProbeRequest,
+    ReportAnswer,
+    ReportRequest,
+    Request,
+    StageAnswer,
+    StageRequest,
+)
 from provision.connectors.base import Connector
 from provision.errors import RemoteError
 
-BOOTSTRAP = "import sys;n=int(sys.argv[1]);exec(compile(sys.stdin.buffer.read(n),'provision-agent','exec'))"
+AGENT_DIR = Path(__file__).resolve().parent.parent / "agent"
+BOOTSTRAP = (
+    "import sys,types;M=sys.modules;"
+    "[M.setdefault(p,types.ModuleType(p)) for p in('provision','provision.agent')];"
+    "[exec(compile(sys.stdin.buffer.read(int(s)),n,'exec'),M.setdefault(n,types.ModuleType(n)).__dict__)"
+    " for n,s in(a.rsplit(':',1) for a in sys.argv[1:])];"
+    "M['provision.agent.core'].main()"
+)
 
 
-@lru_cache(maxsize=1)
-def agent_source() -> bytes:
-    return (Path(__file__).parent.parent / "agent" / "core.py").read_bytes()
+@cache
+def module_source(name: str) -> bytes:
+    return (AGENT_DIR / f"{name}.py").read_bytes()
 
 
-def agent_command(python: str, become: bool, size: int) -> str:
+def agent_payload(op: str) -> tuple[list[tuple[str, int]], bytes]:
+    """The (module, size) pairs and the concatenated sources the operation ``op`` needs."""
+    names = MODULES_FOR_OP.get(op, ("core",))
+    sources = [module_source(name) for name in names]
+    return [(f"provision.agent.{name}", len(source)) for name, source in zip(names, sources, strict=True)], b"".join(sources)
+
+
+def agent_command(python: str, become: bool, modules: list[tuple[str, int]]) -> str:
     prefix = "sudo -n " if become else ""
-    return f'{prefix}{python} -c "{BOOTSTRAP}" {size}'
+    arguments = " ".join(f"{name}:{size}" for name, size in modules)
+    return f'{prefix}{python} -c "{BOOTSTRAP}" {arguments}'
 
 
-def call_agent(connector: Connector, request: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
-    source = agent_source()
+@overload
+def call_agent(connector: Connector, request: ProbeRequest, timeout: float | None = None) -> ProbeAnswer: ...
+@overload
+def call_agent(connector: Connector, request: StageRequest, timeout: float | None = None) -> StageAnswer: ...
+@overload
+def call_agent(connector: Connector, request: CommitRequest, timeout: float | None = None) -> CommitAnswer: ...
+@overload
+def call_agent(connector: Connector, request: MailRequest, timeout: float | None = None) -> MailAnswer: ...
+@overload
+def call_agent(connector: Connector, request: ReportRequest, timeout: float | None = None) -> ReportAnswer: ...
+@overload
+def call_agent(connector: Connector, request: MailTestRequest, timeout: float | None = None) -> MailTestAnswer: ...
+
+
+def call_agent(connector: Connector, request: Request, timeout: float | None = None) -> Any:
+    """The agent's answer, as the protocol declares it for ``request``'s operation.
+
+    Raises RemoteError when the agent did not answer with JSON (no python3,
+    a crash); an answer with ``ok: false`` is returned for the caller to judge.
+    """
     settings = connector.settings
-    command = agent_command(settings.python, settings.become, len(source))
-    payload = source + json.dumps({**request, "root": settings.root}).encode()
+    modules, sources = agent_payload(request["op"])
+    command = agent_command(settings.python, settings.become, modules)
+    payload = sources + json.dumps({**request, "root": settings.root}).encode()
     result = connector.run(command, payload, timeout)
     try:
-        answer: dict[str, Any] = json.loads(result.stdout.decode("utf-8"))
+        answer = json.loads(result.stdout.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         detail = (result.stderr or result.stdout).decode("utf-8", "replace").strip().splitlines()
         reason = detail[-1] if detail else f"exit {result.exit_code}, no output"
         if result.exit_code == 127:
             reason = f"{settings.python} not found on the host ({reason})"
         raise RemoteError(f"the agent did not answer: {reason}") from None
-    return answer
+    if not isinstance(answer, dict):
+        raise RemoteError("the agent did not answer with a JSON object")
+    # The agent builds its answer from the same declarations (provision.agent.protocol).
+    return cast(dict[str, Any], answer)

@@ -11,11 +11,22 @@ import base64
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
+from provision.agent.protocol import (
+    CommitAnswer,
+    CommitRequest,
+    CsrSpec,
+    FileStat,
+    ProbeAnswer,
+    ProbeRequest,
+    StageAnswer,
+    StageRequest,
+)
 from provision.connectors.base import Connector
 from provision.engine.agent_call import call_agent
 from provision.engine.diffs import file_diff, mask
+from provision.engine.hosts import HostStatus
 from provision.engine.plan import plan as make_plan
 from provision.errors import ConnectionFailure, ProvisionError, RemoteError
 from provision.roles.mergers import MERGERS
@@ -37,8 +48,7 @@ class FileReport:
 @dataclass
 class HostResult:
     host: str
-    status: str = "ok"
-    """ok, changed, failed or unreachable."""
+    status: HostStatus = HostStatus.OK
     files: list[FileReport] = field(default_factory=list)
     directories: list[str] = field(default_factory=list)
     packages: list[str] = field(default_factory=list)
@@ -55,7 +65,8 @@ class HostResult:
         return bool(self.files or self.directories or self.packages or self.services or self.problems)
 
 
-def probe_request(desired: DesiredState, want_diff: bool) -> dict[str, Any]:
+def probe_request(desired: DesiredState, want_diff: bool) -> ProbeRequest:
+    extra_files, public_keys = generator_probe(desired)
     return {
         "op": "probe",
         "files": [
@@ -71,14 +82,15 @@ def probe_request(desired: DesiredState, want_diff: bool) -> dict[str, Any]:
         "packages": desired.packages,
         "services": sorted({s.name for s in desired.services}),
         "facts": desired.facts,
-        **generator_probe(desired),
+        "extra_files": extra_files,
+        "public_keys": public_keys,
     }
 
 
-def generator_probe(desired: DesiredState) -> dict[str, list[str]]:
+def generator_probe(desired: DesiredState) -> tuple[list[str], list[str]]:
     """What the generators need to know: current files and public keys."""
     if not desired.generators:
-        return {}
+        return [], []
     from provision.roles.certificates import probe_paths
 
     contents: list[str] = []
@@ -87,17 +99,17 @@ def generator_probe(desired: DesiredState) -> dict[str, list[str]]:
         more_contents, more_keys = probe_paths(data)
         contents += more_contents
         keys += more_keys
-    return {"extra_files": contents, "public_keys": keys}
+    return contents, keys
 
 
-def generated(desired: DesiredState, actual: ActualState) -> tuple[DesiredState, list[dict[str, Any]]]:
+def generated(desired: DesiredState, actual: ActualState) -> tuple[DesiredState, list[CsrSpec]]:
     """Add the files the generators decide on, now that the host is known."""
     if not desired.generators:
         return desired, []
     from provision.roles.certificates import plan_certificates
 
     files = dict(desired.files)
-    requests: list[dict[str, Any]] = []
+    requests: list[CsrSpec] = []
     for _kind, data in desired.generators:
         decided = plan_certificates(desired.host, data, actual.extra_contents, actual.public_keys)
         for entry in decided.files:
@@ -109,21 +121,21 @@ def generated(desired: DesiredState, actual: ActualState) -> tuple[DesiredState,
     return replace(desired, files=files), requests
 
 
-def parse_probe(host: str, answer: dict[str, Any]) -> ActualState:
+def parse_probe(host: str, answer: ProbeAnswer) -> ActualState:
     actual = ActualState(host=host, packages=dict(answer.get("packages", {})), facts=dict(answer.get("facts", {})))
     for path, fact in answer.get("files", {}).items():
         actual.files[path] = _fact(path, fact)
     for path, fact in answer.get("directories", {}).items():
         actual.directories[path] = _fact(path, fact)
-    for name, fact in answer.get("services", {}).items():
-        actual.services[name] = ServiceFact(name, bool(fact.get("active")), fact.get("enabled"))
+    for name, service in answer.get("services", {}).items():
+        actual.services[name] = ServiceFact(name, bool(service["active"]), service["enabled"])
     for path, content in answer.get("extra_files", {}).items():
         actual.extra_contents[path] = base64.b64decode(content) if content is not None else None
     actual.public_keys = dict(answer.get("public_keys", {}))
     return actual
 
 
-def _fact(path: str, fact: dict[str, Any]) -> FileFact:
+def _fact(path: str, fact: FileStat) -> FileFact:
     if not fact.get("exists"):
         return FileFact(path, exists=False)
     content = base64.b64decode(fact["content_b64"]) if "content_b64" in fact else None
@@ -158,7 +170,10 @@ def save_csrs(desired: DesiredState, csrs: dict[str, str]) -> None:
             (folder / f"{desired.host}-{name}.csr").write_text(pem)
 
 
-def _checked(answer: dict[str, Any], step: str) -> dict[str, Any]:
+A = TypeVar("A", ProbeAnswer, StageAnswer, CommitAnswer)
+
+
+def _checked(answer: A, step: str) -> A:
     if not answer.get("ok"):
         raise RemoteError(f"{step}: {answer.get('error', 'unknown failure')}")
     return answer
@@ -181,7 +196,7 @@ def report_plan(result: HostResult, plan: Plan, want_diff: bool, secrets: list[s
     result.files += [FileReport(c["key_path"], ["key and CSR made on the host"], True) for c in plan.csr_requests]
 
 
-def stage_request(plan: Plan, run_id: str) -> dict[str, Any]:
+def stage_request(plan: Plan, run_id: str) -> StageRequest:
     return {
         "op": "stage",
         "run_id": run_id,
@@ -203,7 +218,7 @@ def stage_request(plan: Plan, run_id: str) -> dict[str, Any]:
     }
 
 
-def commit_request(plan: Plan, run_id: str) -> dict[str, Any]:
+def commit_request(plan: Plan, run_id: str) -> CommitRequest:
     return {
         "op": "commit",
         "run_id": run_id,
@@ -244,7 +259,7 @@ def converge(connector: Connector, desired: DesiredState, *, check: bool, want_d
         if plan.problems:
             result.errors.extend(plan.problems)
         if check or not plan.changed or plan.problems:
-            result.status = "failed" if plan.problems else ("changed" if plan.changed else "ok")
+            result.status = HostStatus.FAILED if plan.problems else (HostStatus.CHANGED if plan.changed else HostStatus.OK)
             return result
         if plan.needs_staging:
             staged = call_agent(connector, stage_request(plan, run_id), STAGE_TIMEOUT)
@@ -253,15 +268,15 @@ def converge(connector: Connector, desired: DesiredState, *, check: bool, want_d
         committed = call_agent(connector, commit_request(plan, run_id), COMMIT_TIMEOUT)
         result.handlers = [h["name"] for h in committed.get("handlers", [])]
         _checked(committed, "commit")
-        result.status = "changed"
+        result.status = HostStatus.CHANGED
     except ConnectionFailure as exc:
-        result.status = "unreachable"
+        result.status = HostStatus.UNREACHABLE
         result.errors.append(str(exc))
     except ProvisionError as exc:
-        result.status = "failed"
+        result.status = HostStatus.FAILED
         result.errors.append(str(exc))
     except RemoteError as exc:
-        result.status = "failed"
+        result.status = HostStatus.FAILED
         # A validator or handler may echo a config line that holds a secret.
         result.errors.append(mask(str(exc), secrets))
     finally:

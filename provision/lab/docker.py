@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from provision.errors import ProvisionError
+from provision.extras import require
 
 START_HINT = (
     "no Docker engine answers. Start one with: bash scripts/start-docker.sh "
@@ -17,7 +18,7 @@ class LabError(ProvisionError):
 
 
 def docker_client() -> Any:
-    import docker  # slow to import: only the lab needs it
+    docker = require("docker", "the lab")  # slow to import: only the lab needs it
     from docker.errors import DockerException
 
     try:
@@ -26,3 +27,8 @@ def docker_client() -> Any:
     except DockerException:
         raise LabError(START_HINT) from None
     return client
+
+
+def docker_errors() -> Any:
+    """``docker.errors``, or the one-line word on the missing ``lab`` extra."""
+    return require("docker.errors", "the lab")

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from provision.lab.docker import LabError
+from provision.lab.docker import LabError, docker_errors
 
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
@@ -39,7 +39,7 @@ def image_name() -> str:
 
 
 def image_exists(client: Any) -> bool:
-    from docker.errors import ImageNotFound
+    ImageNotFound = docker_errors().ImageNotFound
 
     try:
         client.images.get(image_name())

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from provision.lab.docker import LabError, docker_client
+from provision.lab.docker import LabError, docker_client, docker_errors
 from provision.lab.image import build_image
 
 LABEL = "provision.lab"
@@ -135,7 +135,7 @@ class Lab:
         return hosts
 
     def down(self) -> None:
-        from docker.errors import NotFound
+        NotFound = docker_errors().NotFound
 
         for container in self.client.containers.list(all=True, filters={"label": f"{LABEL}={self.namespace}/{self.name}"}):
             container.remove(force=True)
@@ -158,7 +158,7 @@ class Lab:
         wait_for_ssh(host.address, SSH_WAIT_SECONDS)
 
     def status(self) -> list[dict[str, str]]:
-        from docker.errors import NotFound
+        NotFound = docker_errors().NotFound
 
         client = self.client  # no engine: a clear LabError, not "missing" rows
         rows = []
@@ -199,7 +199,7 @@ class Lab:
         subprocess.run(["ip", "addr", "del", f"{address}/32", "dev", "lo"], capture_output=True, check=False)
 
     def _start_container(self, image: str, host: LabHost, public_key: str) -> None:
-        from docker.errors import NotFound
+        NotFound = docker_errors().NotFound
 
         with contextlib.suppress(NotFound):
             self.client.containers.get(host.container).remove(force=True)

@@ -20,9 +20,9 @@ from pathlib import Path
 
 from provision.bundled import checkout_dir, roles_dir
 from provision.engine.converge import HostResult
-from provision.engine.runner import RunOptions, compile_hosts, run_hosts
+from provision.engine.runner import RunOptions, run_hosts
 from provision.errors import ProvisionError
-from provision.roles.compiler import Project, require_site
+from provision.roles.compiler import Project, compile_hosts, require_site
 
 Say = Callable[[str], None]
 # Scenario labs are apart from a developer's own labs; PROVISION_LAB_NAMESPACE

@@ -11,23 +11,24 @@ its ``provision-mta queue ...`` commands, which read and answer alike.
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from provision.connectors import CountingConnector, connect, settings_from_vars
+from provision.agent.protocol import MailAction, MailInstanceResult
+from provision.connectors import connect
 from provision.engine.agent_call import call_agent
-from provision.errors import ConnectionFailure, RemoteError
+from provision.engine.hosts import ConnectionOptions, ConnectorFactory, HostSession, HostStatus, HostTarget, call_hosts
+from provision.errors import RemoteError
 from provision.roles.compiler import Project
 
-ACTIONS = ("queue", "flush", "requeue", "delete", "hold", "release", "check")
+ACTIONS: tuple[MailAction, ...] = ("queue", "flush", "requeue", "delete", "hold", "release", "check")
 
 
 @dataclass
 class MailResult:
     host: str
-    status: str = "ok"
-    instances: list[dict[str, Any]] = field(default_factory=list)
+    status: HostStatus = HostStatus.OK
+    instances: list[MailInstanceResult] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
 
@@ -36,45 +37,42 @@ def host_variables(project: Project, host: str) -> dict[str, Any]:
 
 
 def run_mail(
-    project: Project, hosts: list[str], action: str, instance: str | None, forks: int, options: dict[str, str] | None = None
+    project: Project,
+    hosts: list[str],
+    action: MailAction,
+    instance: str | None,
+    forks: int,
+    options: ConnectionOptions | None = None,
+    factory: ConnectorFactory = connect,
 ) -> list[MailResult]:
-    """Run one mail action on every host (in parallel); never raises for a host."""
+    """Run one mail action on every host (in parallel, one round trip each); never raises for a host."""
 
-    def one(host: str) -> MailResult:
-        result = MailResult(host)
-        try:
-            connector = CountingConnector(connect(settings_from_vars(host, host_variables(project, host), options)))
-        except ConnectionFailure as exc:
-            return MailResult(host, "unreachable", errors=[str(exc)])
-        try:
-            answer = call_agent(connector, {"op": "mail", "action": action, "instance": instance}, 600.0)
-            if not answer.get("ok"):
-                raise RemoteError(str(answer.get("error")))
-            result.instances = list(answer["instances"])
-            failed = [i for i in result.instances if _failed(i)]
-            if failed:
-                result.status = "failed"
-                result.errors = [f"{i['name']}: {_failure_text(i)}" for i in failed]
-        except ConnectionFailure as exc:
-            result.status, result.errors = "unreachable", [str(exc)]
-        except RemoteError as exc:
-            result.status, result.errors = "failed", [str(exc)]
-        finally:
-            connector.close()
-        return result
+    def work(session: HostSession) -> list[MailInstanceResult]:
+        answer = call_agent(session.connector, {"op": "mail", "action": action, "instance": instance}, 600.0)
+        if not answer.get("ok"):
+            raise RemoteError(str(answer.get("error")))
+        return list(answer.get("instances", []))
 
-    with ThreadPoolExecutor(max_workers=max(1, min(forks, len(hosts)))) as pool:
-        return list(pool.map(one, hosts))
+    targets = [HostTarget(host, host_variables(project, host)) for host in hosts]
+    results = []
+    for call in call_hosts(targets, work, forks=forks, options=options, factory=factory):
+        result = MailResult(call.host, call.status, call.value or [], list(call.errors))
+        failed = [i for i in result.instances if _failed(i)]
+        if failed:
+            result.status = HostStatus.FAILED
+            result.errors = [f"{i['name']}: {_failure_text(i)}" for i in failed]
+        results.append(result)
+    return results
 
 
-def _failed(instance: dict[str, Any]) -> bool:
+def _failed(instance: MailInstanceResult) -> bool:
     for key in ("check", "result"):
         if key in instance and instance[key]["exit"] != 0:
             return True
     return "error" in instance.get("queue", {})
 
 
-def _failure_text(instance: dict[str, Any]) -> str:
+def _failure_text(instance: MailInstanceResult) -> str:
     for key in ("check", "result"):
         if key in instance and instance[key]["exit"] != 0:
             return str(instance[key]["output"]).strip() or f"exit {instance[key]['exit']}"

@@ -19,19 +19,21 @@ from __future__ import annotations
 import difflib
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from rich.console import Console
 from rich.table import Table
 
-from provision.connectors import connect, settings_from_vars
-from provision.errors import ConnectionFailure, HostKeyError, InventoryError, Location, ProvisionError, RemoteError
+from provision.engine.hosts import ConnectionOptions, HostCall, HostSession, HostTarget, call_hosts
+from provision.errors import HostKeyError, InventoryError, Location, ProvisionError
 from provision.onboard.inventory_edit import InventoryEdit, plan_inventory_edit, write
 from provision.onboard.transports import onboard_vars
 from provision.roles.compiler import Project, require_site
 
+T = TypeVar("T")
 STEPS = ("inventory", "ssh", "converge", "verify", "report", "checklist")
 
 
@@ -51,8 +53,7 @@ class OnboardOptions:
     verify_timeout: float = 120.0
     dns_servers: list[tuple[str, int]] = field(default_factory=list)
     dry_run: bool = False
-    accept_new_host_keys: bool = False
-    known_hosts: str | None = None
+    connection: ConnectionOptions = field(default_factory=ConnectionOptions)
 
 
 def onboard(inventories: list[Path], options: OnboardOptions, console: Console) -> bool:
@@ -62,20 +63,19 @@ def onboard(inventories: list[Path], options: OnboardOptions, console: Console) 
         console.print("[bold]dry run[/]: nothing written, nothing contacted. The next steps would be: " + ", ".join(STEPS[1:]))
         return True
     project = Project.load(inventories)
-    connection_options = _connection_options(options)
-    _step_ssh(project, options, connection_options, console)
-    _step_converge(project, options, connection_options, console)
-    deliveries = _step_verify(project, options, connection_options, console)
-    report = _step_report(project, options, connection_options, console)
+    _step_ssh(project, options, console)
+    _step_converge(project, options, console)
+    deliveries = _step_verify(project, options, console)
+    report = _step_report(project, options, console)
     _step_checklist(edit, deliveries, report, console)
     return True
 
 
-def _connection_options(options: OnboardOptions) -> dict[str, str]:
-    return {
-        **({"known_hosts": options.known_hosts} if options.known_hosts else {}),
-        **({"accept_new_host_keys": "yes"} if options.accept_new_host_keys else {}),
-    }
+def _on_host(project: Project, options: OnboardOptions, work: Callable[[HostSession], T]) -> HostCall[T]:
+    """The work on the host being onboarded, over the one way every command talks to hosts."""
+    variables = project.variables(options.host, project.host_roles(options.host))[0]
+    (call,) = call_hosts([HostTarget(options.host, variables)], work, forks=1, options=options.connection)
+    return call
 
 
 def _header(console: Console, step: str) -> None:
@@ -145,37 +145,33 @@ def _in_real_folder(exc: ProvisionError, copy: Path, folder: Path) -> ProvisionE
     return type(exc)(exc.message.replace(str(copy), str(folder)), location)
 
 
-def _step_ssh(project: Project, options: OnboardOptions, connection_options: dict[str, str], console: Console) -> None:
+def _step_ssh(project: Project, options: OnboardOptions, console: Console) -> None:
     _header(console, "ssh")
-    variables = project.variables(options.host, project.host_roles(options.host))[0]
-    settings = settings_from_vars(options.host, variables, connection_options)
-    try:
-        connector = connect(settings)
-    except HostKeyError as exc:
-        raise StepFailed(
-            "ssh", f"{exc}. Compare the key's fingerprint with the host's console, then re-run with --accept-new-host-keys"
-        ) from None
-    except ConnectionFailure as exc:
-        raise StepFailed("ssh", str(exc)) from None
-    connector.close()
+    call = _on_host(project, options, lambda session: session.connector.settings)
+    if isinstance(call.exception, HostKeyError):
+        hint = "Compare the key's fingerprint with the host's console, then re-run with --accept-new-host-keys"
+        raise StepFailed("ssh", f"{call.exception}. {hint}")
+    if call.value is None:
+        raise StepFailed("ssh", "; ".join(call.errors))
+    settings = call.value
     console.print(f"{settings.user or 'root'}@{settings.host}:{settings.port}: connected, host key verified")
 
 
-def _step_converge(project: Project, options: OnboardOptions, connection_options: dict[str, str], console: Console) -> None:
-    from provision.engine.runner import RunOptions, compile_hosts, run_hosts
+def _step_converge(project: Project, options: OnboardOptions, console: Console) -> None:
+    from provision.engine.runner import RunOptions, run_hosts
+    from provision.roles.compiler import compile_hosts
     from provision.views.results import print_summary
 
     _header(console, "converge")
     compiled = compile_hosts(project, [options.host], None)
     with console.status(f"converging {options.host}", spinner="dots"):
-        (result,) = run_hosts(compiled, RunOptions(connection_options=connection_options))
+        (result,) = run_hosts(compiled, RunOptions(connection=options.connection))
     print_summary(console, [result], check=False, show_diff=False)
-    if result.status in ("failed", "unreachable"):
+    if result.status.is_error:
         raise StepFailed("converge", result.status + ": " + "; ".join(result.errors))
 
 
-def _step_verify(project: Project, options: OnboardOptions, connection_options: dict[str, str], console: Console) -> list[Any]:
-    from provision.connectors import CountingConnector
+def _step_verify(project: Project, options: OnboardOptions, console: Console) -> list[Any]:
     from provision.onboard.verify import send_and_confirm
 
     _header(console, "verify")
@@ -187,14 +183,12 @@ def _step_verify(project: Project, options: OnboardOptions, connection_options: 
     if not options.verify_to:
         console.print("[yellow]skipped[/]: give --verify-to ADDRESS to send a test message through every transport")
         return []
-    connector = CountingConnector(connect(settings_from_vars(options.host, variables, connection_options)))
-    try:
-        with console.status(f"sending {len(transports)} test message(s) to {options.verify_to}", spinner="dots"):
-            deliveries, log = send_and_confirm(connector, options.host, transports, options.verify_to, options.verify_timeout)
-    except (ConnectionFailure, RemoteError) as exc:
-        raise StepFailed("verify", str(exc)) from None
-    finally:
-        connector.close()
+    recipient, timeout = options.verify_to, options.verify_timeout
+    with console.status(f"sending {len(transports)} test message(s) to {recipient}", spinner="dots"):
+        call = _on_host(project, options, lambda session: send_and_confirm(session.connector, options.host, transports, recipient, timeout))
+    if call.value is None:
+        raise StepFailed("verify", "; ".join(call.errors))
+    deliveries, log = call.value
     table = Table(
         "transport", "bound address", "status", "relay", "reply", title=f"test messages to {options.verify_to}", title_justify="left"
     )
@@ -209,14 +203,14 @@ def _step_verify(project: Project, options: OnboardOptions, connection_options: 
     return deliveries
 
 
-def _step_report(project: Project, options: OnboardOptions, connection_options: dict[str, str], console: Console) -> Any:
+def _step_report(project: Project, options: OnboardOptions, console: Console) -> Any:
     from provision.report.dns_check import DnsChecker
     from provision.report.gather import gather
     from provision.report.output import print_report
 
     _header(console, "report")
     label = ", ".join(f"{host}:{port}" for host, port in options.dns_servers) or "system"
-    report = gather(project, [options.host], DnsChecker(options.dns_servers or None), label, connection_options=connection_options)
+    report = gather(project, [options.host], DnsChecker(options.dns_servers or None), label, connection=options.connection)
     print_report(console, report)
     return report
 

@@ -14,6 +14,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from provision.agent.protocol import MailTestRequest, TestMessage
 from provision.connectors.base import Connector
 from provision.engine.agent_call import call_agent
 from provision.errors import RemoteError
@@ -49,11 +50,16 @@ def send_and_confirm(
 ) -> tuple[list[Delivery], str]:
     token = uuid.uuid4().hex[:12]
     deliveries = [Delivery(t["name"], str(t["bind_address"]), f"{token}.{t['name']}@{host}") for t in transports]
-    submit = [
+    submit: list[TestMessage] = [
         {"sender": verify_sender(host, d.service), "recipient": recipient, "text": _message(host, d.service, recipient, d.message_id)}
         for d in deliveries
     ]
-    request: dict[str, Any] = {"op": "mail_test", "submit": submit, "message_ids": [d.message_id for d in deliveries]}
+    request: MailTestRequest = {
+        "op": "mail_test",
+        "config_directory": "/etc/postfix",
+        "submit": submit,
+        "message_ids": [d.message_id for d in deliveries],
+    }
     started = time.monotonic()
     deadline = started + timeout
     log = ""

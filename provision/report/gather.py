@@ -10,23 +10,19 @@ only). DNS is then checked from the controller, not from the hosts.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
-from provision.connectors import CountingConnector, connect, settings_from_vars
-from provision.connectors.base import ConnectionSettings, Connector
+from provision.agent.protocol import ReportAnswer
+from provision.connectors import connect
 from provision.engine.agent_call import call_agent
 from provision.engine.converge import converge
+from provision.engine.hosts import ConnectionOptions, ConnectorFactory, HostSession, HostTarget, call_hosts
 from provision.engine.runner import new_run_id
-from provision.errors import ConnectionFailure, RemoteError
+from provision.errors import RemoteError
 from provision.report.dns_check import OK, DnsChecker
 from provision.report.expected import expected_transports, report_certificate_paths
 from provision.report.model import CertificateReport, HostReport, InstanceReport, Report, TransportReport
 from provision.report.postfix_config import transports
 from provision.roles.compiler import CompiledHost, Project
-
-ConnectorFactory = Callable[[ConnectionSettings], Connector]
 
 
 def gather(
@@ -36,7 +32,7 @@ def gather(
     resolver_label: str,
     forks: int = 10,
     renew_days: int = 30,
-    connection_options: dict[str, str] | None = None,
+    connection: ConnectionOptions | None = None,
     factory: ConnectorFactory = connect,
 ) -> Report:
     # Every host compiles before any is contacted: a mistake in the inventory
@@ -44,60 +40,41 @@ def gather(
     compiled = {host: project.compile(host) for host in hosts}
     run_id = new_run_id()
 
-    def one(host: str) -> HostReport:
-        try:
-            return _host_report(compiled[host], dns, renew_days, run_id, connection_options, factory)
-        except Exception as exc:  # one host's surprise must not hide the others
-            return HostReport(host, "failed", errors=[f"internal error: {type(exc).__name__}: {exc}"])
+    def work(session: HostSession) -> HostReport:
+        return _host_report(session, compiled[session.host], dns, renew_days, run_id)
 
-    with ThreadPoolExecutor(max_workers=max(1, min(forks, len(hosts) or 1))) as pool:
-        reports = list(pool.map(one, hosts))
+    targets = [HostTarget(host, compiled[host].variables) for host in hosts]
+    reports = [
+        call.value if call.value is not None else HostReport(call.host, call.status, errors=list(call.errors))
+        for call in call_hosts(targets, work, forks=forks, options=connection, factory=factory)
+    ]
     now = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
     return Report(now, resolver_label, reports)
 
 
-def _host_report(
-    compiled: CompiledHost,
-    dns: DnsChecker,
-    renew_days: int,
-    run_id: str,
-    connection_options: dict[str, str] | None,
-    factory: ConnectorFactory,
-) -> HostReport:
-    host = compiled.desired.host
-    report = HostReport(host)
-    try:
-        connector = CountingConnector(factory(settings_from_vars(host, compiled.variables, connection_options)))
-    except ConnectionFailure as exc:
-        return HostReport(host, "unreachable", errors=[str(exc)])
-    try:
-        checked = converge(connector, compiled.desired, check=True, want_diff=False, run_id=run_id, secrets=compiled.secrets)
-        if checked.status in ("failed", "unreachable"):
-            report.status, report.errors = checked.status, list(checked.errors)
-            return report
-        report.drift_known = True
-        report.drift = (
-            [f.path for f in checked.files]
-            + [f"directory {d}" for d in checked.directories]
-            + [f"package {p}" for p in checked.packages]
-            + [f"service {s}" for s in checked.services]
-            + list(checked.problems)
-        )
-        answer = call_agent(connector, {"op": "report", "certificates": report_certificate_paths(compiled)}, 120.0)
-        if not answer.get("ok"):
-            raise RemoteError(str(answer.get("error")))
-    except ConnectionFailure as exc:
-        return HostReport(host, "unreachable", errors=[str(exc)])
-    except RemoteError as exc:
-        report.status, report.errors = "failed", [str(exc)]
+def _host_report(session: HostSession, compiled: CompiledHost, dns: DnsChecker, renew_days: int, run_id: str) -> HostReport:
+    """Two round trips: check's probe (drift), then what the report reads; DNS from the controller."""
+    report = HostReport(session.host)
+    checked = converge(session.connector, compiled.desired, check=True, want_diff=False, run_id=run_id, secrets=compiled.secrets)
+    if checked.status.is_error:
+        report.status, report.errors = checked.status, list(checked.errors)
         return report
-    finally:
-        connector.close()
+    report.drift_known = True
+    report.drift = (
+        [f.path for f in checked.files]
+        + [f"directory {d}" for d in checked.directories]
+        + [f"package {p}" for p in checked.packages]
+        + [f"service {s}" for s in checked.services]
+        + list(checked.problems)
+    )
+    answer = call_agent(session.connector, {"op": "report", "certificates": report_certificate_paths(compiled)}, 120.0)
+    if not answer.get("ok"):
+        raise RemoteError(str(answer.get("error")))
     fill_from_answer(report, answer, compiled, dns, renew_days)
     return report
 
 
-def fill_from_answer(report: HostReport, answer: dict[str, Any], compiled: CompiledHost, dns: DnsChecker, renew_days: int) -> None:
+def fill_from_answer(report: HostReport, answer: ReportAnswer, compiled: CompiledHost, dns: DnsChecker, renew_days: int) -> None:
     running: dict[tuple[str, str], TransportReport] = {}
     for instance in answer["instances"]:
         name = instance["name"]

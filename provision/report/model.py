@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from provision.engine.hosts import HostStatus
 from provision.report.dns_check import OK
 
 
@@ -51,7 +52,7 @@ class InstanceReport:
 @dataclass
 class HostReport:
     host: str
-    status: str = "ok"  # ok | unreachable | failed
+    status: HostStatus = HostStatus.OK
     drift: list[str] = field(default_factory=list)
     drift_known: bool = False
     instances: list[InstanceReport] = field(default_factory=list)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from provision.agent.protocol import CsrSpec
 from provision.errors import ProvisionError
 from provision.state import DesiredFile
 
@@ -32,7 +33,7 @@ _ca_lock = threading.Lock()
 @dataclass
 class CertificatePlan:
     files: list[DesiredFile] = field(default_factory=list)
-    csr_requests: list[dict[str, Any]] = field(default_factory=list)
+    csr_requests: list[CsrSpec] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
@@ -251,7 +252,19 @@ def plan_certificates(
             continue
         if mode == "csr":
             if not public_keys.get(cert["key_path"]) or not (Path(data["csr_dir"]) / f"{host}-{name}.csr").exists():
-                plan.csr_requests.append({**cert, "names": _names(cert), "key_mode": key_mode})
+                plan.csr_requests.append(
+                    {
+                        "name": name,
+                        "key_path": cert["key_path"],
+                        "common_name": cert["common_name"],
+                        "names": _names(cert),
+                        "key_type": cert.get("key_type") or "rsa",
+                        "key_size": cert.get("key_size"),
+                        "key_mode": key_mode,
+                        "owner": cert.get("owner"),
+                        "group": cert.get("group"),
+                    }
+                )
             continue
         if reason is None:
             continue

@@ -8,6 +8,9 @@ pushed anywhere.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -318,3 +321,37 @@ def require_site(project: Project) -> None:
     if not project.plays:
         where = Location(str(project.inventory.directory / "site.yml"))
         raise InventoryError("no site.yml beside the inventory: nothing maps hosts to roles", where)
+
+
+# Below this many hosts a worker process costs more than it saves.
+PARALLEL_COMPILE_MIN_HOSTS = 200
+_CHUNK = 50
+_forked: tuple[Project, set[str] | None] | None = None
+
+
+def compile_hosts(project: Project, hosts: list[str], tags: set[str] | None) -> dict[str, CompiledHost]:
+    """Every host's desired state, in ``hosts`` order; the first mistake raises.
+
+    Compiling is pure CPU work, so a large fleet is compiled by one forked
+    worker per core (the loaded project is inherited, not re-read).
+    """
+    workers = min(os.cpu_count() or 1, len(hosts) // _CHUNK)
+    if len(hosts) < PARALLEL_COMPILE_MIN_HOSTS or workers < 2:
+        return {host: project.compile(host, tags) for host in hosts}
+    global _forked
+    _forked = (project, tags)
+    try:
+        chunks = [hosts[start : start + _CHUNK] for start in range(0, len(hosts), _CHUNK)]
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            compiled: dict[str, CompiledHost] = {}
+            for part in pool.map(_compile_chunk, chunks):
+                compiled.update(part)
+            return compiled
+    finally:
+        _forked = None
+
+
+def _compile_chunk(hosts: list[str]) -> dict[str, CompiledHost]:
+    assert _forked is not None, "only called in a forked worker"
+    project, tags = _forked
+    return {host: project.compile(host, tags) for host in hosts}

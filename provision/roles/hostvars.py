@@ -9,6 +9,7 @@ against each role's declared types before anything renders.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from provision.errors import Location, TemplateError, VariableError
@@ -16,39 +17,73 @@ from provision.roles.loader import Role
 from provision.roles.render import Renderer, contains_template
 from provision.roles.variables import VariableSpec, VariableValueError, check_value
 
-_MAX_DEPTH = 20
+
+class _Stop(BaseException):
+    """Carries a VariableError out through Jinja, which wraps every Exception it sees.
+
+    A value is resolved while another one renders (it refers to it); the error
+    must name the variable that is wrong, not the one that referred to it.
+    """
+
+    def __init__(self, error: VariableError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class _Resolving(Mapping[str, Any]):
+    """Variables resolved on first use, each after the ones it refers to.
+
+    Rendering a value looks its references up here, which resolves them
+    first (depth first, each once), so a value that refers to another
+    templated value always sees that value's result, never its template.
+    """
+
+    def __init__(self, raw: dict[str, Any], renderer: Renderer, where: dict[str, Location | None], fixed: frozenset[str]) -> None:
+        self.raw, self.renderer, self.where, self.fixed = raw, renderer, where, fixed
+        self.done: dict[str, Any] = {}
+        self.active: list[str] = []
+
+    def __getitem__(self, key: str) -> Any:
+        if key in self.done:
+            return self.done[key]
+        value = self.raw[key]
+        # ``fixed`` names (groups: every host of the inventory) never hold a
+        # template; scanning them would make compiling a fleet quadratic.
+        if key in self.fixed or not contains_template(value):
+            self.done[key] = value
+            return value
+        if key in self.active:
+            cycle = " -> ".join([*self.active[self.active.index(key) :], key])
+            raise _Stop(VariableError(f"variable {key!r} refers to itself through other variables ({cycle})", self.where.get(key)))
+        self.active.append(key)
+        try:
+            result = _render_value(value, self.renderer, self, key, self.where.get(key))
+        except VariableError as exc:
+            raise _Stop(exc) from None
+        finally:
+            self.active.pop()
+        self.done[key] = result
+        return result
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.raw)
+
+    def __len__(self) -> int:
+        return len(self.raw)
 
 
 def resolve_templates(
     values: dict[str, Any], renderer: Renderer, where: dict[str, Location | None], fixed: frozenset[str] = frozenset()
 ) -> dict[str, Any]:
-    """Render ``{{ }}`` inside variable values against the other values.
-
-    Each round renders every value that still holds a template; a value that
-    refers to another templated value resolves a round later. A round in
-    which nothing changes means the references go round in a circle.
-    """
-    current = dict(values)
-    # ``fixed`` names (groups: every host of the inventory) never hold a
-    # template; scanning them would make compiling a fleet quadratic.
-    scanned = [k for k in current if k not in fixed]
-    for _ in range(_MAX_DEPTH):
-        pending = [k for k in scanned if contains_template(current[k])]
-        if not pending:
-            return current
-        changed = False
-        for key in pending:
-            rendered = _render_value(current[key], renderer, current, key, where.get(key))
-            if rendered != current[key]:
-                current[key] = rendered
-                changed = True
-        if not changed:
-            break
-    key = next(k for k in scanned if contains_template(current[k]))
-    raise VariableError(f"variable {key!r} refers to itself through other variables", where.get(key))
+    """Render ``{{ }}`` inside variable values against the other values, as Ansible does."""
+    resolving = _Resolving(values, renderer, where, fixed)
+    try:
+        return {key: resolving[key] for key in values}
+    except _Stop as stop:
+        raise stop.error from None
 
 
-def _render_value(value: Any, renderer: Renderer, context: dict[str, Any], key: str, where: Location | None) -> Any:
+def _render_value(value: Any, renderer: Renderer, context: Mapping[str, Any], key: str, where: Location | None) -> Any:
     if isinstance(value, str):
         if not contains_template(value):
             return value

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -19,63 +19,6 @@ from provision.errors import Location, RoleError
 from provision.roles.builders import builder_names
 from provision.roles.variables import TYPES, VariableSpec
 from provision.yamlfile import LocatedDict, load_yaml_file
-
-_ROLE_KEYS = {
-    "description",
-    "prefix",
-    "variables",
-    "files",
-    "directories",
-    "packages",
-    "services",
-    "handlers",
-    "validators",
-    "tags",
-    "checks",
-    "vars",
-    "facts",
-    "generate",
-    "variables_from",
-}
-_FILE_KEYS = {
-    "dest",
-    "template",
-    "src",
-    "content",
-    "mode",
-    "owner",
-    "group",
-    "secret",
-    "validate",
-    "notify",
-    "when",
-    "loop",
-    "loop_var",
-    "tags",
-    "merge",
-    "build",
-}
-_DIR_KEYS = {"path", "mode", "owner", "group", "when", "loop", "loop_var", "tags"}
-_SERVICE_KEYS = {"name", "state", "enabled", "when"}
-_HANDLER_KEYS = {"name", "command", "check", "loop", "loop_var", "when"}
-_CHECK_KEYS = {"that", "message", "variable"}
-_VALIDATOR_KEYS = {"command", "files", "when", "description", "loop", "loop_var"}
-_SPEC_KEYS = {
-    "type",
-    "description",
-    "default",
-    "required",
-    "choices",
-    "elements",
-    "options",
-    "min",
-    "max",
-    "pattern",
-    "secret",
-    "multiline",
-    "example",
-    "unique_by",
-}
 
 
 @dataclass
@@ -186,6 +129,22 @@ class Role:
 
     def defaults(self) -> dict[str, Any]:
         return {name: spec.default for name, spec in self.variables.items() if spec.has_default}
+
+
+def _keys(resource: type, *internal: str) -> set[str]:
+    """The keys a role.yml mapping may hold: the dataclass's own fields, less the loader's."""
+    return {f.name for f in fields(resource)} - set(internal)
+
+
+_ROLE_KEYS = _keys(Role, "name", "path", "template_dirs")
+_FILE_KEYS = _keys(FileResource, "location")
+_DIR_KEYS = _keys(DirectoryResource, "location")
+_SERVICE_KEYS = _keys(ServiceResource)
+_HANDLER_KEYS = _keys(HandlerResource)
+_CHECK_KEYS = _keys(CheckResource)
+_VALIDATOR_KEYS = _keys(ValidatorResource)
+# A variable's declaration: VariableSpec's fields, named as in Ansible's argument_spec.
+_SPEC_KEYS = _keys(VariableSpec, "name", "has_default", "extra", "minimum", "maximum") | {"min", "max", "example"}
 
 
 def role_search_path(inventory_dir: Path | None) -> list[Path]:
@@ -356,6 +315,24 @@ def parse_role(name: str, definition: Path) -> Role:
             raise RoleError("a generate entry needs kind: certificates and data", _where(entry, None, definition))
         role.generate.append(dict(entry))
 
+    role.files = _parse_files(data, definition)
+    role.directories = _parse_directories(data, definition)
+    role.packages = _str_list(data.get("packages"), "packages", _where(data, "packages", definition))
+    role.services = _parse_services(data, definition)
+    role.handlers = _parse_handlers(data, definition)
+    # Names with {{ }} (a handler per loop item) are checked once rendered.
+    handler_names = {h.name for h in role.handlers}
+    for resource in role.files:
+        for handler in resource.notify:
+            if "{{" not in handler and handler not in handler_names:
+                raise RoleError(f"file {resource.dest!r} notifies unknown handler {handler!r}", resource.location)
+    role.checks = _parse_checks(data, definition)
+    role.validators = _parse_validators(data, definition)
+    return role
+
+
+def _parse_files(data: Any, definition: Path) -> list[FileResource]:
+    found: list[FileResource] = []
     for entry in _entries(data, "files", definition):
         _check_keys(entry, _FILE_KEYS, "a file entry", definition)
         where = _where(entry, None, definition)
@@ -371,7 +348,7 @@ def parse_role(name: str, definition: Path) -> Role:
 
             if not isinstance(merge, dict) or merge.get("kind") not in MERGERS or "data" not in merge:
                 raise RoleError(f"'merge' needs kind (one of {', '.join(MERGERS)}) and data", _where(entry, "merge", definition))
-        role.files.append(
+        found.append(
             FileResource(
                 dest=str(entry["dest"]),
                 merge=merge,
@@ -392,12 +369,17 @@ def parse_role(name: str, definition: Path) -> Role:
                 location=where,
             )
         )
+    return found
+
+
+def _parse_directories(data: Any, definition: Path) -> list[DirectoryResource]:
+    found: list[DirectoryResource] = []
     for entry in _entries(data, "directories", definition):
         _check_keys(entry, _DIR_KEYS, "a directory entry", definition)
         where = _where(entry, None, definition)
         if "path" not in entry:
             raise RoleError("a directory entry needs 'path'", where)
-        role.directories.append(
+        found.append(
             DirectoryResource(
                 path=str(entry["path"]),
                 mode=str(entry.get("mode", "0755")),
@@ -410,19 +392,28 @@ def parse_role(name: str, definition: Path) -> Role:
                 location=where,
             )
         )
-    role.packages = _str_list(data.get("packages"), "packages", _where(data, "packages", definition))
+    return found
+
+
+def _parse_services(data: Any, definition: Path) -> list[ServiceResource]:
+    found: list[ServiceResource] = []
     for entry in _entries(data, "services", definition):
         _check_keys(entry, _SERVICE_KEYS, "a service entry", definition)
         if entry.get("state", "started") not in ("started", "stopped"):
             raise RoleError("a service's state must be 'started' or 'stopped'", _where(entry, "state", definition))
-        role.services.append(
+        found.append(
             ServiceResource(str(entry["name"]), entry.get("state", "started"), bool(entry.get("enabled", True)), entry.get("when"))
         )
+    return found
+
+
+def _parse_handlers(data: Any, definition: Path) -> list[HandlerResource]:
+    found: list[HandlerResource] = []
     for entry in _entries(data, "handlers", definition):
         _check_keys(entry, _HANDLER_KEYS, "a handler", definition)
         if "name" not in entry or "command" not in entry:
             raise RoleError("a handler needs 'name' and 'command'", _where(entry, None, definition))
-        role.handlers.append(
+        found.append(
             HandlerResource(
                 str(entry["name"]),
                 str(entry["command"]),
@@ -432,23 +423,27 @@ def parse_role(name: str, definition: Path) -> Role:
                 entry.get("when"),
             )
         )
-    # Names with {{ }} (a handler per loop item) are checked once rendered.
-    handler_names = {h.name for h in role.handlers}
-    for resource in role.files:
-        for handler in resource.notify:
-            if "{{" not in handler and handler not in handler_names:
-                raise RoleError(f"file {resource.dest!r} notifies unknown handler {handler!r}", resource.location)
+    return found
+
+
+def _parse_checks(data: Any, definition: Path) -> list[CheckResource]:
+    found: list[CheckResource] = []
     for entry in _entries(data, "checks", definition):
         _check_keys(entry, _CHECK_KEYS, "a check", definition)
         if "that" not in entry or "message" not in entry:
             raise RoleError("a check needs 'that' (an expression) and 'message'", _where(entry, None, definition))
-        role.checks.append(CheckResource(str(entry["that"]), str(entry["message"]), entry.get("variable")))
+        found.append(CheckResource(str(entry["that"]), str(entry["message"]), entry.get("variable")))
+    return found
+
+
+def _parse_validators(data: Any, definition: Path) -> list[ValidatorResource]:
+    found: list[ValidatorResource] = []
     for entry in _entries(data, "validators", definition):
         _check_keys(entry, _VALIDATOR_KEYS, "a validator", definition)
         if "command" not in entry:
             raise RoleError("a validator needs 'command'", _where(entry, None, definition))
         where = _where(entry, None, definition)
-        role.validators.append(
+        found.append(
             ValidatorResource(
                 str(entry["command"]),
                 _str_list(entry.get("files"), "files", where),
@@ -458,4 +453,4 @@ def parse_role(name: str, definition: Path) -> Role:
                 str(entry.get("loop_var", "item")),
             )
         )
-    return role
+    return found

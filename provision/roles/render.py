@@ -12,9 +12,9 @@ import re
 import shlex
 import traceback
 from collections import ChainMap
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, MutableMapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import jinja2
 
@@ -109,7 +109,7 @@ def describe_error(exc: Exception, name: str, filename: str | None) -> TemplateE
     return TemplateError(message, Location(filename or name, line))
 
 
-def _fast_render(template: jinja2.Template, context: dict[str, Any]) -> jinja2.runtime.Context:
+def _fast_render(template: jinja2.Template, context: Mapping[str, Any]) -> jinja2.runtime.Context:
     """A render context that shares ``context`` instead of copying it.
 
     ``Template.render`` copies the whole context twice per call; a host's
@@ -118,13 +118,14 @@ def _fast_render(template: jinja2.Template, context: dict[str, Any]) -> jinja2.r
     most of the render time. Nothing writes to the shared parent: template
     assignments go to the context's own ``vars``.
     """
-    parent = ChainMap(context, template.globals)
+    # ChainMap only reads here (Jinja writes to the new context's vars), so a read-only Mapping will do.
+    parent = ChainMap(cast("MutableMapping[str, Any]", context), template.globals)
     # globals=None: Jinja would otherwise list the globals' names for every
     # context, which only matters when a template is imported as a module.
     return jinja2.runtime.new_context(template.environment, template.name, template.blocks, parent, shared=True)  # type: ignore[arg-type]
 
 
-def render_shared(template: jinja2.Template, context: dict[str, Any]) -> str:
+def render_shared(template: jinja2.Template, context: Mapping[str, Any]) -> str:
     render_context = _fast_render(template, context)
     try:
         return str(template.environment.concat(template.root_render_func(render_context)))
@@ -134,7 +135,7 @@ def render_shared(template: jinja2.Template, context: dict[str, Any]) -> str:
         raise
 
 
-def evaluate_shared(expression: Any, context: dict[str, Any]) -> Any:
+def evaluate_shared(expression: Any, context: Mapping[str, Any]) -> Any:
     """``compiled_expression(**context)`` without the copies (see _fast_render)."""
     template = getattr(expression, "_template", None)
     if template is None:  # a future Jinja without the attribute: the plain, slower call
@@ -153,7 +154,7 @@ class Renderer:
         self._expressions: dict[str, Callable[..., Any]] = {}
         self._strings: dict[str, jinja2.Template] = {}
 
-    def render_template(self, name: str, context: dict[str, Any]) -> str:
+    def render_template(self, name: str, context: Mapping[str, Any]) -> str:
         filename: str | None = None
         try:
             template = self.env.get_template(name)
@@ -166,7 +167,7 @@ class Renderer:
         except Exception as exc:
             raise describe_error(exc, name, filename) from None
 
-    def render_string(self, text: str, context: dict[str, Any], where: str) -> str:
+    def render_string(self, text: str, context: Mapping[str, Any], where: str) -> str:
         try:
             template = self._strings.get(text)
             if template is None:
@@ -175,7 +176,7 @@ class Renderer:
         except Exception as exc:
             raise TemplateError(f"cannot render {text!r} in {where}: {_short(exc)}") from None
 
-    def evaluate(self, expression: str, context: dict[str, Any], where: str) -> Any:
+    def evaluate(self, expression: str, context: Mapping[str, Any], where: str) -> Any:
         """Evaluate a ``when``/``loop`` expression (bare or wrapped in ``{{ }}``)."""
         source = expression.strip()
         if source.startswith("{{") and source.endswith("}}"):

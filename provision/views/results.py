@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from provision.engine.converge import HostResult
+from provision.engine.hosts import HostStatus
 
 STATUS_STYLE = {"ok": "green", "changed": "yellow", "failed": "bold red", "unreachable": "bold magenta"}
 JSON_VERSION = 1
@@ -18,7 +19,7 @@ JSON_VERSION = 1
 
 def totals(results: list[HostResult]) -> dict[str, int]:
     counts = Counter(r.status for r in results)
-    return {status: counts.get(status, 0) for status in ("ok", "changed", "failed", "unreachable")}
+    return {status.value: counts.get(status, 0) for status in HostStatus}
 
 
 def to_json(command: str, results: list[HostResult], check: bool) -> str:

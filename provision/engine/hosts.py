@@ -1,0 +1,136 @@
+"""One way to talk to hosts: connect, run the work, classify the outcome, close.
+
+Every command that reaches hosts (apply/check, report, mail, onboarding)
+goes through :func:`call_hosts`: up to ``forks`` hosts at once, optionally
+in batches, each host on one connection that is always closed, a failure
+on one host never stopping the others, and each outcome classified the
+same way (a connection that cannot be made or is lost: unreachable; the
+agent or the user's input refusing: failed; anything else: failed as an
+internal error, with its type named).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
+
+from provision.connectors import CountingConnector, connect, settings_from_vars
+from provision.connectors.base import ConnectionSettings, Connector
+from provision.errors import ConnectionFailure, ProvisionError, RemoteError
+
+T = TypeVar("T")
+ConnectorFactory = Callable[[ConnectionSettings], Connector]
+
+
+class HostStatus(StrEnum):
+    """A host's outcome, as every command reports it (JSON holds the value)."""
+
+    OK = "ok"
+    CHANGED = "changed"
+    FAILED = "failed"
+    UNREACHABLE = "unreachable"
+
+    @property
+    def is_error(self) -> bool:
+        return self in (HostStatus.FAILED, HostStatus.UNREACHABLE)
+
+
+@dataclass(frozen=True)
+class ConnectionOptions:
+    """What the command line adds to every host's connection settings."""
+
+    known_hosts: str | None = None
+    accept_new_host_keys: bool = False
+
+    def as_settings(self) -> dict[str, str]:
+        return {
+            **({"known_hosts": self.known_hosts} if self.known_hosts else {}),
+            **({"accept_new_host_keys": "yes"} if self.accept_new_host_keys else {}),
+        }
+
+
+@dataclass(frozen=True)
+class HostTarget:
+    host: str
+    variables: Mapping[str, Any]
+    """The host's merged variables: its connection settings come from them."""
+
+
+@dataclass
+class HostSession:
+    """One host's open connection, for the work done on it."""
+
+    host: str
+    connector: CountingConnector
+
+
+@dataclass
+class HostCall(Generic[T]):
+    """The outcome of the work on one host: its value, or why there is none."""
+
+    host: str
+    status: HostStatus = HostStatus.OK
+    value: T | None = None
+    errors: list[str] = field(default_factory=list)
+    round_trips: int = 0
+    seconds: float = 0.0
+    exception: Exception | None = None
+    """What stopped the work, for a caller that says more about one kind (a host key, say)."""
+
+
+def call_host(target: HostTarget, work: Callable[[HostSession], T], options: ConnectionOptions, factory: ConnectorFactory) -> HostCall[T]:
+    started = time.monotonic()
+    call: HostCall[T] = HostCall(target.host)
+    connector: CountingConnector | None = None
+    try:
+        settings = settings_from_vars(target.host, dict(target.variables), options.as_settings())
+        connector = CountingConnector(factory(settings))
+        call.value = work(HostSession(target.host, connector))
+    except ConnectionFailure as exc:
+        call.status, call.errors, call.exception = HostStatus.UNREACHABLE, [str(exc)], exc
+    except (RemoteError, ProvisionError) as exc:
+        call.status, call.errors, call.exception = HostStatus.FAILED, [str(exc)], exc
+    except Exception as exc:  # one host's surprise must not hide the others
+        call.status, call.errors, call.exception = HostStatus.FAILED, [f"internal error: {type(exc).__name__}: {exc}"], exc
+    finally:
+        if connector is not None:
+            call.round_trips = connector.round_trips
+            # Closing a connection that already broke must not change the outcome.
+            with contextlib.suppress(Exception):
+                connector.close()
+    call.seconds = round(time.monotonic() - started, 3)
+    return call
+
+
+def call_hosts(
+    targets: Sequence[HostTarget],
+    work: Callable[[HostSession], T],
+    *,
+    forks: int = 10,
+    options: ConnectionOptions | None = None,
+    factory: ConnectorFactory = connect,
+    batch_size: int = 0,
+    on_done: Callable[[HostCall[T]], None] | None = None,
+) -> list[HostCall[T]]:
+    """Run ``work`` on every target; results in ``targets`` order, ``on_done`` in completion order.
+
+    ``batch_size`` (``--serial``): a batch starts only when the one before it has finished.
+    """
+    options = options or ConnectionOptions()
+    size = batch_size or len(targets) or 1
+    calls: dict[str, HostCall[T]] = {}
+    for start in range(0, len(targets), size):
+        batch = targets[start : start + size]
+        with ThreadPoolExecutor(max_workers=max(1, min(forks, len(batch)))) as pool:
+            futures = {pool.submit(call_host, target, work, options, factory): target.host for target in batch}
+            for future in as_completed(futures):
+                call = future.result()
+                calls[call.host] = call
+                if on_done is not None:
+                    on_done(call)
+    return [calls[target.host] for target in targets]
