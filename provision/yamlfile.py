@@ -2,17 +2,34 @@
 
 Errors about a variable must name its file and line, so mappings are loaded
 as :class:`LocatedDict`, which keeps the location of each key. Only PyYAML's
-SafeLoader is used: no tag can construct arbitrary Python objects.
+SafeLoader is used: no tag can construct arbitrary Python objects. Ansible's
+``!unsafe`` gives an :class:`UnsafeText`; its ``!vault`` tag gives an :class:`~provision.inventory.vault.EncryptedValue`
+(decrypted only when needed), and a whole file written by ``ansible-vault
+encrypt`` is decrypted with the run's vault before it is parsed.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from provision.errors import Location, YamlError
+
+if TYPE_CHECKING:
+    from provision.inventory.vault import EncryptedValue, Vault
+
+# provision.inventory.vault is imported where it is used: the inventory
+# package imports this module, so a top-level import would go round in a circle.
+
+
+class UnsafeText(str):
+    """Text never to be templated (Ansible's ``!unsafe``, and what a
+    ``constructed`` source computes): ``{{`` in it stays as written."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (UnsafeText, (str(self),))
 
 
 class LocatedDict(dict[str, Any]):
@@ -60,10 +77,26 @@ def _location(loader: _LocatingLoader, node: yaml.Node) -> Location:
     return Location(loader.source_name, mark.line + 1, mark.column + 1)
 
 
+def _construct_vault(loader: _LocatingLoader, node: yaml.Node) -> EncryptedValue:
+    from provision.inventory.vault import EncryptedValue
+
+    if not isinstance(node, yaml.ScalarNode):
+        raise YamlError("a !vault value must be the text ansible-vault encrypt_string printed", _location(loader, node))
+    return EncryptedValue(str(loader.construct_scalar(node)), _location(loader, node))
+
+
 _LocatingLoader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
     _construct_mapping,
 )
+def _construct_unsafe(loader: _LocatingLoader, node: yaml.Node) -> UnsafeText:
+    if not isinstance(node, yaml.ScalarNode):
+        raise YamlError("!unsafe is for a text value", _location(loader, node))
+    return UnsafeText(loader.construct_scalar(node))
+
+
+_LocatingLoader.add_constructor("!vault", _construct_vault)
+_LocatingLoader.add_constructor("!unsafe", _construct_unsafe)
 
 
 def load_yaml_text(text: str, source_name: str) -> Any:
@@ -84,10 +117,30 @@ def load_yaml_text(text: str, source_name: str) -> Any:
         loader.dispose()
 
 
-def load_yaml_file(path: Path) -> Any:
-    """Read and parse a YAML file; an unreadable file is a YamlError too."""
+def read_text_file(path: Path, vault: Vault | None = None) -> tuple[str, bool]:
+    """A file's text, decrypted first when ``ansible-vault encrypt`` wrote it;
+    and whether it was. An unreadable file is a YamlError."""
+    from provision.inventory.vault import Vault, is_encrypted
+
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise YamlError(f"cannot read file: {exc}", Location(str(path))) from None
-    return load_yaml_text(text, str(path))
+        data = path.read_bytes()
+    except OSError as exc:
+        raise YamlError(f"cannot read file: {exc.strerror or exc}", Location(str(path))) from None
+    encrypted = is_encrypted(data)
+    if encrypted:
+        data = (vault or Vault()).decrypt(data.decode("ascii", "replace"), Location(str(path)))
+    try:
+        return data.decode("utf-8"), encrypted
+    except UnicodeDecodeError as exc:
+        raise YamlError(f"cannot read file: not UTF-8 text ({exc.reason} at byte {exc.start})", Location(str(path))) from None
+
+
+def load_yaml_file(path: Path, vault: Vault | None = None) -> Any:
+    """Read and parse a YAML file; an unreadable file is a YamlError too.
+
+    Every string of an encrypted file is marked as vault text (a secret)."""
+    from provision.inventory.vault import mark_decrypted
+
+    text, encrypted = read_text_file(path, vault)
+    data = load_yaml_text(text, str(path))
+    return mark_decrypted(data) if encrypted else data

@@ -10,8 +10,11 @@ MASK = "********"
 
 
 def mask(text: str, secrets: list[str]) -> str:
-    for secret in sorted(secrets, key=len, reverse=True):
-        text = text.replace(secret, MASK)
+    """``text`` with every secret replaced, also where it is written escaped
+    (an error message quoting a value with repr())."""
+    forms = {form for secret in secrets for form in (secret, repr(secret)[1:-1]) if form}
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form, MASK)
     return text
 
 

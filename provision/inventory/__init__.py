@@ -1,15 +1,18 @@
-"""Ansible-compatible inventories: YAML or INI, with group_vars/ and host_vars/."""
+"""Ansible-compatible inventories: YAML, INI, scripts, folders, host lists and
+``constructed`` sources, with group_vars/ and host_vars/ and Ansible Vault."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from provision.errors import InventoryError, Location
-from provision.inventory.ini_source import parse_ini_inventory
 from provision.inventory.model import Group, Host, Inventory
 from provision.inventory.patterns import select_hosts
+from provision.inventory.sources import SourceReader, is_host_list
 from provision.inventory.vars_files import load_vars_files, vars_files
-from provision.inventory.yaml_source import parse_yaml_inventory
+from provision.inventory.vault import Vault
 
 __all__ = ["Group", "Host", "Inventory", "find_inventory_file", "load_inventory", "select_hosts"]
 
@@ -17,7 +20,7 @@ _CANDIDATES = ("hosts.yml", "hosts.yaml", "hosts.ini", "hosts", "inventory.yml",
 
 
 def find_inventory_file(path: Path) -> Path:
-    """The inventory file itself: ``path``, or the first known name in a folder."""
+    """The one file to edit for ``path``: itself, or the first known name in a folder."""
     if path.is_file():
         return path
     if path.is_dir():
@@ -28,34 +31,37 @@ def find_inventory_file(path: Path) -> Path:
     raise InventoryError("no such inventory file or folder", Location(str(path)))
 
 
-def _is_yaml(path: Path) -> bool:
-    if path.suffix in (".yml", ".yaml", ".json"):
-        return True
-    if path.suffix == ".ini":
-        return False
-    # Files without a suffix (Ansible's classic "hosts") may be either.
-    first = next((ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()), "")
-    return not first.startswith("[") and (first.endswith(":") or first.startswith(("---", "all:")))
+Source = Path | str
 
 
-def load_inventory(path: Path | list[Path]) -> Inventory:
-    """Load one inventory, or several merged in order as ``ansible -i A -i B`` does."""
-    files = [find_inventory_file(p) for p in (path if isinstance(path, list) else [path])]
-    inventory = Inventory(source=files[0])
-    for inventory_file in files:
-        if _is_yaml(inventory_file):
-            parse_yaml_inventory(inventory_file, inventory)
-        else:
-            parse_ini_inventory(inventory_file, inventory)
+def load_inventory(
+    path: Source | list[Source], vault: Vault | None = None, extra_vars: Mapping[str, Any] | None = None
+) -> Inventory:
+    """Load one source, or several merged in order as ``ansible -i A -i B`` does.
+
+    ``vault`` decrypts encrypted files (inline ``!vault`` values stay
+    encrypted until used); ``extra_vars`` reach ``constructed`` sources that
+    set ``use_extra_vars``."""
+    sources = [str(p) for p in (path if isinstance(path, list) else [path])]
+    if not sources:
+        raise InventoryError("no inventory given (use -i, or set 'inventory' in ansible.cfg)")
+    anchor = next((Path(s) for s in sources if not is_host_list(s)), Path.cwd())
+    inventory = Inventory(source=anchor)
+    reader = SourceReader(inventory, vault, extra_vars or {})
+    for source in sources:
+        reader.read(source)
     inventory.finish()
-    for inventory_file in files:
-        _attach_vars_files(inventory, inventory_file.parent)
+    for source in sources:
+        # As Ansible's vars plugin: group_vars/ and host_vars/ beside a file, or inside a folder; none for a host list.
+        if not is_host_list(source):
+            base = Path(source)
+            _attach_vars_files(inventory, base if base.is_dir() else base.parent, vault)
     return inventory
 
 
-def _attach_vars_files(inventory: Inventory, base: Path) -> None:
+def _attach_vars_files(inventory: Inventory, base: Path, vault: Vault | None) -> None:
     for entries, folder in ((inventory.groups, "group_vars"), (inventory.hosts, "host_vars")):
         for name, entry in entries.items():
-            values, locations = load_vars_files(vars_files(base / folder, name))
+            values, locations = load_vars_files(vars_files(base / folder, name), vault)
             entry.file_vars.update(values)
             entry.file_var_locations.update(locations)

@@ -176,6 +176,15 @@ class Inventory:
         layers.append((host.file_vars, host.file_var_locations))
         return layers
 
+    def inventory_vars(self, name: str) -> dict[str, Any]:
+        """The host's variables written in inventory sources only (not group_vars/
+        or host_vars/): what a ``constructed`` source sees, as in Ansible."""
+        merged: dict[str, Any] = dict(self.groups["all"].vars)
+        for group in self.sorted_groups(name):
+            merged.update(self.groups[group].vars)
+        merged.update(self.hosts[name].vars)
+        return merged
+
     def host_vars(self, name: str) -> dict[str, Any]:
         """The host's variables merged with Ansible's precedence."""
         merged: dict[str, Any] = {}

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from provision.errors import InventoryError, Location
+from provision.inventory.vault import Vault
 from provision.yamlfile import LocatedDict, load_yaml_file
 
 _EXTENSIONS = (".yml", ".yaml", ".json")
@@ -39,12 +40,14 @@ def _folder_files(folder: Path) -> list[Path]:
     return found
 
 
-def load_vars_files(paths: list[Path]) -> tuple[dict[str, Any], dict[str, Location]]:
-    """Merge the files in order; later files win. Returns values and locations."""
+def load_vars_files(paths: list[Path], vault: Vault | None = None) -> tuple[dict[str, Any], dict[str, Location]]:
+    """Merge the files in order; later files win. Returns values and locations.
+
+    A file ``ansible-vault encrypt`` wrote is decrypted with ``vault``."""
     values: dict[str, Any] = {}
     locations: dict[str, Location] = {}
     for path in paths:
-        data = load_yaml_file(path)
+        data = load_yaml_file(path, vault)
         if data is None:
             continue
         if not isinstance(data, dict):

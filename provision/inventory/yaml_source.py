@@ -7,17 +7,13 @@ from typing import Any
 
 from provision.errors import InventoryError, Location
 from provision.inventory.model import Inventory
-from provision.yamlfile import LocatedDict, load_yaml_file
+from provision.yamlfile import LocatedDict
 
 _GROUP_KEYS = ("vars", "children", "hosts")
 
 
-def parse_yaml_inventory(path: Path, inventory: Inventory) -> None:
-    data = load_yaml_file(path)
-    if data is None:
-        return
-    if not isinstance(data, dict):
-        raise InventoryError("an inventory must be a mapping of groups", Location(str(path), 1, 1))
+def parse_yaml_inventory(path: Path, inventory: Inventory, data: dict[str, Any]) -> None:
+    """Add the groups of a loaded YAML inventory (a mapping of group names)."""
     for name, body in data.items():
         _parse_group(inventory, name, body, _where(data, name, path))
 

@@ -18,6 +18,8 @@ from typing import Any
 from provision import __version__
 from provision.errors import InventoryError, Location, PatternError, ProvisionError, TemplateError, VariableError
 from provision.inventory import Inventory, load_inventory, select_hosts
+from provision.inventory.options import LoadOptions
+from provision.inventory.vault import Vault, is_encrypted, reveal_tree
 from provision.roles.hostvars import check_role_variables, resolve_templates, secret_values
 from provision.roles.loader import DirectoryResource, FileResource, HandlerResource, Role, RoleLoader, ValidatorResource, role_search_path
 from provision.roles.render import Renderer
@@ -42,8 +44,11 @@ class HostRoles:
 
 
 class Project:
-    def __init__(self, inventory: Inventory, plays: list[Play], loader: RoleLoader, site_path: Path | None) -> None:
+    def __init__(
+        self, inventory: Inventory, plays: list[Play], loader: RoleLoader, site_path: Path | None, options: LoadOptions | None = None
+    ) -> None:
         self.inventory = inventory
+        self.options = options or LoadOptions()
         self.plays = plays
         self.loader = loader
         self.site_path = site_path
@@ -53,13 +58,15 @@ class Project:
         self._variable_renderer = Renderer([])
 
     @classmethod
-    def load(cls, inventory_path: Path | list[Path], roles_path: list[Path] | None = None) -> Project:
-        """``roles_path`` is searched before the usual places (a scenario's own role)."""
-        inventory = load_inventory(inventory_path)
+    def load(cls, inventory_path: Path | list[Path], roles_path: list[Path] | None = None, options: LoadOptions | None = None) -> Project:
+        """``roles_path`` is searched before the usual places (a scenario's own role);
+        ``options`` are the command line's vault, extra vars and connection defaults."""
+        options = options or LoadOptions()
+        inventory = load_inventory(inventory_path, options.vault, options.extra_vars)
         site_path = find_site_file(inventory.directory)
         plays = load_site(site_path) if site_path else []
         search = [*(roles_path or []), *role_search_path(inventory.directory)]
-        return cls(inventory, plays, RoleLoader(search), site_path)
+        return cls(inventory, plays, RoleLoader(search), site_path, options)
 
     def select(self, limit: str | None) -> list[str]:
         hosts = select_hosts(self.inventory, limit or "all")
@@ -99,6 +106,8 @@ class Project:
             for name, value in role.defaults().items():
                 values[name] = value
                 where[name] = role_file
+        # -u, --private-key, -b: below the inventory, as in Ansible.
+        values.update(self.options.connection_defaults)
         for name, value in self.inventory.host_vars(host).items():
             values[name] = value
             where[name] = self.inventory.var_location(host, name)
@@ -107,6 +116,12 @@ class Project:
             for name, value in source.items():
                 values[name] = value
                 where[name] = site
+        # -e: above everything, as in Ansible.
+        values.update(self.options.extra_vars)
+        where.update(self.options.extra_var_locations)
+        # Vaulted values are decrypted here, where they are needed; without the
+        # password this is an error naming the value's file and line.
+        values = {name: reveal_tree(value, self.options.vault) for name, value in values.items()}
         magic = self.magic_variables(host)
         values.update(magic)
         return resolve_templates(values, self._variable_renderer, where, frozenset(magic)), where
@@ -147,16 +162,23 @@ class Project:
                 "inventory_dir": str(self.inventory.directory),
             }
             for name, expression in role.vars.items():
-                context[name] = _computed(self.renderer(role), expression, context, f"vars of role {role.name}")
+                if name not in self.options.extra_vars:  # -e wins over a role's own vars too
+                    context[name] = _computed(self.renderer(role), expression, context, f"vars of role {role.name}")
             _check_rules(role, self.renderer(role), context, where)
             role_tags = {role.name, *role.tags, *use.tags}
-            _add_role(desired, role, self.renderer(role), context, role_tags, tags)
-        secrets = secret_values(assigned.roles, values)
+            _add_role(desired, role, self.renderer(role), context, role_tags, _Tags(tags, self.options.skip_tags), self.options.vault)
+        secrets = secret_values(assigned.roles, values, skip=frozenset(self.magic_variables(host)))
         return _mark_secrets(desired, secrets), secrets
 
 
-def _selected(resource_tags: set[str], wanted: set[str] | None) -> bool:
-    return wanted is None or bool(resource_tags & wanted)
+@dataclass(frozen=True)
+class _Tags:
+    wanted: set[str] | None
+    skipped: frozenset[str]
+
+    def selected(self, resource_tags: set[str]) -> bool:
+        """--tags keeps what has one of its tags, then --skip-tags drops what has one of its own."""
+        return (self.wanted is None or bool(resource_tags & self.wanted)) and not resource_tags & self.skipped
 
 
 def _items(
@@ -186,11 +208,11 @@ def _mode(text: str, where: str) -> int:
 
 
 def _add_role(
-    desired: DesiredState, role: Role, renderer: Renderer, context: dict[str, Any], role_tags: set[str], tags: set[str] | None
+    desired: DesiredState, role: Role, renderer: Renderer, context: dict[str, Any], role_tags: set[str], tags: _Tags, vault: Vault | None
 ) -> None:
     where = f"role {role.name}"
     for directory in role.directories:
-        if not _selected(role_tags | set(directory.tags), tags):
+        if not tags.selected(role_tags | set(directory.tags)):
             continue
         for item in _items(directory, renderer, context, where):
             path = renderer.render_string(directory.path, item, where)
@@ -198,7 +220,7 @@ def _add_role(
             mode = None if mode_text == "keep" else _mode(mode_text, where)
             desired.directories[path] = DesiredDirectory(path, mode, directory.owner, directory.group, role.name)
     for resource in role.files:
-        if not _selected(role_tags | set(resource.tags), tags):
+        if not tags.selected(role_tags | set(resource.tags)):
             continue
         for item in _items(resource, renderer, context, where):
             dest = renderer.render_string(resource.dest, item, where)
@@ -206,7 +228,7 @@ def _add_role(
                 raise TemplateError(f"file destination {dest!r} in {where} must be an absolute path", resource.location)
             if dest in desired.files:
                 raise TemplateError(f"{dest} is declared twice (roles {desired.files[dest].role} and {role.name})", resource.location)
-            content = _content(resource, role, renderer, item, where)
+            content, vaulted = _content(resource, role, renderer, item, where, vault)
             desired.files[dest] = DesiredFile(
                 path=dest,
                 content=content,
@@ -215,12 +237,12 @@ def _add_role(
                 group=renderer.render_string(resource.group, item, where),
                 role=role.name,
                 source=resource.template or resource.src or resource.build or "content",
-                secret=resource.secret,
+                secret=resource.secret or vaulted,
                 validate=renderer.render_string(resource.validate, item, where) if resource.validate else None,
                 notify=tuple(renderer.render_string(n, item, where) for n in resource.notify),
                 merge=_merge(resource, renderer, item, where),
             )
-    if not _selected(role_tags, tags):
+    if not tags.selected(role_tags):
         return
     for package in role.packages:
         if package not in desired.packages:
@@ -284,26 +306,32 @@ def _merge(resource: FileResource, renderer: Renderer, context: dict[str, Any], 
     return str(resource.merge["kind"]), renderer.evaluate(data, context, where) if isinstance(data, str) else data
 
 
-def _content(resource: FileResource, role: Role, renderer: Renderer, context: dict[str, Any], where: str) -> bytes:
+def _content(
+    resource: FileResource, role: Role, renderer: Renderer, context: dict[str, Any], where: str, vault: Vault | None
+) -> tuple[bytes, bool]:
+    """The file's content, and whether it came out of a vault (then it is secret)."""
     if resource.merge is not None:
         from provision.roles.mergers import MERGERS
 
         kind, data = _merge(resource, renderer, context, where) or ("", None)
-        return MERGERS[kind](b"", data)  # against an empty file until the probe tells what is there
+        return MERGERS[kind](b"", data), False  # against an empty file until the probe tells what is there
     if resource.template is not None:
         name = renderer.render_string(resource.template, context, where) if "{{" in resource.template else resource.template
-        return renderer.render_template(name, context).encode()
+        return renderer.render_template(name, context).encode(), False
     if resource.content is not None:
-        return renderer.render_string(str(resource.content), context, where).encode()
+        return renderer.render_string(str(resource.content), context, where).encode(), False
     if resource.build is not None:
         from provision.roles.builders import build
 
-        return build(resource.build)
+        return build(resource.build), False
     source = role.files_dir / str(resource.src)
     try:
-        return source.read_bytes()
+        data = source.read_bytes()
     except OSError as exc:
         raise ProvisionError(f"cannot read {source}: {exc.strerror}", resource.location) from None
+    if is_encrypted(data):  # a file ansible-vault encrypted goes to the host decrypted, as Ansible's copy does
+        return (vault or Vault()).decrypt(data.decode("ascii", "replace"), Location(str(source))), True
+    return data, False
 
 
 def _mark_secrets(desired: DesiredState, secrets: list[str]) -> DesiredState:

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from provision.errors import Location, TemplateError, VariableError
+from provision.inventory.vault import VaultText
 from provision.roles.loader import Role
 from provision.roles.render import Renderer, contains_template
 from provision.roles.variables import VariableSpec, VariableValueError, check_value
@@ -139,14 +140,37 @@ def _check(spec: VariableSpec, value: Any, where: Location, role: Role) -> Any:
         raise VariableError(f"variable {spec.name}{exc.path}: {exc.message}", where) from None
 
 
-def secret_values(roles: list[Role], values: dict[str, Any]) -> list[str]:
-    """String values of every variable, or field of one, declared secret (for masking)."""
+# Ansible's own password variables: secrets whether or not a role declares them.
+ANSIBLE_PASSWORD_VARIABLES = ("ansible_password", "ansible_ssh_pass", "ansible_become_password", "ansible_become_pass")
+
+
+def secret_values(roles: list[Role], values: dict[str, Any], skip: frozenset[str] = frozenset()) -> list[str]:
+    """String values to mask: every variable (or field of one) a role declares
+    secret, Ansible's password variables, and every value decrypted from a
+    vault. ``skip`` names variables that hold none (``groups``: every host)."""
     found: list[str] = []
     for role in roles:
         for name, spec in role.variables.items():
             if name in values:
                 _collect_secrets(spec, values[name], found)
-    return [s for s in found if len(s) >= 4]
+    for name in ANSIBLE_PASSWORD_VARIABLES:
+        if name in values:
+            _collect_strings(values[name], found)
+    for name, value in values.items():
+        if name not in skip:
+            _collect_vault_text(value, found)
+    return list(dict.fromkeys(s for s in found if len(s) >= 4))
+
+
+def _collect_vault_text(value: Any, found: list[str]) -> None:
+    if isinstance(value, VaultText):
+        found.append(str(value))
+    elif isinstance(value, list):
+        for item in value:
+            _collect_vault_text(item, found)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _collect_vault_text(item, found)
 
 
 def _collect_secrets(spec: VariableSpec, value: Any, found: list[str]) -> None:

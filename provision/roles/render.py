@@ -19,6 +19,7 @@ from typing import Any, cast
 import jinja2
 
 from provision.errors import Location, TemplateError
+from provision.yamlfile import UnsafeText
 
 
 def _line(value: Any) -> str:
@@ -198,6 +199,8 @@ def _short(exc: Exception) -> str:
 
 
 def contains_template(value: Any) -> bool:
+    if isinstance(value, UnsafeText):  # Ansible's !unsafe: never templated
+        return False
     if isinstance(value, str):
         return "{{" in value or "{%" in value
     if isinstance(value, list):
