@@ -89,6 +89,8 @@ _LocatingLoader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
     _construct_mapping,
 )
+
+
 def _construct_unsafe(loader: _LocatingLoader, node: yaml.Node) -> UnsafeText:
     if not isinstance(node, yaml.ScalarNode):
         raise YamlError("!unsafe is for a text value", _location(loader, node))

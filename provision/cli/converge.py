@@ -18,9 +18,9 @@ from provision.cli.common import (
     EXIT_DRIFT,
     EXIT_ERROR,
     EXIT_OK,
+    ansible_options,
     connection_options,
     forks_option,
-    friendly_errors,
     inventory_option,
     json_option,
     limit_option,
@@ -29,6 +29,7 @@ from provision.cli.common import (
 if TYPE_CHECKING:
     from provision.engine.hosts import ConnectionOptions
     from provision.engine.runner import RunOptions
+    from provision.inventory.options import LoadOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -44,18 +45,31 @@ class ConvergeCommand:
     as_json: bool = False
     quiet: bool = False
     name: str = "apply"
+    load: LoadOptions | None = None
+    """Vault, -e and connection defaults (cli/common.py ansible_options)."""
+    skip_tags: str | None = None
+    list_hosts: bool = False
 
 
 def _converge(command: ConvergeCommand) -> int:
+    from dataclasses import replace
+
     from rich.console import Console
 
     from provision.engine.runner import run_hosts
+    from provision.inventory.options import LoadOptions
     from provision.roles.compiler import Project, compile_hosts, require_site
     from provision.views.results import print_summary, quiet_lines, to_json, totals
 
-    project = Project.load(list(command.inventory))
+    skipped = frozenset(t.strip() for t in (command.skip_tags or "").split(",") if t.strip())
+    project = Project.load(list(command.inventory), options=replace(command.load or LoadOptions(), skip_tags=skipped))
     require_site(project)
     hosts = project.select(command.limit)
+    if command.list_hosts:  # as 'ansible all --limit L --list-hosts': the hosts this run would touch, in order
+        click.echo(f"  hosts ({len(hosts)}):")
+        for host in hosts:
+            click.echo(f"    {host}")
+        return EXIT_OK
     wanted_tags = {t.strip() for t in command.tags.split(",") if t.strip()} if command.tags else None
     compiled = compile_hosts(project, hosts, wanted_tags)
     err = Console(stderr=True)
@@ -103,6 +117,8 @@ def _run_options(function: F) -> F:
             forks_option,
             click.option("--serial", default=0, type=click.IntRange(0), help="Converge in batches of this many hosts."),
             click.option("-t", "--tags", default=None, help="Only resources with these tags (roles are tagged with their name)."),
+            click.option("--skip-tags", default=None, help="Leave out resources with these tags (a role's name skips the role)."),
+            click.option("--list-hosts", is_flag=True, help="Only list the hosts this run would touch, in order."),
             json_option,
             connection_options,
         ]
@@ -114,7 +130,7 @@ def _run_options(function: F) -> F:
 @click.command()
 @_run_options
 @click.option("-C", "--check", is_flag=True, help="Only report what would change.")
-@friendly_errors
+@ansible_options()
 def apply(
     inventory: tuple[Path, ...],
     limit: str | None,
@@ -122,21 +138,25 @@ def apply(
     forks: int,
     serial: int,
     tags: str | None,
+    skip_tags: str | None,
+    list_hosts: bool,
     as_json: bool,
     connection: ConnectionOptions,
     check: bool,
+    load_options: LoadOptions,
 ) -> None:
     """Converge hosts to their roles' desired state."""
     from provision.engine.runner import RunOptions
 
     run = RunOptions(check=check, diff=diff, forks=forks, serial=serial, connection=connection)
-    sys.exit(_converge(ConvergeCommand(inventory, limit, tags, run, as_json=as_json, name="check" if check else "apply")))
+    name = "check" if check else "apply"
+    sys.exit(_converge(ConvergeCommand(inventory, limit, tags, run, as_json, False, name, load_options, skip_tags, list_hosts)))
 
 
 @click.command()
 @_run_options
 @click.option("-q", "--quiet", is_flag=True, help="Print only hosts that drifted, failed or were unreachable, one line each.")
-@friendly_errors
+@ansible_options()
 def check(
     inventory: tuple[Path, ...],
     limit: str | None,
@@ -144,9 +164,12 @@ def check(
     forks: int,
     serial: int,
     tags: str | None,
+    skip_tags: str | None,
+    list_hosts: bool,
     as_json: bool,
     connection: ConnectionOptions,
     quiet: bool,
+    load_options: LoadOptions,
 ) -> None:
     """Report drift: exit 0 in sync, 2 drift found, 1 errors.
 
@@ -155,4 +178,4 @@ def check(
     from provision.engine.runner import RunOptions
 
     run = RunOptions(check=True, diff=diff, forks=forks, serial=serial, connection=connection)
-    sys.exit(_converge(ConvergeCommand(inventory, limit, tags, run, as_json=as_json, quiet=quiet, name="check")))
+    sys.exit(_converge(ConvergeCommand(inventory, limit, tags, run, as_json, quiet, "check", load_options, skip_tags, list_hosts)))

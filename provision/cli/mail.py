@@ -13,9 +13,9 @@ import click
 from provision.cli.common import (
     EXIT_ERROR,
     EXIT_OK,
+    ansible_options,
     connection_options,
     forks_option,
-    friendly_errors,
     inventory_option,
     json_option,
     limit_option,
@@ -25,6 +25,7 @@ from provision.errors import ProvisionError
 if TYPE_CHECKING:
     from provision.agent.protocol import MailAction
     from provision.engine.hosts import ConnectionOptions
+    from provision.inventory.options import LoadOptions
 
 instance_option = click.option("--instance", default=None, help="Only this instance (name such as postfix-out, or config folder).")
 
@@ -42,6 +43,7 @@ def _run(
     forks: int,
     as_json: bool,
     connection: ConnectionOptions,
+    load_options: LoadOptions,
 ) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -49,7 +51,7 @@ def _run(
     from provision.mail.queues import queue_rows, run_mail
     from provision.roles.compiler import Project
 
-    project = Project.load(list(inventory))
+    project = Project.load(list(inventory), options=load_options)
     results = run_mail(project, project.select(limit), action, instance, forks, connection)
     if as_json:
         click.echo(json.dumps({"action": action, "hosts": {r.host: asdict(r) for r in results}}, indent=2))
@@ -84,11 +86,17 @@ def _command(action: MailAction, help_text: str) -> None:
     @forks_option
     @json_option
     @connection_options
-    @friendly_errors
+    @ansible_options()
     def command(
-        inventory: tuple[Path, ...], limit: str | None, instance: str | None, forks: int, as_json: bool, connection: ConnectionOptions
+        inventory: tuple[Path, ...],
+        limit: str | None,
+        instance: str | None,
+        forks: int,
+        as_json: bool,
+        connection: ConnectionOptions,
+        load_options: LoadOptions,
     ) -> None:
-        _run(inventory, limit, action, instance, forks, as_json, connection)
+        _run(inventory, limit, action, instance, forks, as_json, connection, load_options)
 
 
 _command("queue", "Summarise each queue: messages, deferred, oldest, top destinations (postqueue -j).")
@@ -108,7 +116,7 @@ _command("check", "postfix check on each instance, and the lookup table types it
 @connection_options
 @click.option("--all", "all_messages", is_flag=True, help="Delete every message in the queue.")
 @click.option("--yes", is_flag=True, help="Confirm: this cannot be undone.")
-@friendly_errors
+@ansible_options()
 def delete(
     inventory: tuple[Path, ...],
     limit: str | None,
@@ -118,8 +126,9 @@ def delete(
     connection: ConnectionOptions,
     all_messages: bool,
     yes: bool,
+    load_options: LoadOptions,
 ) -> None:
     """Delete all queued mail (postsuper -d ALL); needs --all and --yes."""
     if not all_messages or not yes:
         raise ProvisionError("refusing to delete queued mail without --all --yes (postsuper -d ALL cannot be undone)")
-    _run(inventory, limit, "delete", instance, forks, as_json, connection)
+    _run(inventory, limit, "delete", instance, forks, as_json, connection, load_options)

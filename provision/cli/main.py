@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from provision.cli.config import config, print_version
 from provision.cli.converge import apply, check
 from provision.cli.inventory import inventory
 from provision.cli.lab import lab, test_role
@@ -15,12 +16,19 @@ from provision.cli.roles import roles
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="provision")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=print_version,
+    help="Show the version and ansible.cfg.",
+)
 def main() -> None:
     """Declarative provisioning of mail and web servers over SSH."""
 
 
-for _command in (apply, check, render, inventory, roles, lab, test_role, mail, onboard, report):
+for _command in (apply, check, render, inventory, roles, lab, test_role, mail, onboard, report, config):
     main.add_command(_command)
 
 if __name__ == "__main__":

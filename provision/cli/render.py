@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from provision.cli.common import friendly_errors, inventory_option, limit_option
+from provision.cli.common import ansible_options, inventory_option, limit_option
+from provision.inventory.options import LoadOptions
 
 
 @click.command()
@@ -14,13 +15,19 @@ from provision.cli.common import friendly_errors, inventory_option, limit_option
 @limit_option
 @click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="Folder to write DIR/<host>/<path> into.")
 @click.option("-t", "--tags", default=None, help="Only resources with these tags.")
-@friendly_errors
-def render(inventory: tuple[Path, ...], limit: str | None, out: Path, tags: str | None) -> None:
+@click.option("--skip-tags", default=None, help="Leave out resources with these tags (a role's name skips the role).")
+@ansible_options(connect=False)
+def render(
+    inventory: tuple[Path, ...], limit: str | None, out: Path, tags: str | None, skip_tags: str | None, load_options: LoadOptions
+) -> None:
     """Render every managed file locally, without touching any host."""
+    from dataclasses import replace
+
     from provision.roles.compiler import Project, compile_hosts, require_site
     from provision.roles.output_tree import write_rendered
 
-    project = Project.load(list(inventory))
+    skipped = frozenset(t.strip() for t in (skip_tags or "").split(",") if t.strip())
+    project = Project.load(list(inventory), options=replace(load_options, skip_tags=skipped))
     require_site(project)
     hosts = project.select(limit)
     wanted = {t.strip() for t in tags.split(",")} if tags else None

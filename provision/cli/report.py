@@ -16,9 +16,9 @@ import click
 from provision.cli.common import (
     EXIT_DRIFT,
     EXIT_OK,
+    ansible_options,
     connection_options,
     forks_option,
-    friendly_errors,
     inventory_option,
     json_option,
     limit_option,
@@ -27,6 +27,7 @@ from provision.cli.common import (
 
 if TYPE_CHECKING:
     from provision.engine.hosts import ConnectionOptions
+    from provision.inventory.options import LoadOptions
 
 
 @click.command()
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
 @click.option("--renew-days", default=30, show_default=True, type=click.IntRange(0), help="A certificate expiring sooner is a problem.")
 @forks_option
 @connection_options
-@friendly_errors
+@ansible_options()
 def report(
     inventory: tuple[Path, ...],
     limit: str | None,
@@ -56,6 +57,7 @@ def report(
     renew_days: int,
     forks: int,
     connection: ConnectionOptions,
+    load_options: LoadOptions,
 ) -> None:
     """Per host and Postfix instance: each transport's bound address, its PTR,
     forward confirmation and HELO match; drift, certificate expiry, queues."""
@@ -67,7 +69,7 @@ def report(
     from provision.roles.compiler import Project
 
     resolvers = nameservers(dns_servers)
-    project = Project.load(list(inventory))
+    project = Project.load(list(inventory), options=load_options)
     hosts = project.select(limit)
     label = ", ".join(dns_servers) or "system"
     err = Console(stderr=True)

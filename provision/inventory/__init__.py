@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,15 +34,13 @@ def find_inventory_file(path: Path) -> Path:
 Source = Path | str
 
 
-def load_inventory(
-    path: Source | list[Source], vault: Vault | None = None, extra_vars: Mapping[str, Any] | None = None
-) -> Inventory:
+def load_inventory(path: Source | Sequence[Source], vault: Vault | None = None, extra_vars: Mapping[str, Any] | None = None) -> Inventory:
     """Load one source, or several merged in order as ``ansible -i A -i B`` does.
 
     ``vault`` decrypts encrypted files (inline ``!vault`` values stay
     encrypted until used); ``extra_vars`` reach ``constructed`` sources that
     set ``use_extra_vars``."""
-    sources = [str(p) for p in (path if isinstance(path, list) else [path])]
+    sources = [str(p) for p in ([path] if isinstance(path, (str, Path)) else path)]
     if not sources:
         raise InventoryError("no inventory given (use -i, or set 'inventory' in ansible.cfg)")
     anchor = next((Path(s) for s in sources if not is_host_list(s)), Path.cwd())

@@ -50,7 +50,7 @@ def _environment() -> jinja2.Environment:
         "bool": _bool,
         "ternary": lambda value, yes, no, none=None: none if value is None and none is not None else (yes if value else no),
         "regex_replace": lambda value, pattern, replacement="": re.sub(pattern, replacement, str(value)),
-        "regex_search": lambda value, pattern: (m.group(0) if (m := re.search(pattern, str(value))) else None),
+        "regex_search": lambda value, pattern: m.group(0) if (m := re.search(pattern, str(value))) else None,
         "to_json": lambda value: json.dumps(value, sort_keys=True),
         "split": lambda value, sep=None: str(value).split(sep),
     }
@@ -155,10 +155,9 @@ class Constructed:
         if not isinstance(result, bool):
             # Ansible 2.19: a condition must be true or false; anything else fails the entry.
             if self.strict:
-                raise InventoryError(
-                    f"constructed: the condition of group {group} gives {type(result).__name__} {result!r} for host {host}, not true or false",
-                    self.where,
-                )
+                kind = type(result).__name__
+                message = f"constructed: the condition of group {group} gives {kind} {result!r} for host {host}, not true or false"
+                raise InventoryError(message, self.where)
             return
         if result:
             inventory.add_host_to_group(host, group)

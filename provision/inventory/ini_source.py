@@ -11,6 +11,7 @@ import re
 import shlex
 import warnings
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +97,7 @@ def parse_ini_text(path: Path, text: str, existing: set[str], mark: Callable[[An
         elif kind == "vars":
             key, value = _parse_assignment(line, where)
             value = mark(value)
-            steps.append(lambda inv, s=section, k=key, v=value, w=where: inv.set_group_var(s, k, v, w))
+            steps.append(partial(Inventory.set_group_var, group=section, key=key, value=value, where=where))
         else:
             match = _GROUP_NAME.match(line)
             if match is None:
@@ -106,7 +107,7 @@ def parse_ini_text(path: Path, text: str, existing: set[str], mark: Callable[[An
     for parent, child, where in pending_children:
         if child not in declared:
             raise InventoryError(f"section [{parent}:children] names a group {child!r} that is never defined", where)
-        steps.append(lambda inv, p=parent, c=child: inv.link(p, c))
+        steps.append(partial(Inventory.link, parent=parent, child=child))
     for group, where in vars_only.items():
         if group not in declared:
             raise InventoryError(f"section [{group}:vars] is for a group {group!r} that is never defined", where)
@@ -114,7 +115,10 @@ def parse_ini_text(path: Path, text: str, existing: set[str], mark: Callable[[An
 
 
 def _group_step(name: str) -> Step:
-    return lambda inventory: inventory.group(name) and None
+    def step(inventory: Inventory) -> None:
+        inventory.group(name)
+
+    return step
 
 
 def _parse_assignment(line: str, where: Location) -> tuple[str, Any]:

@@ -66,7 +66,8 @@ def run_script(path: Path, *args: str) -> Any:
     try:
         return json.loads(text, object_hook=lambda obj: _decode(obj, where))
     except json.JSONDecodeError as exc:
-        raise InventoryError(f"the inventory script printed something that is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", where) from None
+        message = f"the inventory script printed something that is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        raise InventoryError(message, where) from None
 
 
 def _decode(obj: dict[str, Any], where: Location) -> Any:

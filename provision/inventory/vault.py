@@ -174,7 +174,8 @@ class Vault:
         envelope = parse_envelope(text, where)
         label = envelope.label or DEFAULT_LABEL
         if not self.secrets:
-            raise VaultError(f"this is encrypted with Ansible Vault (vault id {label!r}) and no vault password was given: {HOW_TO_GIVE}", where)
+            message = f"this is encrypted with Ansible Vault (vault id {label!r}) and no vault password was given: {HOW_TO_GIVE}"
+            raise VaultError(message, where)
         candidates = [s for s in self.secrets if s.label == label]
         if not self.match_label_only:
             candidates += [s for s in self.secrets if s.label != label]
@@ -310,11 +311,12 @@ def _run_password_script(path: Path, label: str | None) -> bytes:
     command = [str(path.resolve())] + (["--vault-id", label] if client and label else [])
     where = Location(str(path))
     try:
-        done = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=_SCRIPT_TIMEOUT, check=False)
+        done = subprocess.run(command, capture_output=True, timeout=_SCRIPT_TIMEOUT, check=False)
     except subprocess.TimeoutExpired:
         raise VaultError(f"the vault password script did not finish within {_SCRIPT_TIMEOUT:g}s", where) from None
     except OSError as exc:
-        raise VaultError(f"cannot run the vault password script ({exc.strerror}); if it is not a script, remove its executable bit", where) from None
+        message = f"cannot run the vault password script ({exc.strerror}); if it is not a script, remove its executable bit"
+        raise VaultError(message, where) from None
     reason = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
     if client and done.returncode == 2:
         raise VaultError(f"the vault password client script has no secret for vault id {label!r}: {reason[0]}", where)
