@@ -1,71 +1,106 @@
 """Our inventory loader against the reference: real ``ansible-inventory``.
 
-Each folder under data/inventories is loaded by both; the merged variables
-of every host and the group structure must be the same.
+Each folder under data/inventories is an inventory source, given to both as
+the folder (every inventory file in it, in name order, its sub-folders, its
+group_vars/ and host_vars/): scripts, INI, YAML, INI text in a .yml file,
+constructed groups, IPv6 hosts, ranges, dates and non-ASCII text. The
+``--list`` document (parsed JSON), every host's ``--host`` variables, the
+``--graph`` text and host patterns must be Ansible's.
 """
 
 from __future__ import annotations
 
+import functools
 import json
-import os
-import shutil
-import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from provision.inventory import find_inventory_file, load_inventory
-from provision.views.inventory import list_document
+from provision.inventory import load_inventory, select_hosts
+from provision.views.inventory import host_document, list_document
 from tests.conftest import DATA
+from tests.support.ansible_ref import ansible_graph, ansible_inventory, ansible_list_hosts, needs_ansible, provision
 
 INVENTORIES = sorted(p for p in (DATA / "inventories").iterdir() if p.is_dir())
-pytestmark = pytest.mark.skipif(shutil.which("ansible-inventory") is None, reason="ansible-core is a test dependency")
+pytestmark = needs_ansible
 
 
-def ansible_inventory(path: Path, *args: str) -> dict[str, object]:
-    done = subprocess.run(
-        ["ansible-inventory", "-i", str(path), *args],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, "ANSIBLE_INVENTORY_UNPARSED_WARNING": "False"},
-    )
-    result: dict[str, object] = json.loads(done.stdout)
-    return result
+@functools.cache
+def reference_list(folder: Path) -> Any:
+    return ansible_inventory(folder, "--list")
 
 
 @pytest.mark.parametrize("folder", INVENTORIES, ids=lambda p: p.name)
 def test_list_matches_ansible(folder: Path) -> None:
-    source = find_inventory_file(folder)
-    expected = ansible_inventory(source, "--list")
-    meta = expected.pop("_meta")
-    assert isinstance(meta, dict)
-    ours = list_document(load_inventory(source), set(), show_secrets=True)
-    our_meta = ours.pop("_meta")
-    assert ours == expected
-    assert our_meta["hostvars"] == meta["hostvars"]
+    """The whole --list document, _meta.hostvars and its profile included."""
+    done = provision("inventory", "-i", str(folder), "--list")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == reference_list(folder)
 
 
 @pytest.mark.parametrize("folder", INVENTORIES, ids=lambda p: p.name)
 def test_every_host_matches_ansible(folder: Path) -> None:
-    source = find_inventory_file(folder)
-    inventory = load_inventory(source)
+    """Every host's variables as --host shows them (Ansible's --list leaves out hosts without any)."""
+    inventory = load_inventory(folder)
     assert inventory.hosts, "fixture has hosts"
+    expected = reference_list(folder)["_meta"]["hostvars"]
+    ours = list_document(inventory, set(), show_secrets=True)["_meta"]["hostvars"]
+    assert ours == expected
     for host in inventory.hosts:
-        assert inventory.host_vars(host) == ansible_inventory(source, "--host", host), host
+        assert host in expected or host_document(inventory, set(), host, show_secrets=True) == {}
 
 
 @pytest.mark.parametrize("folder", INVENTORIES, ids=lambda p: p.name)
 def test_cli_host_output_matches_ansible(folder: Path) -> None:
-    source = find_inventory_file(folder)
-    host = next(iter(load_inventory(source).hosts))
-    done = subprocess.run(["provision", "inventory", "-i", str(folder), "--host", host], capture_output=True, text=True, check=True)
-    assert json.loads(done.stdout) == ansible_inventory(source, "--host", host)
+    host = next(iter(load_inventory(folder).hosts))
+    done = provision("inventory", "-i", str(folder), "--host", host)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == ansible_inventory(folder, "--host", host)
 
 
 @pytest.mark.parametrize("folder", INVENTORIES, ids=lambda p: p.name)
 def test_graph_matches_ansible(folder: Path) -> None:
-    source = find_inventory_file(folder)
-    expected = subprocess.run(["ansible-inventory", "-i", str(source), "--graph"], capture_output=True, text=True, check=True)
-    ours = subprocess.run(["provision", "inventory", "-i", str(source), "--graph"], capture_output=True, text=True, check=True)
-    assert ours.stdout.strip() == expected.stdout.strip()
+    ours = provision("inventory", "-i", str(folder), "--graph")
+    assert ours.returncode == 0, ours.stderr
+    assert ours.stdout.strip() == ansible_graph(folder)
+
+
+def test_non_ascii_is_printed_as_text() -> None:
+    folder = DATA / "inventories" / "ipv6_ranges"
+    done = provision("inventory", "-i", str(folder), "--host", "cal1.example.com")
+    assert '"label": "Größe – ½"' in done.stdout and "\\u" not in done.stdout
+
+
+PATTERNS = [
+    ("ipv6_ranges", "2001:db8::2"),
+    ("ipv6_ranges", "2001:db8::1,mail1.example.com"),
+    ("ipv6_ranges", "ranges:&mail*"),
+    ("ipv6_ranges", "v6:dated"),
+    ("ipv6_ranges", "ranges[1:3]"),
+    ("folder_mixed", "web:!cloud"),
+    ("folder_mixed", "mail:db"),
+    ("constructed", "dc_fra:&web"),
+    ("constructed", "roles"),
+]
+
+
+@pytest.mark.parametrize(("name", "pattern"), PATTERNS)
+def test_patterns_match_ansible(name: str, pattern: str) -> None:
+    folder = DATA / "inventories" / name
+    assert select_hosts(load_inventory(folder), pattern) == ansible_list_hosts(folder, pattern)
+
+
+def test_host_list_source_matches_ansible() -> None:
+    """-i 'a,b:2222,[v6]:22,' is a host list, not a file name."""
+    source = "web1.example.net,web2.example.net:2222,[2001:db8::5]:2022,2001:db8::6,mail[1:2],"
+    done = provision("inventory", "-i", source, "--list")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == ansible_inventory(source, "--list")
+
+
+def test_several_sources_merge_like_ansible() -> None:
+    sources: list[str | Path] = [DATA / "inventories" / "ini_in_yml", DATA / "inventories" / "script_no_meta", "extra1,extra2,"]
+    done = provision("inventory", *[a for s in sources for a in ("-i", str(s))], "--list")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == ansible_inventory(sources, "--list")

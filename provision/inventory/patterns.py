@@ -12,29 +12,23 @@ import fnmatch
 import re
 
 from provision.errors import PatternError
+from provision.inventory.hostranges import parse_address
 from provision.inventory.model import Inventory
 
 _SUBSCRIPT = re.compile(r"^(?P<name>.+?)\[(?P<start>-?\d+)(?::(?P<end>-?\d*))?\]$")
 
 
+_TERM = re.compile(r"(?:[^\s:\[\]]|\[[^\]]*\])+")
+
+
 def split_pattern(pattern: str) -> list[str]:
-    """Split on ',' and on ':' (but not inside [...] and not in IPv6 addresses)."""
+    """Split on ',', else on ':' as Ansible does: not inside [...], and not at
+    all when the whole pattern is one address (an IPv6 address, host:port)."""
     if "," in pattern:
         return [p.strip() for p in pattern.split(",") if p.strip()]
-    parts: list[str] = []
-    current, depth = "", 0
-    for char in pattern:
-        if char == "[":
-            depth += 1
-        elif char == "]":
-            depth -= 1
-        if char == ":" and depth == 0:
-            parts.append(current)
-            current = ""
-        else:
-            current += char
-    parts.append(current)
-    return [p.strip() for p in parts if p.strip()]
+    if parse_address(pattern.strip()) is not None:
+        return [pattern.strip()] if pattern.strip() else []
+    return _TERM.findall(pattern)
 
 
 def _ordered(terms: list[str]) -> list[str]:

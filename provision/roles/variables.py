@@ -310,6 +310,6 @@ def check_value(value: Any, spec: VariableSpec) -> Any:
 def _kind(value: Any) -> str:
     if value is None:
         return "nothing (null)"
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list", dict: "a mapping"}.get(
-        type(value), type(value).__name__
-    )
+    # isinstance, in this order: a bool is an int, and vault text or a LocatedDict is a str or a dict.
+    kinds = ((bool, "a boolean"), (int, "an integer"), (float, "a number"), (str, "a string"), (list, "a list"), (dict, "a mapping"))
+    return next((name for kind, name in kinds if isinstance(value, kind)), type(value).__name__)
