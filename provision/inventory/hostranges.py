@@ -97,5 +97,7 @@ def _expand_range(spec: str, pattern: str) -> list[str]:
         width = len(start) if start.startswith("0") and len(start) > 1 else 0
         if width and len(end) != width:
             raise ValueError(f"host range [{spec}] in {pattern!r} must write start and end with the same number of digits")
+        if int(start) > int(end):  # Ansible would silently make no host
+            raise ValueError(f"host range [{spec}] in {pattern!r} starts after it ends")
         return [str(n).zfill(width) for n in range(int(start), int(end) + 1, step)]
     raise ValueError(f"host range [{spec}] in {pattern!r} must be numbers or single letters")

@@ -171,11 +171,13 @@ class Vault:
         self.match_label_only = match_label_only
 
     def decrypt(self, text: str, where: Location) -> bytes:
-        envelope = parse_envelope(text, where)
-        label = envelope.label or DEFAULT_LABEL
         if not self.secrets:
+            header = text.strip().split("\n", 1)[0].split(";")
+            label = header[3].strip() if len(header) > 3 and header[3].strip() else DEFAULT_LABEL
             message = f"this is encrypted with Ansible Vault (vault id {label!r}) and no vault password was given: {HOW_TO_GIVE}"
             raise VaultError(message, where)
+        envelope = parse_envelope(text, where)
+        label = envelope.label or DEFAULT_LABEL
         candidates = [s for s in self.secrets if s.label == label]
         if not self.match_label_only:
             candidates += [s for s in self.secrets if s.label != label]

@@ -69,7 +69,10 @@ class Project:
         return cls(inventory, plays, RoleLoader(search), site_path, options)
 
     def select(self, limit: str | None) -> list[str]:
-        hosts = select_hosts(self.inventory, limit or "all")
+        """The hosts a run touches: ``--limit`` applied to all hosts, in the
+        inventory's order (as ``ansible all --limit L`` orders them)."""
+        wanted = set(select_hosts(self.inventory, limit or "all"))
+        hosts = [host for host in select_hosts(self.inventory, "all") if host in wanted]
         if not hosts:
             raise PatternError(f"the pattern {limit or 'all'!r} matches no host in {self.inventory.source}")
         return hosts
