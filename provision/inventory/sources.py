@@ -63,13 +63,24 @@ class SourceReader:
         if path.is_dir():
             for name in sorted(os.listdir(path)):
                 if not skipped_in_folder(name):
-                    self.read(str(path / name))
+                    self.read_in_folder(path / name)
         elif path.is_file():
             self.read_file(path)
         elif path.exists():
             raise InventoryError("not a file or folder", Location(source))
         else:
             raise InventoryError("no such inventory file or folder", Location(source))
+
+    def read_in_folder(self, path: Path) -> None:
+        try:
+            self.read(str(path))
+        except InventoryError as exc:
+            if not path.is_file() or not exc.message.startswith("cannot read this inventory file"):
+                raise
+            hint = (
+                "; a folder given with -i is read as Ansible reads it, every file in it an inventory: move this file out, or give -i FILE"
+            )
+            raise InventoryError(exc.message + hint, exc.location) from None
 
     def _host_list(self, source: str) -> None:
         for entry in (e.strip() for e in source.split(",")):

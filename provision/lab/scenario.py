@@ -22,6 +22,7 @@ from provision.bundled import checkout_dir, roles_dir
 from provision.engine.converge import HostResult
 from provision.engine.runner import RunOptions, run_hosts
 from provision.errors import ProvisionError
+from provision.inventory import find_inventory_file
 from provision.roles.compiler import Project, compile_hosts, require_site
 
 Say = Callable[[str], None]
@@ -43,7 +44,9 @@ class Scenario:
     """Where the scenario's roles live beyond the usual places (as molecule adds the role's parent)."""
 
     def project(self, *extra: Path) -> Project:
-        return Project.load([self.directory, *extra], roles_path=self.roles_path)
+        # The scenario's inventory file, not its folder: a folder source would read
+        # molecule.yml, converge.yml and tests/ as inventories too, as Ansible would.
+        return Project.load([find_inventory_file(self.directory), *extra], roles_path=self.roles_path)
 
 
 def find_scenario(role: str, name: str, base: Path | None = None) -> Scenario:
