@@ -292,3 +292,13 @@ def test_project_folder_needs_no_inventory_option(tmp_path: Path, monkeypatch: p
     assert params["remote_user"] == "deploy" and params["private_key"] == str(project / "keys/deploy")
     assert params["accept_new_host_keys"] is True
     assert params["inventory"] == (project / "inventory",)
+
+
+def test_unsafe_values_are_never_templated(greet: Path) -> None:
+    """Ansible's !unsafe (and what a constructed source computes) stays as written."""
+    (greet / "host_vars").mkdir()
+    (greet / "host_vars/h2.yml").write_text("greeting_name: !unsafe \"{{ lookup('pipe', 'id') }}\"\n")
+    site = (greet / "site.yml").read_text().replace("{role: greet, vars: {greeting_name: from-site-role-entry}}", "greet")
+    (greet / "site.yml").write_text(site)
+    content = Project.load(greet).compile("h2").desired.files["/etc/greeting"].content
+    assert content == b"hello {{ lookup('pipe', 'id') }}\n"
