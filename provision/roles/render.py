@@ -197,6 +197,15 @@ def _alias_targets(value: Any) -> str:
     return ", ".join(texts)
 
 
+def _unknown_sender_transports(instances: Any) -> list[str]:
+    """"instance: transport" for each sender_transports entry naming a transport its instance does not define."""
+    found = []
+    for instance in instances or []:
+        names = {transport["name"] for transport in instance.get("transports") or []}
+        found += [f"{instance['name']}: {name}" for name in (instance.get("sender_transports") or {}).values() if name not in names]
+    return found
+
+
 def _postfix_list(value: Any, separator: str = ", ") -> str:
     items = value if isinstance(value, (list, tuple)) else [value]
     return separator.join(_line(item) for item in items)
@@ -240,6 +249,7 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "lookup_key": _lookup_key,
     "alias_name": _alias_name,
     "alias_targets": _alias_targets,
+    "unknown_sender_transports": _unknown_sender_transports,
     "shell_quote": lambda v: shlex.quote(_line(v)),
     "postfix_list": _postfix_list,
     "yesno": _yesno,
