@@ -25,13 +25,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from rich.console import Console
-from rich.table import Table
+from rich.markup import escape
+from rich.text import Text
 
 from provision.engine.hosts import ConnectionOptions, HostCall, HostSession, HostTarget, call_hosts
 from provision.errors import HostKeyError, InventoryError, Location, ProvisionError
 from provision.onboard.inventory_edit import InventoryEdit, plan_inventory_edit, write
 from provision.onboard.transports import onboard_vars
 from provision.roles.compiler import Project, require_site
+from provision.views.tables import Column, fitted_table
 
 T = TypeVar("T")
 STEPS = ("inventory", "ssh", "converge", "verify", "report", "checklist")
@@ -92,13 +94,13 @@ def _step_inventory(inventories: list[Path], options: OnboardOptions, console: C
         (edit.host_vars_file, edit.host_vars_before, edit.host_vars_after),
     ):
         if before == after:
-            console.print(f"{path}: unchanged")
+            console.print(Text(f"{path}: unchanged"))
             continue
         diff = difflib.unified_diff((before or "").splitlines(True), after.splitlines(True), str(path), str(path))
-        console.print(f"{path}: {'would change' if options.dry_run else 'changed'}")
+        console.print(Text(f"{path}: {'would change' if options.dry_run else 'changed'}"))
         console.print("".join(diff).rstrip("\n"), markup=False, highlight=False)
     if edit.kept_keys:
-        console.print(f"kept as you set them in {edit.host_vars_file.name}: {', '.join(edit.kept_keys)}")
+        console.print(Text(f"kept as you set them in {edit.host_vars_file.name}: {', '.join(edit.kept_keys)}"))
     if options.dry_run:
         console.print(managed, markup=False, highlight=False)
     else:
@@ -154,7 +156,7 @@ def _step_ssh(project: Project, options: OnboardOptions, console: Console) -> No
     if call.value is None:
         raise StepFailed("ssh", "; ".join(call.errors))
     settings = call.value
-    console.print(f"{settings.user or 'root'}@{settings.host}:{settings.port}: connected, host key verified")
+    console.print(Text(f"{settings.user or 'root'}@{settings.host}:{settings.port}: connected, host key verified"))
 
 
 def _step_converge(project: Project, options: OnboardOptions, console: Console) -> None:
@@ -164,7 +166,7 @@ def _step_converge(project: Project, options: OnboardOptions, console: Console) 
 
     _header(console, "converge")
     compiled = compile_hosts(project, [options.host], None)
-    with console.status(f"converging {options.host}", spinner="dots"):
+    with console.status(f"converging {escape(options.host)}", spinner="dots"):
         (result,) = run_hosts(compiled, RunOptions(connection=options.connection))
     print_summary(console, [result], check=False, show_diff=False)
     if result.status.is_error:
@@ -184,18 +186,24 @@ def _step_verify(project: Project, options: OnboardOptions, console: Console) ->
         console.print("[yellow]skipped[/]: give --verify-to ADDRESS to send a test message through every transport")
         return []
     recipient, timeout = options.verify_to, options.verify_timeout
-    with console.status(f"sending {len(transports)} test message(s) to {recipient}", spinner="dots"):
+    with console.status(f"sending {len(transports)} test message(s) to {escape(recipient)}", spinner="dots"):
         call = _on_host(project, options, lambda session: send_and_confirm(session.connector, options.host, transports, recipient, timeout))
     if call.value is None:
         raise StepFailed("verify", "; ".join(call.errors))
     deliveries, log = call.value
-    table = Table(
-        "transport", "bound address", "status", "relay", "reply", title=f"test messages to {options.verify_to}", title_justify="left"
-    )
-    for delivery in deliveries:
-        status = "[green]delivered[/]" if delivery.delivered else f"[red]{delivery.status}[/]"
-        table.add_row(delivery.service, delivery.address, status, delivery.relay, delivery.detail)
-    console.print(table)
+    # Relays and replies are what the next hop said: Text, never markup.
+    columns = [Column("transport", 9), Column("bound address", 7), Column("status", 6), Column("relay", 6), Column("reply", 10)]
+    rows = [
+        [
+            Text(delivery.service),
+            Text(delivery.address),
+            Text("delivered", style="green") if delivery.delivered else Text(delivery.status, style="red"),
+            Text(delivery.relay),
+            Text(delivery.detail),
+        ]
+        for delivery in deliveries
+    ]
+    console.print(fitted_table(console, f"test messages to {options.verify_to}", columns, rows))
     failed = [d for d in deliveries if not d.delivered]
     if failed:
         names = ", ".join(f"{d.service} ({d.status})" for d in failed)
@@ -236,7 +244,7 @@ def _step_checklist(edit: InventoryEdit, deliveries: list[Any], report: Any, con
     if host.drift:
         items.append(f"drift remains after converging: {', '.join(host.drift)}")
     for number, item in enumerate(items, start=1):
-        console.print(f"  {number}. {item}", highlight=False)
+        console.print(Text(f"  {number}. {item}"), highlight=False)
     if not items:
         console.print("  nothing left: the host is converged, verified and its reverse DNS is in order")
 

@@ -21,7 +21,6 @@ import jinja2
 from provision.errors import Location, TemplateError
 from provision.roles.variables import alias_target_text, apache_line_text, apache_no_variables, postfix_text
 
-
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
@@ -70,7 +69,14 @@ APACHE_HANDLERS = {
     "type-map": "negotiation",
     "default-handler": "",
 }
-_PROXY_SCHEMES = {"fcgi": "proxy_fcgi", "http": "proxy_http", "https": "proxy_http", "uwsgi": "proxy_uwsgi", "scgi": "proxy_scgi", "ajp": "proxy_ajp"}
+_PROXY_SCHEMES = {
+    "fcgi": "proxy_fcgi",
+    "http": "proxy_http",
+    "https": "proxy_http",
+    "uwsgi": "proxy_uwsgi",
+    "scgi": "proxy_scgi",
+    "ajp": "proxy_ajp",
+}
 
 
 def _vhost_handlers(vhosts: Any) -> list[tuple[str, str]]:
@@ -107,7 +113,9 @@ def _apache_handler_modules(vhosts: Any, mpm: str, provided: dict[str, str] | No
 
 
 def _apache_unknown_handlers(vhosts: Any, provided: dict[str, str] | None = None) -> list[str]:
-    return [f"{where}: {handler}" for where, handler in _vhost_handlers(vhosts) if _handler_modules(handler, "event", provided or {}) is None]
+    return [
+        f"{where}: {handler}" for where, handler in _vhost_handlers(vhosts) if _handler_modules(handler, "event", provided or {}) is None
+    ]
 
 
 def _apache_duplicate_names(vhosts: Any) -> list[str]:
@@ -198,7 +206,7 @@ def _alias_targets(value: Any) -> str:
 
 
 def _unknown_sender_transports(instances: Any) -> list[str]:
-    """"instance: transport" for each sender_transports entry naming a transport its instance does not define."""
+    """ "instance: transport" for each sender_transports entry naming a transport its instance does not define."""
     found = []
     for instance in instances or []:
         names = {transport["name"] for transport in instance.get("transports") or []}

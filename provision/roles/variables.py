@@ -170,7 +170,9 @@ def _single_line(value: str, spec: VariableSpec) -> None:
             raise VariableValueError("must not contain a newline (it would add a line to the config file)")
         found = _CONTROL.search(value)
     if found:
-        raise VariableValueError(f"must not contain the control character {found.group()!r} (it would end a config line or reach a terminal)")
+        raise VariableValueError(
+            f"must not contain the control character {found.group()!r} (it would end a config line or reach a terminal)"
+        )
 
 
 def _check_string(value: Any, spec: VariableSpec) -> str:
@@ -394,7 +396,9 @@ def _check_require(value: Any, spec: VariableSpec) -> Any:
 def apache_no_variables(text: str) -> None:
     """Apache replaces ${NAME} on every config line before reading it, quoted or not."""
     if re.search(r"\$\{[^}]*\}", text):
-        raise VariableValueError(f"{text!r} holds ${{...}}, which Apache replaces with a variable on every config line (no quoting stops it)")
+        raise VariableValueError(
+            f"{text!r} holds ${{...}}, which Apache replaces with a variable on every config line (no quoting stops it)"
+        )
 
 
 def apache_line_text(text: str) -> None:
@@ -425,7 +429,7 @@ def _check_postfix_value(value: Any, spec: VariableSpec) -> Any:
     items = value if isinstance(value, list) else [value]
     for index, item in enumerate(items):
         where = f"[{index}]" if isinstance(value, list) else ""
-        if isinstance(item, bool) or isinstance(item, (int, float)):
+        if isinstance(item, (bool, int, float)):
             continue
         if not isinstance(item, str):
             raise VariableValueError(f"expected {spec.describe()}, got {_kind(item)}", where)
