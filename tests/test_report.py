@@ -206,3 +206,66 @@ def test_html_escapes_what_hosts_and_dns_say(compiled_mail_host: Any, checker: D
     )
     page = to_html(Report(dt.datetime.now(dt.UTC).isoformat(), "test", [report]))
     assert "<script>" not in page and "&lt;script&gt;" in page
+
+
+MANY_NAMES = [f"ptr{number}.reverse-zone.example.test" for number in range(50)]
+
+
+@pytest.fixture(scope="module")
+def hostile_dns() -> Iterator[DnsServer]:
+    with DnsServer("127.84.0.53", 5354) as server:
+        # Names with rich's markup in them: x[/].test (A and PTR) and a[red]b[/].test (PTR only).
+        server.serve({}, {"127.84.9.1": MANY_NAMES, "127.84.9.3": "a[red]b[/].test"}, hosts={"x[/].test": "127.84.9.2"})
+        yield server
+
+
+def test_terminal_report_shows_dns_names_as_they_are_and_keeps_every_column(hostile_dns: DnsServer) -> None:
+    import io
+
+    from rich.console import Console
+
+    from provision.report.model import Report, TransportReport
+    from provision.report.output import print_report
+
+    checker = DnsChecker([(hostile_dns.address, hostile_dns.port)], timeout=2.0)
+    rows = []
+    transports = (("out1", "127.84.9.1", "out1.example.test"), ("out2", "127.84.9.2", "a[bold]b[/].test"), ("out3", "127.84.9.3", "o.test"))
+    for service, address, helo in transports:
+        checked = checker.check(address, helo)
+        rows.append(
+            TransportReport(
+                "postfix", service, address, helo, checked.ptr_names, bool(checked.confirmed_names), False, checked.outcome, checked.detail
+            )
+        )
+    assert len(rows[0].ptr_names) == 50 and rows[1].outcome == "HELO differs from PTR" and rows[2].ptr_names == ["a[red]b[/].test"]
+    host = HostReport("mx-with-a-long-name.example.test", transports=rows, drift_known=True)
+    console = Console(width=80, file=io.StringIO(), record=True)
+    print_report(console, Report("now", "test", [host]))
+    text = console.export_text()
+    assert all(len(line) <= 80 for line in text.splitlines())
+    header = next(line for line in text.splitlines() if line.startswith("host "))
+    assert header.split() == ["host", "instance", "transport", "address", "HELO", "PTR", "FCrDNS", "verdict"]
+    flat = "".join(text.split())  # cells wrap; their text is all there
+    assert "x[/].test" in flat and "a[red]b[/].test" in flat and "a[bold]b[/].test" in flat and "(+47more)" in flat
+    table = text.split("\nhosts")[0].splitlines()
+    verdicts = [line[header.index("verdict") :] for line in table]
+    assert sum(cell.startswith("PTR not") for cell in verdicts) == 2 and sum(cell.startswith("HELO ") for cell in verdicts) == 1
+    assert flat.count("PTRnotconfirmed(") == 2  # and in the problem lines
+    assert "HELOdiffersfromPTR(HELOa[bold]b[/].test,PTRx[/].test)" in flat and "a[red]b[/].testresolvestonothing" in flat
+    assert flat.count("mx-with-a-long-name.example.test") >= 3  # both rows, the hosts table and the problem lines
+
+
+@pytest.mark.parametrize(
+    ("natural", "minimum", "available", "expected"),
+    [
+        ([5, 5, 5], [3, 3, 3], 20, [5, 5, 5]),
+        ([10, 40, 5], [4, 4, 4], 30, [10, 15, 5]),
+        ([30, 30], [8, 8], 20, [10, 10]),
+        ([30, 30], [12, 12], 20, [12, 12]),  # the minimums win over the terminal
+        ([2, 3], [6, 6], 40, [6, 6]),
+    ],
+)
+def test_fit_widths(natural: list[int], minimum: list[int], available: int, expected: list[int]) -> None:
+    from provision.views.tables import fit_widths
+
+    assert fit_widths(natural, minimum, available) == expected

@@ -149,6 +149,48 @@ def test_report_reads_the_host_and_flags_where_it_disagrees_with_the_inventory(
         report_lab.exec(HOST, ["postconf", "-P", f"out2/unix/smtp_bind_address={second}"])
 
 
+def test_hostile_ptr_names_print_as_they_are_in_80_columns(report_lab: Lab, inventory: Path, dns_server: DnsServer) -> None:
+    first, second, third = report_lab.host(HOST).extra_addresses[:3]
+    forward, _ = zone(report_lab, fixed=True)
+    names = [f"ptr{n}.example.test" for n in range(50)]
+    dns_server.serve(forward, {first: names, second: "x[/].test", third: "a[red]b[/].test"})
+    done = subprocess.run(
+        [
+            "provision",
+            "report",
+            "-i",
+            str(inventory),
+            "-i",
+            str(report_lab.inventory_file),
+            "--dns-server",
+            f"{dns_server.address}:{dns_server.port}",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+        env={**os.environ, "COLUMNS": "80"},
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr and "MarkupError" not in done.stderr
+    lines = done.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    assert next(line for line in lines if line.startswith("host ")).split()[:8] == [
+        "host",
+        "instance",
+        "transport",
+        "address",
+        "HELO",
+        "PTR",
+        "FCrDNS",
+        "verdict",
+    ]
+    problems = [line for line in lines if "✗" in line]
+    assert {"out1", "out2", "bulk1"} <= {word.split("/")[-1] for line in problems for word in line.split()}
+    flat = "".join(done.stdout.split())
+    assert "x[/].test" in flat and "a[red]b[/].test" in flat and "(+47more)" in flat
+
+
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium (installed by .ci/run)")
 def test_html_report_renders_in_a_real_browser(report_lab: Lab, inventory: Path, dns_server: DnsServer, tmp_path: Path) -> None:
     from PIL import Image
