@@ -30,6 +30,7 @@ from rich.text import Text
 
 from provision.engine.hosts import ConnectionOptions, HostCall, HostSession, HostTarget, call_hosts
 from provision.errors import HostKeyError, InventoryError, Location, ProvisionError
+from provision.onboard.conflicts import address_conflicts, ssh_setting_problems, winning_ssh_names
 from provision.onboard.inventory_edit import InventoryEdit, plan_inventory_edit, write
 from provision.onboard.transports import onboard_vars
 from provision.roles.compiler import Project, require_site
@@ -84,9 +85,17 @@ def _header(console: Console, step: str) -> None:
     console.rule(f"[bold]{STEPS.index(step) + 1}/{len(STEPS)} {step}", align="left")
 
 
+def _current_vars(inventories: list[Path], host: str) -> dict[str, Any]:
+    """The host's inventory variables before the edit (empty for a new host)."""
+    inventory = Project.load(inventories).inventory
+    return inventory.host_vars(host) if host in inventory.hosts else {}
+
+
 def _step_inventory(inventories: list[Path], options: OnboardOptions, console: Console) -> InventoryEdit:
     _header(console, "inventory")
-    host_vars = onboard_vars(options.host, options.addresses, options.ssh)
+    # A host the inventory already has may set host: (which wins over ansible_host): write what wins.
+    ssh = winning_ssh_names(options.ssh, _current_vars(inventories, options.host))
+    host_vars = onboard_vars(options.host, options.addresses, ssh)
     edit = plan_inventory_edit(inventories[0], options.host, options.group, host_vars)
     managed = _validate_in_scratch_copy(inventories, edit, options)
     for path, before, after in (
@@ -132,11 +141,42 @@ def _validate_in_scratch_copy(inventories: list[Path], edit: InventoryEdit, opti
             compiled = project.compile(options.host)
         except ProvisionError as exc:
             raise _in_real_folder(exc, copy, folder) from None
+        _refuse_conflicts(project, options, compiled.variables, copy, folder, edit)
     roles = ", ".join(role.name for role in project.host_roles(options.host).roles)
     generated = "".join(f" and {kind} files decided on the host" for kind, _ in compiled.desired.generators)
     return f"roles: {roles}; {len(compiled.desired.files)} managed files{generated}:\n" + "\n".join(
         f"  {path}" for path in sorted(compiled.desired.files)
     )
+
+
+def _refuse_conflicts(
+    project: Project, options: OnboardOptions, variables: dict[str, Any], copy: Path, folder: Path, edit: InventoryEdit
+) -> None:
+    """The connection settings asked for must be the ones that win, and the addresses no other host's."""
+
+    def where(name: str) -> Location | None:
+        found = project.inventory.var_location(options.host, name)
+        if found is not None and found.file.startswith(str(copy)):
+            return Location(str(folder) + found.file[len(str(copy)) :], found.line, found.column)
+        return found
+
+    requested = {name: value for name, value in options.ssh.items() if value is not None}
+    problems = ssh_setting_problems(requested, variables, where)
+    if problems:
+        message = "; ".join(problems) + f" over {edit.host_vars_file}: change it where it is set, or leave out the --ssh option"
+        raise InventoryError(message)
+    others: dict[str, dict[str, Any]] = {}
+    for other in project.inventory.hosts:
+        assigned = project.host_roles(other)
+        if other == options.host or not any("postfix_transports" in role.variables for role in assigned.roles):
+            continue
+        try:
+            others[other] = project.variables(other, assigned)[0]
+        except ProvisionError:
+            continue  # that host's own mistake; its next run reports it
+    conflicts = address_conflicts(options.addresses, others)
+    if conflicts:
+        raise InventoryError("; ".join(conflicts) + ": an address can be bound by one host only", Location(str(edit.host_vars_file)))
 
 
 def _in_real_folder(exc: ProvisionError, copy: Path, folder: Path) -> ProvisionError:
