@@ -41,7 +41,13 @@ if TYPE_CHECKING:
     metavar="IP[:PORT]",
     help="Resolver for PTR and forward lookups (repeatable); default the system's.",
 )
-@click.option("--dns-timeout", default=3.0, show_default=True, type=click.FloatRange(0.1, 60), help="Seconds per DNS query.")
+@click.option(
+    "--dns-timeout",
+    default=3.0,
+    show_default=True,
+    type=click.FloatRange(0.1, 60),
+    help="Seconds for all of one host's DNS lookups (they run at once); a resolver that stays silent is named.",
+)
 @click.option("--renew-days", default=30, show_default=True, type=click.IntRange(0), help="A certificate expiring sooner is a problem.")
 @forks_option
 @connection_options

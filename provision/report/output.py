@@ -49,14 +49,8 @@ TRANSPORT_COLUMNS = [
     Column("FCrDNS", 6),
     Column("verdict", 10),
 ]
-HOST_COLUMNS = [
-    Column("host", 8),
-    Column("status", 6),
-    Column("drift", 5),
-    Column("queues", 6),
-    Column("certificates", 12),
-    Column("problems", 8),
-]
+HOST_COLUMNS = [Column("host", 8), Column("status", 6), Column("MTA", 7), Column("drift", 5), Column("queues", 6)]
+HOST_COLUMNS += [Column("certificates", 12), Column("problems", 8)]
 
 
 def _ptr_cell(names: list[str]) -> Text:
@@ -96,7 +90,8 @@ def print_report(console: Console, report: Report) -> None:
         certs = "-" if not host.certificates else f"{len(host.certificates)}, soonest {soonest} days" if soonest is not None else "?"
         status = Text(host.status, style="" if host.status == "ok" else "red")
         problems = Text(str(len(host.problems)), style="red" if host.problems else "")
-        rows.append([Text(host.host), status, drift, Text(queues), Text(certs), problems])
+        mta = Text(host.mta or "-", style="" if host.mta_ok else "red")
+        rows.append([Text(host.host), status, mta, drift, Text(queues), Text(certs), problems])
     console.print(fitted_table(console, "hosts", HOST_COLUMNS, rows))
     summary = report.summary()
     line = Text(f"{summary['problems']} problem(s)", style="red" if summary["problems"] else "green")

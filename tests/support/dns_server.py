@@ -92,3 +92,20 @@ class DnsServer:
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, trace: TracebackType | None) -> None:
         self.stop()
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class SilentDnsServer:
+    """A UDP socket on a loopback address that takes DNS queries and never answers."""
+
+    def __init__(self, address: str, port: int) -> None:
+        import socket
+
+        self.address, self.port = address, port
+        self.socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.socket.bind((address, port))
+
+    def __enter__(self) -> SilentDnsServer:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, trace: TracebackType | None) -> None:
+        self.socket.close()
