@@ -39,8 +39,10 @@ def main() -> None:
         for address, helo in pairs:
             checker.check(address, helo)
         in_turn = time.monotonic() - started
-    figures = {"addresses": args.addresses, "timeout": args.timeout, "at_once_seconds": round(at_once, 2), "in_turn_seconds": round(in_turn, 2)}
-    print(f"{args.addresses} addresses, silent resolver, timeout {args.timeout:g} s: at once {at_once:.2f} s, one after another {in_turn:.2f} s")
+    figures = {"addresses": args.addresses, "timeout": args.timeout, "at_once_seconds": round(at_once, 2)}
+    figures["in_turn_seconds"] = round(in_turn, 2)
+    print(f"{args.addresses} addresses, silent resolver, timeout {args.timeout:g} s:", end=" ")
+    print(f"at once {at_once:.2f} s, one after another {in_turn:.2f} s")
     results = Path(__file__).resolve().parent / "results"
     results.mkdir(exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")

@@ -66,7 +66,7 @@ class DnsChecker:
                 return self._cache[key]
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise dns.resolver.LifetimeTimeout(timeout=self.timeout, errors=[])
+            raise dns.exception.Timeout()
         try:
             answer = self.resolver.resolve(name, rdtype, search=False, lifetime=remaining)
             values = [_name(rdata.to_text()) for rdata in answer]
@@ -121,7 +121,8 @@ class DnsChecker:
         """The resolvers a failed lookup asked (as IP:PORT), or all of them when it never got to ask."""
         asked = [_server(entry) for entry in (getattr(exc, "kwargs", {}) or {}).get("errors") or []]
         if not asked:
-            asked = [f"{server}:{self.resolver.nameserver_ports.get(str(server), self.resolver.port)}" for server in self.resolver.nameservers]
+            ports = self.resolver.nameserver_ports
+            asked = [f"{server}:{ports.get(str(server), self.resolver.port)}" for server in self.resolver.nameservers]
         return ", ".join(dict.fromkeys(asked)) or "the resolver"
 
 
