@@ -66,7 +66,7 @@ class DnsChecker:
                 return self._cache[key]
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise dns.exception.Timeout()
+            raise dns.exception.Timeout  # the deadline passed before this lookup could start
         try:
             answer = self.resolver.resolve(name, rdtype, search=False, lifetime=remaining)
             values = [_name(rdata.to_text()) for rdata in answer]
