@@ -47,11 +47,13 @@ def _run(
     from rich.table import Table
     from rich.text import Text
 
+    from provision.engine.interrupt import EXIT_INTERRUPTED, sigint_stops
     from provision.mail.queues import queue_rows, run_mail
     from provision.roles.compiler import Project
 
     project = Project.load(list(inventory))
-    results = run_mail(project, project.select(limit), action, instance, forks, connection)
+    with sigint_stops(lambda text: Console(stderr=True).print(Text(text, style="bold yellow"))) as stop:
+        results = run_mail(project, project.select(limit), action, instance, forks, connection)
     if as_json:
         click.echo(json.dumps({"action": action, "hosts": {r.host: asdict(r) for r in results}}, indent=2))
     else:
@@ -73,7 +75,7 @@ def _run(
         for result in results:
             for error in result.errors:
                 console.print(Text.assemble((result.host, "bold red"), f": {result.status}: {error}"), highlight=False, soft_wrap=True)
-    sys.exit(EXIT_ERROR if any(r.status != "ok" for r in results) else EXIT_OK)
+    sys.exit(EXIT_INTERRUPTED if stop.requested() else EXIT_ERROR if any(r.status != "ok" for r in results) else EXIT_OK)
 
 
 def _command(action: MailAction, help_text: str) -> None:

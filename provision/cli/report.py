@@ -66,7 +66,9 @@ def report(
     """Per host and Postfix instance: each transport's bound address, its PTR,
     forward confirmation and HELO match; drift, certificate expiry, queues."""
     from rich.console import Console
+    from rich.text import Text
 
+    from provision.engine.interrupt import EXIT_INTERRUPTED, sigint_stops
     from provision.report.dns_check import DnsChecker
     from provision.report.gather import gather
     from provision.report.output import print_report, to_json, write_html
@@ -77,7 +79,10 @@ def report(
     hosts = project.select(limit)
     label = ", ".join(dns_servers) or "system"
     err = Console(stderr=True)
-    with err.status(f"reporting on {len(hosts)} host(s)", spinner="dots") if err.is_terminal and not as_json else nullcontext():
+    with (
+        sigint_stops(lambda text: err.print(Text(text, style="bold yellow"))) as stop,
+        err.status(f"reporting on {len(hosts)} host(s)", spinner="dots") if err.is_terminal and not as_json else nullcontext(),
+    ):
         result = gather(project, hosts, DnsChecker(resolvers, dns_timeout), label, forks, renew_days, connection)
     if html is not None:
         write_html(result, html)
@@ -87,4 +92,4 @@ def report(
         print_report(Console(), result)
         if html is not None:
             click.echo(f"HTML report: {html}")
-    sys.exit(EXIT_DRIFT if result.problem_count else EXIT_OK)
+    sys.exit(EXIT_INTERRUPTED if stop.requested() else EXIT_DRIFT if result.problem_count else EXIT_OK)

@@ -28,7 +28,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
-from provision.engine.hosts import ConnectionOptions, HostCall, HostSession, HostTarget, call_hosts
+from provision.engine.hosts import ConnectionOptions, HostCall, HostSession, HostStatus, HostTarget, call_hosts
 from provision.errors import HostKeyError, InventoryError, Location, ProvisionError
 from provision.onboard.conflicts import address_conflicts, ssh_setting_problems, winning_ssh_names
 from provision.onboard.inventory_edit import InventoryEdit, plan_inventory_edit, write
@@ -44,6 +44,15 @@ class StepFailed(Exception):
     def __init__(self, step: str, message: str) -> None:
         super().__init__(f"{step}: {message}")
         self.step = step
+
+
+class StepInterrupted(StepFailed):
+    """Ctrl-C stopped the step; the message says where the host stopped (provision.engine.interrupt)."""
+
+
+def _stop_if_interrupted(step: str, host: str, status: HostStatus, errors: list[str]) -> None:
+    if status is HostStatus.INTERRUPTED:
+        raise StepInterrupted(step, f"{host}: " + "; ".join(errors))
 
 
 @dataclass
@@ -193,6 +202,7 @@ def _step_ssh(project: Project, options: OnboardOptions, console: Console) -> No
     if isinstance(call.exception, HostKeyError):
         hint = "Compare the key's fingerprint with the host's console, then re-run with --accept-new-host-keys"
         raise StepFailed("ssh", f"{call.exception}. {hint}")
+    _stop_if_interrupted("ssh", options.host, call.status, call.errors)
     if call.value is None:
         raise StepFailed("ssh", "; ".join(call.errors))
     settings = call.value
@@ -209,6 +219,7 @@ def _step_converge(project: Project, options: OnboardOptions, console: Console) 
     with console.status(f"converging {escape(options.host)}", spinner="dots"):
         (result,) = run_hosts(compiled, RunOptions(connection=options.connection))
     print_summary(console, [result], check=False, show_diff=False)
+    _stop_if_interrupted("converge", options.host, result.status, result.errors)
     if result.status.is_error:
         raise StepFailed("converge", result.status + ": " + "; ".join(result.errors))
 
@@ -228,6 +239,7 @@ def _step_verify(project: Project, options: OnboardOptions, console: Console) ->
     recipient, timeout = options.verify_to, options.verify_timeout
     with console.status(f"sending {len(transports)} test message(s) to {escape(recipient)}", spinner="dots"):
         call = _on_host(project, options, lambda session: send_and_confirm(session.connector, options.host, transports, recipient, timeout))
+    _stop_if_interrupted("verify", options.host, call.status, call.errors)
     if call.value is None:
         raise StepFailed("verify", "; ".join(call.errors))
     deliveries, log = call.value
@@ -259,6 +271,8 @@ def _step_report(project: Project, options: OnboardOptions, console: Console) ->
     _header(console, "report")
     label = ", ".join(f"{host}:{port}" for host, port in options.dns_servers) or "system"
     report = gather(project, [options.host], DnsChecker(options.dns_servers or None), label, connection=options.connection)
+    (host,) = report.hosts
+    _stop_if_interrupted("report", options.host, host.status, host.errors)
     print_report(console, report)
     return report
 
@@ -289,4 +303,4 @@ def _step_checklist(edit: InventoryEdit, deliveries: list[Any], report: Any, con
         console.print("  nothing left: the host is converged, verified and its reverse DNS is in order")
 
 
-__all__ = ["OnboardOptions", "ProvisionError", "StepFailed", "onboard"]
+__all__ = ["OnboardOptions", "ProvisionError", "StepFailed", "StepInterrupted", "onboard"]

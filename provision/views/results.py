@@ -13,13 +13,14 @@ from provision.engine.converge import HostResult
 from provision.engine.hosts import HostStatus
 from provision.views.tables import Column, fitted_table
 
-STATUS_STYLE = {"ok": "green", "changed": "yellow", "failed": "bold red", "unreachable": "bold magenta"}
+STATUS_STYLE = {"ok": "green", "changed": "yellow", "failed": "bold red", "unreachable": "bold magenta", "interrupted": "bold yellow"}
 JSON_VERSION = 1
 
 
 def totals(results: list[HostResult]) -> dict[str, int]:
     counts = Counter(r.status for r in results)
-    return {status.value: counts.get(status, 0) for status in HostStatus}
+    # "interrupted" only after a Ctrl-C, so that a finished run's summary keeps its four keys.
+    return {status.value: counts.get(status, 0) for status in HostStatus if status is not HostStatus.INTERRUPTED or counts.get(status)}
 
 
 def to_json(command: str, results: list[HostResult], check: bool) -> str:
