@@ -31,13 +31,13 @@ GRACE_SECONDS = 3.0
 NOT_STARTED = {
     "probe": "not started: nothing was asked of the host",
     "stage": "stopped after the probe: nothing was changed",
-    "commit": "stopped after staging and validation: nothing was changed",
+    "commit": "stopped after staging and validation: no file was changed (packages the staging installed stay)",
 }
 # ...and by the operation in flight when its connection was let go.
 LET_GO = {
     "connect": "let go while it connected or ran: no answer came in time; provision check shows where it is",
     "probe": "let go while it probed: a probe changes nothing",
-    "stage": "let go while it staged and validated: nothing was changed",
+    "stage": "let go while it staged and validated: no file was changed (a package it was installing may still be installed)",
     "commit": "let go while it committed: the host finishes the commit and its handlers by itself; provision check shows where it ended",
 }
 
