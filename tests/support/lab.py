@@ -65,14 +65,16 @@ def run_roles(
     limit: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Write an inventory (hosts with their vars, a site.yml applying ``roles``)
-    and run ``provision COMMAND`` on it plus the lab's inventory, with --json;
-    ``limit`` (a host pattern) keeps the roles off the lab's other hosts."""
+    and run ``provision COMMAND`` on it plus the lab's inventory, with --json.
+    Only the hosts given are converged (``limit``, a host pattern, by default
+    those hosts): another lab host would get the roles' defaults, such as
+    Postfix on every address of the machine, which other tests' hosts share."""
     target = folder / f"inv-{uuid.uuid4().hex[:6]}" if fresh else folder
     target.mkdir(exist_ok=True)
     (target / "hosts.yml").write_text(yaml.safe_dump({"all": {"hosts": hosts}}))
     (target / "site.yml").write_text(f"- hosts: all\n  roles: [{', '.join(roles)}]\n")
     return subprocess.run(
-        ["provision", command, "-i", str(target), "-i", str(lab.inventory_file), "--json", *(["--limit", limit] if limit else [])],
+        ["provision", command, "-i", str(target), "-i", str(lab.inventory_file), "--json", "--limit", limit or ":".join(hosts)],
         capture_output=True,
         text=True,
         check=False,
