@@ -2,13 +2,12 @@
 
 The same file the postfix role renders: a service whose command is
 ``smtp`` with ``-o smtp_bind_address=...`` and ``-o smtp_helo_name=...``
-(continuation lines and ``-o { name = value }`` included).
+(continuation lines and ``-o { name = value }`` included), split by Postfix's
+own rules so that a value reads here as it reads in Postfix.
 """
 
 from __future__ import annotations
 
-import re
-import shlex
 from dataclasses import dataclass
 
 
@@ -31,24 +30,67 @@ def _entries(text: str) -> list[str]:
     return entries
 
 
-def _options(arguments: str) -> dict[str, str]:
-    # -o { name = value with spaces } first, then plain -o name=value.
-    options = {m.group(1): m.group(2).strip() for m in re.finditer(r"-o\s*\{\s*(\w+)\s*=\s*([^}]*)\}", arguments)}
-    plain = re.sub(r"-o\s*\{[^}]*\}", " ", arguments)
-    words = shlex.split(plain)
-    for index, word in enumerate(words):
-        if word == "-o" and index + 1 < len(words) and "=" in words[index + 1]:
-            name, _, value = words[index + 1].partition("=")
-            options[name] = value
+def split_arguments(text: str) -> list[str]:
+    """Postfix's own split of master.cf fields (mystrtokq, then extpar).
+
+    Whitespace separates arguments except inside { }; an argument that starts
+    with "{" loses its outer braces and the whitespace just inside them.
+    """
+    arguments: list[str] = []
+    current: list[str] = []
+    level = 0
+    for char in text:
+        if char == "{":
+            level += 1
+        elif char == "}" and level > 0:
+            level -= 1
+        elif level == 0 and char in " \t\r\n":
+            if current:
+                arguments.append("".join(current))
+                current = []
+            continue
+        current.append(char)
+    if current:
+        arguments.append("".join(current))
+    return [_extract(argument) for argument in arguments]
+
+
+def _extract(argument: str) -> str:
+    if not argument.startswith("{"):
+        return argument
+    level = 0
+    for index, char in enumerate(argument):
+        level += {"{": 1, "}": -1}.get(char, 0)
+        if level == 0:
+            if index != len(argument) - 1:
+                raise ValueError(f"syntax error after '}}' in {argument!r}")
+            return argument[1:-1].strip(" \t\r\n")
+    raise ValueError(f"missing '}}' in {argument!r}")
+
+
+def _options(arguments: list[str]) -> dict[str, str]:
+    """``-o name=value`` and ``-o { name = value }``, read as Postfix's split_nameval does."""
+    options: dict[str, str] = {}
+    words = iter(arguments)
+    for word in words:
+        if word == "-o":
+            setting = next(words, "")
+        elif word.startswith("-o"):
+            setting = word[2:]
+        else:
+            continue
+        name, equals, value = setting.partition("=")
+        if equals and name.strip() and not any(c.isspace() for c in name.strip()):
+            options[name.strip()] = value.strip(" \t\r\n")
     return options
 
 
 def smtp_transports(text: str) -> dict[str, SmtpTransport]:
     found = {}
     for entry in _entries(text):
-        fields = entry.split(None, 8)
+        fields = split_arguments(entry)
         if len(fields) >= 8 and fields[1] == "unix" and fields[7] == "smtp":
-            options = _options(fields[8] if len(fields) > 8 else "")
+            options = _options(fields[8:])
             bind = options.get("smtp_bind_address") or options.get("smtp_bind_address6", "")
             found[fields[0]] = SmtpTransport(fields[0], bind, options.get("smtp_helo_name", ""))
     return found

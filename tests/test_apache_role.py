@@ -45,6 +45,36 @@ def test_vhost_sections_and_tls_module(compile_host: Callable[[dict[str, Any]], 
     assert "mods-available/ssl.load" in modules and "mods-available/cgi.load" in modules
 
 
+def test_one_name_on_two_addresses_is_two_sites(compile_host: Callable[[dict[str, Any]], dict[str, str]]) -> None:
+    vhosts = [{**VHOST, "listen": "*:80"}, {**VHOST, "listen": "*:443", "aliases": ["WWW.example.net"]}]
+    assert compile_host({"apache_vhosts": vhosts})["/etc/apache2/provision/vhosts.conf"].count("ServerName www.example.net") == 2
+
+
+def test_handlers_load_the_module_that_answers_them(compile_host: Callable[[dict[str, Any]], dict[str, str]]) -> None:
+    vhost = {
+        **VHOST,
+        "locations": [
+            {"path": "/cgi-bin", "handler": "cgi-script"},
+            {"path": "/app", "handler": "proxy:unix:/run/php/fpm.sock|fcgi://localhost"},
+        ],
+        "handlers": {"php-script": [".php"]},
+    }
+    files = compile_host({"apache_vhosts": [vhost], "apache_module_handlers": {"php-script": "php8_2"}})
+    modules, vhosts = files["/etc/apache2/provision/modules.conf"], files["/etc/apache2/provision/vhosts.conf"]
+    for module in ("cgid", "proxy", "proxy_fcgi", "php8_2"):
+        assert f"Include mods-available/{module}.load\n" in modules
+    assert 'SetHandler "proxy:unix:/run/php/fpm.sock|fcgi://localhost"' not in vhosts
+    assert "SetHandler proxy:unix:/run/php/fpm.sock|fcgi://localhost\n" in vhosts and "AddHandler php-script .php\n" in vhosts
+
+
+def test_paths_quoted_by_apache_rules(compile_host: Callable[[dict[str, Any]], dict[str, str]]) -> None:
+    root = '/srv/a "b" c>d\\'
+    vhost = {**VHOST, "document_root": root, "directories": [], "locations": [{"path": "/x'y>z", "require": "all denied"}]}
+    vhosts = compile_host({"apache_vhosts": [vhost]})["/etc/apache2/provision/vhosts.conf"]
+    assert 'DocumentRoot "/srv/a \\"b\\" c>d\\\\"\n' in vhosts
+    assert '<Location "/x\'y>z">\n\t\tRequire all denied\n' in vhosts
+
+
 def test_rotated_access_log(compile_host: Callable[[dict[str, Any]], dict[str, str]]) -> None:
     conf = compile_host({"apache_access_log": {"rotate": True, "interval": 3600}})["/etc/apache2/apache2.conf"]
     assert 'CustomLog "|/usr/bin/rotatelogs -l ${APACHE_LOG_DIR}/access_log.%Y-%m-%d 3600" combined' in conf
@@ -73,6 +103,47 @@ BAD = [
         {"apache_vhosts": [{**VHOST, "locations": [{"path": "status"}]}]},
         "apache_vhosts[0].locations[0].path: must match",
     ),
+    (
+        "handler with a quote",
+        {"apache_vhosts": [{**VHOST, "handlers": {'cgi script"': [".cgi"]}}]},
+        "apache_vhosts[0].handlers: key 'cgi script\"': expected an Apache handler name",
+    ),
+    (
+        "extension with a space",
+        {"apache_vhosts": [{**VHOST, "handlers": {"cgi-script": [".p l"]}}]},
+        "apache_vhosts[0].handlers.cgi-script[0]: expected one file name extension",
+    ),
+    (
+        "handler in upper case",
+        {"apache_vhosts": [{**VHOST, "locations": [{"path": "/x", "handler": "CGI-Script"}]}]},
+        "expected an Apache handler name in lower case",
+    ),
+    (
+        "handler no module answers",
+        {"apache_vhosts": [{**VHOST, "handlers": {"cgi_script": [".cgi"]}}]},
+        "no module provides the handler apache_vhosts[0].handlers: cgi_script: Apache would serve those files as they are",
+    ),
+    (
+        "require that joins the next line",
+        {"apache_vhosts": [{**VHOST, "directories": [{"path": "/srv", "require": "all granted\\"}]}]},
+        "ends with a backslash",
+    ),
+    (
+        "require with a variable",
+        {"apache_vhosts": [{**VHOST, "locations": [{"path": "/x", "require": "ip ${ADMIN_NET}"}]}]},
+        "holds ${...}",
+    ),
+    (
+        "server name twice, in two cases",
+        {"apache_vhosts": [{**VHOST, "server_name": "b.test"}, {**VHOST, "server_name": "B.TEST"}]},
+        "B.TEST on *:80 is named by apache_vhosts[0].server_name (b.test) and apache_vhosts[1].server_name (B.TEST)",
+    ),
+    (
+        "alias equal to another vhost's name",
+        {"apache_vhosts": [{**VHOST, "server_name": "a.test"}, {**VHOST, "server_name": "b.test", "aliases": ["A.test."]}]},
+        "A.test. on *:80 is named by apache_vhosts[0].server_name (a.test) and apache_vhosts[1].aliases[0] (A.test.)",
+    ),
+    ("admin that joins the next line", {"apache_server_admin": "a@b.example\\"}, "apache_server_admin: expected an email address"),
     (
         "newline in require",
         {"apache_vhosts": [{**VHOST, "directories": [{"path": "/srv", "require": "all granted\nInclude /x"}]}]},

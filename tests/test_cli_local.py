@@ -4,6 +4,7 @@ into temporary folders: apply, re-apply, drift check, repair, JSON."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -98,3 +99,11 @@ def test_motd_with_the_users_own_template(project: Path, tmp_path: Path) -> None
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "a" / "etc/motd").read_text() == "Welcome to alpha (motd)\n"
     assert not (tmp_path / "a" / "etc/update-motd.d").exists()
+
+
+def test_role_descriptions_are_shown_as_written() -> None:
+    # postfix_relayhost's description holds "[relay.example.net]:587", which rich would read as markup.
+    done = subprocess.run(
+        ["provision", "roles", "postfix"], capture_output=True, text=True, check=False, env={**os.environ, "COLUMNS": "400"}
+    )
+    assert done.returncode == 0 and '"[relay.example.net]:587"' in done.stdout

@@ -119,3 +119,67 @@ def test_ini_inventory_is_refused(make_tree: Callable[[dict[str, str]], Path]) -
     folder = make_tree({"hosts.ini": "[mail]\nmx0.example.test\n", "site.yml": SITE})
     with pytest.raises(ProvisionError, match="YAML inventories"):
         plan_inventory_edit(folder, "mx1.example.test", "mail", {})
+
+
+@pytest.mark.parametrize(
+    ("mx0_vars", "address", "how"),
+    [
+        ("postfix_transports: [{name: out1, bind_address: 127.70.0.1}]\n", "127.70.0.1", "transport out1 binds it"),
+        # Written through a template: what the inventory means, not what it spells.
+        ("base: 127.70.0\npostfix_transports: [{name: out3, bind_address: '{{ base }}.3'}]\n", "127.70.0.3", "transport out3 binds it"),
+        ("postfix_transports: [{name: v6, bind_address: '2001:DB8:0::1'}]\n", "2001:db8::1", "transport v6 binds it"),
+        ("postfix_inet_interfaces: [127.70.0.9]\n", "127.70.0.9", "listens on it (inet_interfaces)"),
+        (
+            "postfix_instances: [{name: postfix-b, inet_interfaces: [127.70.0.8], transports: [{name: b1, bind_address: 127.70.0.7}]}]\n",
+            "127.70.0.7",
+            "instance postfix-b transport b1 binds it",
+        ),
+    ],
+)
+def test_an_address_another_host_binds_is_refused_naming_it(inventory: Path, mx0_vars: str, address: str, how: str) -> None:
+    (inventory / "host_vars").mkdir()
+    (inventory / "host_vars/mx0.example.test.yml").write_text(mx0_vars)
+    before = {p: p.read_bytes() for p in inventory.rglob("*") if p.is_file()}
+    done = provision("onboard", "mx1.example.test", "-i", str(inventory), "-g", "mail", "-a", "127.70.0.2", "-a", address, "--dry-run")
+    assert done.returncode == 1, done.stdout
+    assert f"{address} belongs to host mx0.example.test: its {how}" in done.stderr and "Traceback" not in done.stderr
+    assert {p: p.read_bytes() for p in inventory.rglob("*") if p.is_file()} == before
+
+
+def test_onboarding_the_same_host_again_is_not_a_conflict_with_itself(inventory: Path) -> None:
+    args = ["onboard", "mx1.example.test", "-i", str(inventory), "-g", "mail", "-a", "127.70.0.1"]
+    write(plan_inventory_edit(inventory, "mx1.example.test", "mail", onboard_vars("mx1.example.test", ["127.70.0.1"], {})))
+    done = provision(*args, "--dry-run")
+    assert done.returncode == 0, done.stderr
+
+
+def test_ssh_host_is_written_as_the_variable_that_wins(inventory: Path) -> None:
+    from provision.connectors import settings_from_vars
+    from provision.roles.compiler import Project
+
+    # www is already in the inventory with host: set, which provision reads before ansible_host.
+    (inventory / "hosts.yml").write_text(
+        HOSTS.replace("        www.example.test:\n", "        www.example.test:\n          host: 127.0.0.9\n")
+    )
+    done = provision("onboard", "www.example.test", "-i", str(inventory), "-g", "mail", "--ssh-host", "127.0.0.77", "--ssh-user", "admin")
+    assert "1/6 inventory" in done.stdout and "error: ssh:" in done.stderr  # past the inventory step: nothing answers there
+    assert yaml.safe_load((inventory / "host_vars/www.example.test.yml").read_text()) == {"host": "127.0.0.77", "ansible_user": "admin"}
+    project = Project.load(inventory)
+    settings = settings_from_vars("www.example.test", project.variables("www.example.test", project.host_roles("www.example.test"))[0])
+    assert (settings.host, settings.user) == ("127.0.0.77", "admin")
+
+
+def test_ssh_host_that_another_inventory_overrides_is_refused(inventory: Path, tmp_path: Path) -> None:
+    # A later inventory's host_vars win over the first inventory's, which onboarding edits.
+    later = tmp_path / "later"
+    (later / "host_vars").mkdir(parents=True)
+    (later / "hosts.yml").write_text("all:\n  hosts:\n    mx1.example.test:\n")
+    (later / "host_vars/mx1.example.test.yml").write_text("# pinned\nhost: 127.0.0.66\n")
+    before = {p: p.read_bytes() for p in inventory.rglob("*") if p.is_file()}
+    done = provision(
+        "onboard", "mx1.example.test", "-i", str(inventory), "-i", str(later), "-g", "mail", "--ssh-host", "127.0.0.77", "--dry-run"
+    )
+    assert done.returncode == 1, done.stdout
+    expected = f"error: host would not be '127.0.0.77': host is '127.0.0.66' in {later}/host_vars/mx1.example.test.yml:2:1, which wins"
+    assert done.stderr.startswith(expected) and f"over {inventory}/host_vars/mx1.example.test.yml" in done.stderr, done.stderr
+    assert {p: p.read_bytes() for p in inventory.rglob("*") if p.is_file()} == before

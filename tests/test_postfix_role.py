@@ -72,6 +72,27 @@ def test_option_with_spaces_uses_braces(compile_host: Callable[[dict[str, Any]],
     assert "  -o { smtp_tls_policy_maps = hash:/a, hash:/b }\n" in compile_host(values)["/etc/postfix/master.cf"]
 
 
+def test_option_values_by_postfix_rules(compile_host: Callable[[dict[str, Any]], dict[str, str]]) -> None:
+    options = {
+        "smtp_tls_policy_maps": "inline:{ {a.test = encrypt}, {b.test = may} }",
+        "smtp_address_preference": ["ipv4"],
+        "smtp_helo_timeout": "$smtp_connect_timeout",
+        "smtp_tls_mandatory_exclude_ciphers": "aNULL,#x",
+    }
+    values = {**GOOD, "postfix_transports": [{"name": "out1", "bind_address": "127.0.0.11", "options": options}]}
+    master = compile_host(values)["/etc/postfix/master.cf"]
+    assert "  -o { smtp_tls_policy_maps = inline:{ {a.test = encrypt}, {b.test = may} } }\n" in master
+    assert "  -o smtp_address_preference=ipv4\n" in master and "  -o smtp_helo_timeout=$smtp_connect_timeout\n" in master
+    assert "  -o smtp_tls_mandatory_exclude_ciphers=aNULL,#x\n" in master
+
+
+def test_aliases_quote_commands_and_files(compile_host: Callable[[dict[str, Any]], dict[str, str]]) -> None:
+    aliases = {"root": ["admin", "|/usr/bin/logger -t mail", "/var/mail/archive", ":include:/etc/postfix/team"], "admin": "a@b.example"}
+    text = compile_host({**GOOD, "postfix_aliases": aliases})["/etc/aliases"]
+    assert 'root: admin, "|/usr/bin/logger -t mail", "/var/mail/archive", ":include:/etc/postfix/team"\n' in text
+    assert "admin: a@b.example\n" in text
+
+
 def test_postfix_main_and_booleans(compile_host: Callable[[dict[str, Any]], dict[str, str]]) -> None:
     main = compile_host({**GOOD, "postfix_main": {"smtputf8_enable": False, "header_size_limit": 204800, "smtpd_timeout": "45s"}})[
         "/etc/postfix/main.cf"
@@ -117,7 +138,49 @@ BAD = [
         {"postfix_main": {"smtpd_banner": "hi\nmynetworks = 0.0.0.0/0"}},
         "postfix_main.smtpd_banner: must not contain a newline",
     ),
-    ("access key with space", {"postfix_access": {"client": {"a b": "REJECT"}}}, "a key of an access table holds whitespace: a b"),
+    (
+        "access key with space",
+        {"postfix_access": {"client": {"a b": "REJECT"}}},
+        "variable postfix_access.client: key 'a b': expected a lookup table key",
+    ),
+    (
+        "option value with a stray brace",
+        {"postfix_transports": [{"name": "out1", "bind_address": "127.0.0.2", "options": {"smtp_helo_name": "x }"}}]},
+        "variable postfix_transports[0].options.smtp_helo_name: 'x }' has a '}' without its '{'",
+    ),
+    (
+        "option name with a space",
+        {"postfix_transports": [{"name": "out1", "bind_address": "127.0.0.2", "options": {"smtp_helo_name = x": "y"}}]},
+        "key 'smtp_helo_name = x': expected a Postfix parameter name",
+    ),
+    ("main.cf name", {"postfix_main": {"mynetworks = 0.0.0.0/0 #": "x"}}, "expected a Postfix parameter name"),
+    ("main.cf value Postfix trims", {"postfix_main": {"smtpd_banner": " hi"}}, "starts or ends with whitespace, which Postfix removes"),
+    ("alias name with a colon", {"postfix_aliases": {"a:b": "root"}}, "key 'a:b': expected a local alias name"),
+    ("alias target with a comma", {"postfix_aliases": {"a": "root, evil@example.com"}}, "is not an address"),
+    ("command with a quote", {"postfix_aliases": {"a": '|/bin/sh -c "x"'}}, "must not contain double quotes"),
+    ("alias names equal but for case", {"postfix_aliases": {"Root": "a", "root": "b"}}, "keys 'Root' and 'root' are the same key"),
+    (
+        "transport named as a built-in service",
+        {"postfix_transports": [{"name": "local", "bind_address": "127.0.0.2"}]},
+        "local is a service master.cf already has",
+    ),
+    (
+        "instance sender map names another instance's transport",
+        {
+            "postfix_transports": [{"name": "out1", "bind_address": "127.0.0.2"}],
+            "postfix_instances": [
+                {
+                    "name": "postfix-b",
+                    "inet_interfaces": ["127.0.0.6"],
+                    "transport_selection": "sender",
+                    "transports": [{"name": "bulk1", "bind_address": "127.0.0.21"}],
+                    "sender_transports": {"@a.example": "out1"},
+                }
+            ],
+        },
+        "names a transport that instance does not define (postfix-b: out1)",
+    ),
+    ("shell in the mail log path", {"postfix_maillog_file": "/var/log/x;reboot"}, "variable postfix_maillog_file: must match"),
     ("typo", {"postfix_relayhots": "[relay]:25"}, "did you mean 'postfix_relayhost'?"),
 ]
 

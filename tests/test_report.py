@@ -20,7 +20,7 @@ from provision.report.model import HostReport
 from provision.report.output import to_html
 from provision.report.postfix_config import Transport, transports
 from provision_mta.nameserver import parse_nameserver
-from tests.support.dns_server import DnsServer
+from tests.support.dns_server import DnsServer, SilentDnsServer
 
 # As `postconf -M`, `postconf -Px` and `postconf -x ...` print them on Debian 12.
 MASTER = """\
@@ -129,6 +129,44 @@ def test_unanswered_resolver_is_a_dns_failure_not_a_missing_ptr() -> None:
     assert silent.check("127.9.0.1", "good.example.test").outcome == "DNS lookup failed"
 
 
+def test_a_silent_resolver_costs_one_timeout_for_all_addresses_and_is_named() -> None:
+    import threading
+    import time
+
+    arrived: list[float] = []
+    with SilentDnsServer("127.84.0.98", 5398) as silent:
+
+        def listen() -> None:
+            silent.socket.settimeout(0.2)
+            while len(arrived) < 6:
+                try:
+                    silent.socket.recv(512)
+                except OSError:
+                    continue
+                arrived.append(time.monotonic())
+
+        listener = threading.Thread(target=listen, daemon=True)
+        listener.start()
+        checker = DnsChecker([("127.84.0.98", 5398)], timeout=1.0)
+        pairs = [(f"127.84.9.{n}", f"out{n}.example.test") for n in range(1, 7)]
+        started = time.monotonic()
+        results = checker.check_all(pairs)
+        listener.join(2)
+    assert [r.address for r in results] == [address for address, _ in pairs]
+    assert {(r.outcome, r.detail) for r in results} == {("DNS lookup failed", "no answer from 127.84.0.98:5398 within 1 s")}
+    # Every address was asked before the first lookup's time was up (one after another, the
+    # second would be asked only then): the lookups ran at once, within one timeout.
+    assert len(arrived) == 6 and max(arrived) < started + checker.timeout
+
+
+def test_every_silent_resolver_is_named() -> None:
+    with SilentDnsServer("127.84.0.97", 5397), SilentDnsServer("127.84.0.96", 5396):
+        checker = DnsChecker([("127.84.0.97", 5397), ("127.84.0.96", 5396)], timeout=1.0)
+        checker.resolver.timeout = 0.3  # per server, so that both are asked within the second
+        (failed,) = checker.check_all([("127.9.0.1", "good.example.test")])
+    assert failed.detail == "no answer from 127.84.0.97:5397, 127.84.0.96:5396 within 1 s"
+
+
 @pytest.fixture
 def compiled_mail_host(make_tree: Callable[[dict[str, str]], Path]) -> Any:
     from provision.roles.compiler import Project
@@ -206,3 +244,138 @@ def test_html_escapes_what_hosts_and_dns_say(compiled_mail_host: Any, checker: D
     )
     page = to_html(Report(dt.datetime.now(dt.UTC).isoformat(), "test", [report]))
     assert "<script>" not in page and "&lt;script&gt;" in page
+
+
+MANY_NAMES = [f"ptr{number}.reverse-zone.example.test" for number in range(50)]
+
+
+@pytest.fixture(scope="module")
+def hostile_dns() -> Iterator[DnsServer]:
+    with DnsServer("127.84.0.53", 5354) as server:
+        # Names with rich's markup in them: x[/].test (A and PTR) and a[red]b[/].test (PTR only).
+        server.serve({}, {"127.84.9.1": MANY_NAMES, "127.84.9.3": "a[red]b[/].test"}, hosts={"x[/].test": "127.84.9.2"})
+        yield server
+
+
+def test_terminal_report_shows_dns_names_as_they_are_and_keeps_every_column(hostile_dns: DnsServer) -> None:
+    import io
+
+    from rich.console import Console
+
+    from provision.report.model import Report, TransportReport
+    from provision.report.output import print_report
+
+    checker = DnsChecker([(hostile_dns.address, hostile_dns.port)], timeout=2.0)
+    rows = []
+    transports = (("out1", "127.84.9.1", "out1.example.test"), ("out2", "127.84.9.2", "a[bold]b[/].test"), ("out3", "127.84.9.3", "o.test"))
+    for service, address, helo in transports:
+        checked = checker.check(address, helo)
+        rows.append(
+            TransportReport(
+                "postfix", service, address, helo, checked.ptr_names, bool(checked.confirmed_names), False, checked.outcome, checked.detail
+            )
+        )
+    assert len(rows[0].ptr_names) == 50 and rows[1].outcome == "HELO differs from PTR" and rows[2].ptr_names == ["a[red]b[/].test"]
+    host = HostReport("mx-with-a-long-name.example.test", transports=rows, drift_known=True)
+    console = Console(width=80, file=io.StringIO(), record=True)
+    print_report(console, Report("now", "test", [host]))
+    text = console.export_text()
+    assert all(len(line) <= 80 for line in text.splitlines())
+    header = next(line for line in text.splitlines() if line.startswith("host "))
+    assert header.split() == ["host", "instance", "transport", "address", "HELO", "PTR", "FCrDNS", "verdict"]
+    flat = "".join(text.split())  # cells wrap; their text is all there
+    assert "x[/].test" in flat and "a[red]b[/].test" in flat and "a[bold]b[/].test" in flat and "(+47more)" in flat
+    table = text.split("\nhosts")[0].splitlines()
+    verdicts = [line[header.index("verdict") :] for line in table]
+    assert sum(cell.startswith("PTR not") for cell in verdicts) == 2 and sum(cell.startswith("HELO ") for cell in verdicts) == 1
+    assert flat.count("PTRnotconfirmed(") == 2  # and in the problem lines
+    assert "HELOdiffersfromPTR(HELOa[bold]b[/].test,PTRx[/].test)" in flat and "a[red]b[/].testresolvestonothing" in flat
+    assert flat.count("mx-with-a-long-name.example.test") >= 3  # both rows, the hosts table and the problem lines
+
+
+@pytest.mark.parametrize(
+    ("natural", "minimum", "available", "expected"),
+    [
+        ([5, 5, 5], [3, 3, 3], 20, [5, 5, 5]),
+        ([10, 40, 5], [4, 4, 4], 30, [10, 15, 5]),
+        ([30, 30], [8, 8], 20, [10, 10]),
+        ([30, 30], [12, 12], 20, [12, 12]),  # the minimums win over the terminal
+        ([2, 3], [6, 6], 40, [6, 6]),
+    ],
+)
+def test_fit_widths(natural: list[int], minimum: list[int], available: int, expected: list[int]) -> None:
+    from provision.views.tables import fit_widths
+
+    assert fit_widths(natural, minimum, available) == expected
+
+
+def test_a_stopped_postfix_is_a_problem_of_every_transport_it_runs(compiled_mail_host: Any, checker: DnsChecker) -> None:
+    stopped = answer()
+    stopped["instances"][0]["running"] = False
+    report = HostReport("mx1")
+    fill_from_answer(report, stopped, compiled_mail_host, checker, 30)
+    rows = {row.service: row for row in report.transports}
+    assert rows["out1"].problems[0] == "cannot send: Postfix is not running"
+    assert all("cannot send: Postfix is not running" in row.problems for row in report.transports)
+    assert report.mta == "not running: postfix" and report.instances[0].problem == "not running"
+    assert "postfix: not running" in report.problems
+
+    running = answer()
+    running["instances"][0]["running"] = True
+    report = HostReport("mx1")
+    fill_from_answer(report, running, compiled_mail_host, checker, 30)
+    assert report.mta == "running" and not any(row.mta for row in report.transports)
+    assert not any(problem.startswith("cannot send") for row in report.transports for problem in row.problems)
+
+
+def test_postfix_not_installed_is_a_problem_of_the_host_and_its_transports(compiled_mail_host: Any, checker: DnsChecker) -> None:
+    report = HostReport("mx1")
+    fill_from_answer(report, {"ok": True, "instances": [], "certificates": {}}, compiled_mail_host, checker, 30)
+    assert report.mta == "not installed"
+    assert "Postfix is not installed, and the inventory applies the postfix role" in report.problems
+    assert {row.service for row in report.transports} == {"out1", "out2", "gone"}
+    assert all(row.problems[0] == "cannot send: Postfix is not installed" for row in report.transports)
+
+
+def test_an_instance_the_inventory_disables_may_be_stopped(make_tree: Callable[[dict[str, str]], Path], checker: DnsChecker) -> None:
+    from provision.roles.compiler import Project
+
+    variables = {
+        "postfix_instances": [
+            {"name": "postfix-off", "enabled": False, "inet_interfaces": ["127.9.0.8"], "transports": []},
+            {"name": "postfix-on", "inet_interfaces": ["127.9.0.9"], "transports": [{"name": "b1", "bind_address": "127.9.0.1"}]},
+        ]
+    }
+    folder = make_tree(
+        {
+            "hosts.yml": "all:\n  hosts:\n    mx1:\n",
+            "host_vars/mx1.yml": yaml.safe_dump(variables),
+            "site.yml": "- hosts: all\n  roles: [postfix]\n",
+        }
+    )
+    compiled = Project.load(folder).compile("mx1")
+    primary = answer(MASTER, "")["instances"][0] | {"running": True}
+    off = {
+        "name": "postfix-off",
+        "config_directory": "/etc/postfix-off",
+        "master": "",
+        "overrides": "",
+        "main": MAIN,
+        "running": False,
+        "enabled": False,
+    }
+    on = {
+        "name": "postfix-on",
+        "config_directory": "/etc/postfix-on",
+        "master": "b1 unix - - n - - smtp -o smtp_bind_address=127.9.0.1\n",
+        "overrides": "b1/unix/smtp_bind_address = 127.9.0.1\n",
+        "main": MAIN,
+        "running": False,
+        "enabled": True,
+    }
+    report = HostReport("mx1")
+    fill_from_answer(report, {"ok": True, "instances": [primary, off, on], "certificates": {}}, compiled, checker, 30)
+    assert report.mta == "not running: postfix-on"
+    assert {i.name: i.problem for i in report.instances} == {"postfix": "", "postfix-off": "", "postfix-on": "not running"}
+    (b1,) = [row for row in report.transports if row.service == "b1"]
+    assert b1.problems[0] == "cannot send: postfix-on is not running"

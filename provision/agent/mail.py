@@ -165,6 +165,8 @@ def op_report(request: ReportRequest) -> ReportAnswer:
                 entry["error"] = answer["output"].strip()
             outputs[key] = answer["output"]
         entry["master"], entry["overrides"], entry["main"] = outputs["master"], outputs["overrides"], outputs["main"]
+        entry["running"] = run("postfix -c %s status" % directory)["exit"] == 0
+        entry["enabled"] = instance["name"] == "-" or instance.get("enabled") != "n"
         entry["queue"] = queue_summary(instance)
         instances.append(entry)
     certificates = {path: read_certificate(path) for path in request.get("certificates", [])}

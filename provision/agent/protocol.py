@@ -255,6 +255,10 @@ class ReportInstance(TypedDict, total=False):
     main: str
     error: str
     queue: QueueSummary
+    running: bool
+    """``postfix -c DIR status`` succeeded: its master process runs, so its transports can send."""
+    enabled: bool
+    """multi_instance_enable as postmulti lists it (the primary instance is always enabled)."""
 
 
 class ReportAnswer(_Answer, total=False):

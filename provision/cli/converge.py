@@ -55,7 +55,9 @@ def _converge(command: ConvergeCommand) -> int:
     from dataclasses import replace
 
     from rich.console import Console
+    from rich.text import Text
 
+    from provision.engine.interrupt import EXIT_INTERRUPTED, sigint_stops
     from provision.engine.runner import run_hosts
     from provision.inventory.options import LoadOptions
     from provision.roles.compiler import Project, compile_hosts, require_site
@@ -74,11 +76,12 @@ def _converge(command: ConvergeCommand) -> int:
     compiled = compile_hosts(project, hosts, wanted_tags)
     err = Console(stderr=True)
     progress = _progress(err, len(hosts)) if err.is_terminal and not (command.as_json or command.quiet) else None
-    if progress is not None:
-        with progress[0]:
-            results = run_hosts(compiled, command.run, progress=progress[1])
-    else:
-        results = run_hosts(compiled, command.run)
+    with sigint_stops(lambda text: err.print(Text(text, style="bold yellow"))) as stop:
+        if progress is not None:
+            with progress[0]:
+                results = run_hosts(compiled, command.run, progress=progress[1])
+        else:
+            results = run_hosts(compiled, command.run)
     if command.as_json:
         click.echo(to_json(command.name, results, command.run.check))
     elif command.quiet:
@@ -87,6 +90,8 @@ def _converge(command: ConvergeCommand) -> int:
     else:
         print_summary(Console(), results, command.run.check, command.run.diff)
     counts = totals(results)
+    if stop.requested():
+        return EXIT_INTERRUPTED
     if counts["failed"] or counts["unreachable"]:
         return EXIT_ERROR
     if command.name == "check" and counts["changed"]:
@@ -95,6 +100,7 @@ def _converge(command: ConvergeCommand) -> int:
 
 
 def _progress(console: Any, total: int) -> tuple[Any, Callable[[Any], None]]:
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     bar = Progress(
@@ -103,7 +109,7 @@ def _progress(console: Any, total: int) -> tuple[Any, Callable[[Any], None]]:
     task = bar.add_task("hosts", total=total)
 
     def advance(result: Any) -> None:
-        bar.update(task, advance=1, description=f"{result.host}: {result.status}")
+        bar.update(task, advance=1, description=f"{escape(result.host)}: {result.status}")
 
     return bar, advance
 

@@ -65,6 +65,7 @@ def status(name: str, as_json: bool) -> None:
     """Each host, its address, its container's state and its SSH banner."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     from provision.lab.lab import Lab
 
@@ -74,7 +75,7 @@ def status(name: str, as_json: bool) -> None:
         return
     table = Table("host", "address", "container", "ssh")
     for row in rows:
-        table.add_row(row["host"], row["address"], row["container"], row["ssh"])
+        table.add_row(*(Text(row[key]) for key in ("host", "address", "container", "ssh")))  # the SSH banner is the host's text
     Console().print(table)
 
 

@@ -47,12 +47,15 @@ def _run(
 ) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
+    from provision.engine.interrupt import EXIT_INTERRUPTED, sigint_stops
     from provision.mail.queues import queue_rows, run_mail
     from provision.roles.compiler import Project
 
     project = Project.load(list(inventory), options=load_options)
-    results = run_mail(project, project.select(limit), action, instance, forks, connection)
+    with sigint_stops(lambda text: Console(stderr=True).print(Text(text, style="bold yellow"))) as stop:
+        results = run_mail(project, project.select(limit), action, instance, forks, connection)
     if as_json:
         click.echo(json.dumps({"action": action, "hosts": {r.host: asdict(r) for r in results}}, indent=2))
     else:
@@ -60,9 +63,8 @@ def _run(
         if action == "queue":
             table = Table("host", "instance", "messages", "deferred", "oldest", "top destinations", title="mail queue")
             for row in queue_rows(results):
-                table.add_row(
-                    row["host"], row["instance"], str(row["count"]), str(row["deferred"]), row["oldest_age"], row["top_destinations"]
-                )
+                # Text, not markup: host and instance names and destinations come from hosts.
+                table.add_row(*(Text(str(row[key])) for key in ("host", "instance", "count", "deferred", "oldest_age", "top_destinations")))
             console.print(table)
         else:
             for result in results:
@@ -71,11 +73,11 @@ def _run(
                     step = entry.get("check") or entry.get("result")
                     state = "ok" if step is not None and step["exit"] == 0 else "failed"
                     extra = f" (map types: {' '.join(entry['map_types'])})" if entry.get("map_types") else ""
-                    console.print(f"{result.host} {name}: {action} {state}{extra}", highlight=False, soft_wrap=True)
+                    console.print(Text(f"{result.host} {name}: {action} {state}{extra}"), highlight=False, soft_wrap=True)
         for result in results:
             for error in result.errors:
-                console.print(f"[bold red]{result.host}[/]: {result.status}: {error}", highlight=False, soft_wrap=True)
-    sys.exit(EXIT_ERROR if any(r.status != "ok" for r in results) else EXIT_OK)
+                console.print(Text.assemble((result.host, "bold red"), f": {result.status}: {error}"), highlight=False, soft_wrap=True)
+    sys.exit(EXIT_INTERRUPTED if stop.requested() else EXIT_ERROR if any(r.status != "ok" for r in results) else EXIT_OK)
 
 
 def _command(action: MailAction, help_text: str) -> None:

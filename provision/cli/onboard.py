@@ -50,8 +50,10 @@ def onboard(
     The first -i is the inventory that gets edited (comments kept). Re-run
     after a failure: finished steps are no-ops, it continues where it stopped."""
     from rich.console import Console
+    from rich.text import Text
 
-    from provision.onboard.run import OnboardOptions, StepFailed
+    from provision.engine.interrupt import EXIT_INTERRUPTED, sigint_stops
+    from provision.onboard.run import OnboardOptions, StepFailed, StepInterrupted
     from provision.onboard.run import onboard as run_onboard
 
     ssh = {"ansible_host": ssh_host, "ansible_user": ssh_user, "ansible_port": ssh_port, "ansible_ssh_private_key_file": ssh_key}
@@ -68,7 +70,14 @@ def onboard(
     )
     console = Console()
     try:
-        run_onboard(list(inventory), options, console)
+        with sigint_stops(lambda text: console.print(Text(text, style="bold yellow"))) as stop:
+            run_onboard(list(inventory), options, console)
+        if stop.requested():  # between steps, or a dry run: nothing was cut short, but the user asked to stop
+            sys.exit(EXIT_INTERRUPTED)
+    except StepInterrupted as exc:
+        click.echo(f"interrupted: {exc}", err=True)
+        click.echo(f"run the same command again to continue from the {exc.step} step", err=True)
+        sys.exit(EXIT_INTERRUPTED)
     except StepFailed as exc:
         click.echo(f"error: {exc}", err=True)
         click.echo(f"fix it and run the same command again: it continues from the {exc.step} step", err=True)

@@ -42,7 +42,13 @@ if TYPE_CHECKING:
     metavar="IP[:PORT]",
     help="Resolver for PTR and forward lookups (repeatable); default the system's.",
 )
-@click.option("--dns-timeout", default=3.0, show_default=True, type=click.FloatRange(0.1, 60), help="Seconds per DNS query.")
+@click.option(
+    "--dns-timeout",
+    default=3.0,
+    show_default=True,
+    type=click.FloatRange(0.1, 60),
+    help="Seconds for all of one host's DNS lookups (they run at once); a resolver that stays silent is named.",
+)
 @click.option("--renew-days", default=30, show_default=True, type=click.IntRange(0), help="A certificate expiring sooner is a problem.")
 @forks_option
 @connection_options
@@ -62,7 +68,9 @@ def report(
     """Per host and Postfix instance: each transport's bound address, its PTR,
     forward confirmation and HELO match; drift, certificate expiry, queues."""
     from rich.console import Console
+    from rich.text import Text
 
+    from provision.engine.interrupt import EXIT_INTERRUPTED, sigint_stops
     from provision.report.dns_check import DnsChecker
     from provision.report.gather import gather
     from provision.report.output import print_report, to_json, write_html
@@ -73,7 +81,10 @@ def report(
     hosts = project.select(limit)
     label = ", ".join(dns_servers) or "system"
     err = Console(stderr=True)
-    with err.status(f"reporting on {len(hosts)} host(s)", spinner="dots") if err.is_terminal and not as_json else nullcontext():
+    with (
+        sigint_stops(lambda text: err.print(Text(text, style="bold yellow"))) as stop,
+        err.status(f"reporting on {len(hosts)} host(s)", spinner="dots") if err.is_terminal and not as_json else nullcontext(),
+    ):
         result = gather(project, hosts, DnsChecker(resolvers, dns_timeout), label, forks, renew_days, connection)
     if html is not None:
         write_html(result, html)
@@ -83,4 +94,4 @@ def report(
         print_report(Console(), result)
         if html is not None:
             click.echo(f"HTML report: {html}")
-    sys.exit(EXIT_DRIFT if result.problem_count else EXIT_OK)
+    sys.exit(EXIT_INTERRUPTED if stop.requested() else EXIT_DRIFT if result.problem_count else EXIT_OK)

@@ -31,6 +31,7 @@ from provision.agent.protocol import (
     StageRequest,
 )
 from provision.connectors.base import Connector
+from provision.engine.interrupt import STOP, StopRequested
 from provision.errors import RemoteError
 
 AGENT_DIR = Path(__file__).resolve().parent.parent / "agent"
@@ -82,10 +83,17 @@ def call_agent(connector: Connector, request: Request, timeout: float | None = N
     a crash); an answer with ``ok: false`` is returned for the caller to judge.
     """
     settings = connector.settings
+    if STOP.requested():  # Ctrl-C: no new round trip (provision.engine.interrupt)
+        raise StopRequested(request["op"])
     modules, sources = agent_payload(request["op"])
     command = agent_command(settings.python, settings.become, modules)
     payload = sources + json.dumps({**request, "root": settings.root}).encode()
-    result = connector.run(command, payload, timeout)
+    try:
+        with STOP.round_trip(settings.name, request["op"]):
+            result = connector.run(command, payload, timeout)
+    finally:
+        if STOP.let_go():  # its connection was closed under it: not a failure of the host
+            raise StopRequested(request["op"], let_go=True)
     try:
         answer = json.loads(result.stdout.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):

@@ -12,15 +12,17 @@ internal error, with its type named).
 from __future__ import annotations
 
 import contextlib
+import queue
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
 from provision.connectors import CountingConnector, connect, settings_from_vars
 from provision.connectors.base import ConnectionSettings, Connector
+from provision.engine.interrupt import NOT_STARTED, STOP, StopRequested
 from provision.errors import ConnectionFailure, ProvisionError, RemoteError
 
 T = TypeVar("T")
@@ -34,10 +36,12 @@ class HostStatus(StrEnum):
     CHANGED = "changed"
     FAILED = "failed"
     UNREACHABLE = "unreachable"
+    INTERRUPTED = "interrupted"
+    """Ctrl-C stopped it; its errors say where it stopped (provision.engine.interrupt)."""
 
     @property
     def is_error(self) -> bool:
-        return self in (HostStatus.FAILED, HostStatus.UNREACHABLE)
+        return self in (HostStatus.FAILED, HostStatus.UNREACHABLE, HostStatus.INTERRUPTED)
 
 
 @dataclass(frozen=True)
@@ -86,19 +90,29 @@ class HostCall(Generic[T]):
 def call_host(target: HostTarget, work: Callable[[HostSession], T], options: ConnectionOptions, factory: ConnectorFactory) -> HostCall[T]:
     started = time.monotonic()
     call: HostCall[T] = HostCall(target.host)
+    if STOP.requested():  # Ctrl-C: no new host starts
+        call.status, call.errors = HostStatus.INTERRUPTED, [NOT_STARTED["probe"]]
+        return call
     connector: CountingConnector | None = None
     try:
         settings = settings_from_vars(target.host, dict(target.variables), options.as_settings())
         connector = CountingConnector(factory(settings))
+        STOP.opened(connector)
         call.value = work(HostSession(target.host, connector))
+    except StopRequested as exc:
+        call.status, call.errors, call.exception = HostStatus.INTERRUPTED, [str(exc)], exc
     except ConnectionFailure as exc:
-        call.status, call.errors, call.exception = HostStatus.UNREACHABLE, [str(exc)], exc
+        if STOP.let_go():  # closed by Ctrl-C while it connected
+            call.status, call.errors = HostStatus.INTERRUPTED, [NOT_STARTED["probe"]]
+        else:
+            call.status, call.errors, call.exception = HostStatus.UNREACHABLE, [str(exc)], exc
     except (RemoteError, ProvisionError) as exc:
         call.status, call.errors, call.exception = HostStatus.FAILED, [str(exc)], exc
     except Exception as exc:  # one host's surprise must not hide the others
         call.status, call.errors, call.exception = HostStatus.FAILED, [f"internal error: {type(exc).__name__}: {exc}"], exc
     finally:
         if connector is not None:
+            STOP.closed(connector)
             call.round_trips = connector.round_trips
             # Closing a connection that already broke must not change the outcome.
             with contextlib.suppress(Exception):
@@ -120,17 +134,59 @@ def call_hosts(
     """Run ``work`` on every target; results in ``targets`` order, ``on_done`` in completion order.
 
     ``batch_size`` (``--serial``): a batch starts only when the one before it has finished.
+    The workers are daemon threads: after Ctrl-C has let go of the hosts
+    (provision.engine.interrupt), a host still connecting is not waited for.
     """
     options = options or ConnectionOptions()
     size = batch_size or len(targets) or 1
     calls: dict[str, HostCall[T]] = {}
     for start in range(0, len(targets), size):
-        batch = targets[start : start + size]
-        with ThreadPoolExecutor(max_workers=max(1, min(forks, len(batch)))) as pool:
-            futures = {pool.submit(call_host, target, work, options, factory): target.host for target in batch}
-            for future in as_completed(futures):
-                call = future.result()
-                calls[call.host] = call
-                if on_done is not None:
-                    on_done(call)
+        batch = list(targets[start : start + size])
+        for call in _run_batch(batch, work, forks, options, factory):
+            calls[call.host] = call
+            if on_done is not None:
+                on_done(call)
     return [calls[target.host] for target in targets]
+
+
+# How long to wait, once Ctrl-C let go of the hosts, for the threads whose connections were closed.
+LET_GO_WAIT = 0.5
+
+
+def _run_batch(
+    batch: list[HostTarget], work: Callable[[HostSession], T], forks: int, options: ConnectionOptions, factory: ConnectorFactory
+) -> Iterator[HostCall[T]]:
+    pending: queue.SimpleQueue[HostTarget] = queue.SimpleQueue()
+    for target in batch:
+        pending.put(target)
+    finished: queue.SimpleQueue[HostCall[T]] = queue.SimpleQueue()
+    taken: set[str] = set()
+
+    def worker() -> None:
+        while True:
+            try:
+                target = pending.get_nowait()
+            except queue.Empty:
+                return
+            taken.add(target.host)
+            finished.put(call_host(target, work, options, factory))
+
+    for _ in range(max(1, min(forks, len(batch)))):
+        threading.Thread(target=worker, daemon=True).start()
+    waiting = {target.host for target in batch}
+    let_go_at: float | None = None
+    while waiting:
+        try:
+            # A short wait, so that the main thread runs its SIGINT handler at once.
+            call = finished.get(timeout=0.1)
+        except queue.Empty:
+            if STOP.let_go():
+                let_go_at = let_go_at or time.monotonic()
+                if time.monotonic() - let_go_at > LET_GO_WAIT:
+                    break
+            continue
+        waiting.discard(call.host)
+        yield call
+    for host in sorted(waiting):
+        state = STOP.state_let_go(host) if host in taken else NOT_STARTED["probe"]
+        yield HostCall(host, HostStatus.INTERRUPTED, errors=[state])

@@ -25,13 +25,16 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from rich.console import Console
-from rich.table import Table
+from rich.markup import escape
+from rich.text import Text
 
-from provision.engine.hosts import ConnectionOptions, HostCall, HostSession, HostTarget, call_hosts
+from provision.engine.hosts import ConnectionOptions, HostCall, HostSession, HostStatus, HostTarget, call_hosts
 from provision.errors import HostKeyError, InventoryError, Location, ProvisionError
+from provision.onboard.conflicts import address_conflicts, ssh_setting_problems, winning_ssh_names
 from provision.onboard.inventory_edit import InventoryEdit, plan_inventory_edit, write
 from provision.onboard.transports import onboard_vars
 from provision.roles.compiler import Project, require_site
+from provision.views.tables import Column, fitted_table
 
 T = TypeVar("T")
 STEPS = ("inventory", "ssh", "converge", "verify", "report", "checklist")
@@ -41,6 +44,15 @@ class StepFailed(Exception):
     def __init__(self, step: str, message: str) -> None:
         super().__init__(f"{step}: {message}")
         self.step = step
+
+
+class StepInterrupted(StepFailed):
+    """Ctrl-C stopped the step; the message says where the host stopped (provision.engine.interrupt)."""
+
+
+def _stop_if_interrupted(step: str, host: str, status: HostStatus, errors: list[str]) -> None:
+    if status is HostStatus.INTERRUPTED:
+        raise StepInterrupted(step, f"{host}: " + "; ".join(errors))
 
 
 @dataclass
@@ -82,9 +94,17 @@ def _header(console: Console, step: str) -> None:
     console.rule(f"[bold]{STEPS.index(step) + 1}/{len(STEPS)} {step}", align="left")
 
 
+def _current_vars(inventories: list[Path], host: str) -> dict[str, Any]:
+    """The host's inventory variables before the edit (empty for a new host)."""
+    inventory = Project.load(inventories).inventory
+    return inventory.host_vars(host) if host in inventory.hosts else {}
+
+
 def _step_inventory(inventories: list[Path], options: OnboardOptions, console: Console) -> InventoryEdit:
     _header(console, "inventory")
-    host_vars = onboard_vars(options.host, options.addresses, options.ssh)
+    # A host the inventory already has may set host: (which wins over ansible_host): write what wins.
+    ssh = winning_ssh_names(options.ssh, _current_vars(inventories, options.host))
+    host_vars = onboard_vars(options.host, options.addresses, ssh)
     edit = plan_inventory_edit(inventories[0], options.host, options.group, host_vars)
     managed = _validate_in_scratch_copy(inventories, edit, options)
     for path, before, after in (
@@ -92,13 +112,13 @@ def _step_inventory(inventories: list[Path], options: OnboardOptions, console: C
         (edit.host_vars_file, edit.host_vars_before, edit.host_vars_after),
     ):
         if before == after:
-            console.print(f"{path}: unchanged")
+            console.print(Text(f"{path}: unchanged"))
             continue
         diff = difflib.unified_diff((before or "").splitlines(True), after.splitlines(True), str(path), str(path))
-        console.print(f"{path}: {'would change' if options.dry_run else 'changed'}")
+        console.print(Text(f"{path}: {'would change' if options.dry_run else 'changed'}"))
         console.print("".join(diff).rstrip("\n"), markup=False, highlight=False)
     if edit.kept_keys:
-        console.print(f"kept as you set them in {edit.host_vars_file.name}: {', '.join(edit.kept_keys)}")
+        console.print(Text(f"kept as you set them in {edit.host_vars_file.name}: {', '.join(edit.kept_keys)}"))
     if options.dry_run:
         console.print(managed, markup=False, highlight=False)
     else:
@@ -130,11 +150,42 @@ def _validate_in_scratch_copy(inventories: list[Path], edit: InventoryEdit, opti
             compiled = project.compile(options.host)
         except ProvisionError as exc:
             raise _in_real_folder(exc, copy, folder) from None
+        _refuse_conflicts(project, options, compiled.variables, copy, folder, edit)
     roles = ", ".join(role.name for role in project.host_roles(options.host).roles)
     generated = "".join(f" and {kind} files decided on the host" for kind, _ in compiled.desired.generators)
     return f"roles: {roles}; {len(compiled.desired.files)} managed files{generated}:\n" + "\n".join(
         f"  {path}" for path in sorted(compiled.desired.files)
     )
+
+
+def _refuse_conflicts(
+    project: Project, options: OnboardOptions, variables: dict[str, Any], copy: Path, folder: Path, edit: InventoryEdit
+) -> None:
+    """The connection settings asked for must be the ones that win, and the addresses no other host's."""
+
+    def where(name: str) -> Location | None:
+        found = project.inventory.var_location(options.host, name)
+        if found is not None and found.file.startswith(str(copy)):
+            return Location(str(folder) + found.file[len(str(copy)) :], found.line, found.column)
+        return found
+
+    requested = {name: value for name, value in options.ssh.items() if value is not None}
+    problems = ssh_setting_problems(requested, variables, where)
+    if problems:
+        message = "; ".join(problems) + f" over {edit.host_vars_file}: change it where it is set, or leave out the --ssh option"
+        raise InventoryError(message)
+    others: dict[str, dict[str, Any]] = {}
+    for other in project.inventory.hosts:
+        assigned = project.host_roles(other)
+        if other == options.host or not any("postfix_transports" in role.variables for role in assigned.roles):
+            continue
+        try:
+            others[other] = project.variables(other, assigned)[0]
+        except ProvisionError:
+            continue  # that host's own mistake; its next run reports it
+    conflicts = address_conflicts(options.addresses, others)
+    if conflicts:
+        raise InventoryError("; ".join(conflicts) + ": an address can be bound by one host only", Location(str(edit.host_vars_file)))
 
 
 def _in_real_folder(exc: ProvisionError, copy: Path, folder: Path) -> ProvisionError:
@@ -151,10 +202,11 @@ def _step_ssh(project: Project, options: OnboardOptions, console: Console) -> No
     if isinstance(call.exception, HostKeyError):
         hint = "Compare the key's fingerprint with the host's console, then re-run with --accept-new-host-keys"
         raise StepFailed("ssh", f"{call.exception}. {hint}")
+    _stop_if_interrupted("ssh", options.host, call.status, call.errors)
     if call.value is None:
         raise StepFailed("ssh", "; ".join(call.errors))
     settings = call.value
-    console.print(f"{settings.user or 'root'}@{settings.host}:{settings.port}: connected, host key verified")
+    console.print(Text(f"{settings.user or 'root'}@{settings.host}:{settings.port}: connected, host key verified"))
 
 
 def _step_converge(project: Project, options: OnboardOptions, console: Console) -> None:
@@ -164,9 +216,10 @@ def _step_converge(project: Project, options: OnboardOptions, console: Console) 
 
     _header(console, "converge")
     compiled = compile_hosts(project, [options.host], None)
-    with console.status(f"converging {options.host}", spinner="dots"):
+    with console.status(f"converging {escape(options.host)}", spinner="dots"):
         (result,) = run_hosts(compiled, RunOptions(connection=options.connection))
     print_summary(console, [result], check=False, show_diff=False)
+    _stop_if_interrupted("converge", options.host, result.status, result.errors)
     if result.status.is_error:
         raise StepFailed("converge", result.status + ": " + "; ".join(result.errors))
 
@@ -184,18 +237,25 @@ def _step_verify(project: Project, options: OnboardOptions, console: Console) ->
         console.print("[yellow]skipped[/]: give --verify-to ADDRESS to send a test message through every transport")
         return []
     recipient, timeout = options.verify_to, options.verify_timeout
-    with console.status(f"sending {len(transports)} test message(s) to {recipient}", spinner="dots"):
+    with console.status(f"sending {len(transports)} test message(s) to {escape(recipient)}", spinner="dots"):
         call = _on_host(project, options, lambda session: send_and_confirm(session.connector, options.host, transports, recipient, timeout))
+    _stop_if_interrupted("verify", options.host, call.status, call.errors)
     if call.value is None:
         raise StepFailed("verify", "; ".join(call.errors))
     deliveries, log = call.value
-    table = Table(
-        "transport", "bound address", "status", "relay", "reply", title=f"test messages to {options.verify_to}", title_justify="left"
-    )
-    for delivery in deliveries:
-        status = "[green]delivered[/]" if delivery.delivered else f"[red]{delivery.status}[/]"
-        table.add_row(delivery.service, delivery.address, status, delivery.relay, delivery.detail)
-    console.print(table)
+    # Relays and replies are what the next hop said: Text, never markup.
+    columns = [Column("transport", 9), Column("bound address", 7), Column("status", 6), Column("relay", 6), Column("reply", 10)]
+    rows = [
+        [
+            Text(delivery.service),
+            Text(delivery.address),
+            Text("delivered", style="green") if delivery.delivered else Text(delivery.status, style="red"),
+            Text(delivery.relay),
+            Text(delivery.detail),
+        ]
+        for delivery in deliveries
+    ]
+    console.print(fitted_table(console, f"test messages to {options.verify_to}", columns, rows))
     failed = [d for d in deliveries if not d.delivered]
     if failed:
         names = ", ".join(f"{d.service} ({d.status})" for d in failed)
@@ -211,6 +271,8 @@ def _step_report(project: Project, options: OnboardOptions, console: Console) ->
     _header(console, "report")
     label = ", ".join(f"{host}:{port}" for host, port in options.dns_servers) or "system"
     report = gather(project, [options.host], DnsChecker(options.dns_servers or None), label, connection=options.connection)
+    (host,) = report.hosts
+    _stop_if_interrupted("report", options.host, host.status, host.errors)
     print_report(console, report)
     return report
 
@@ -236,9 +298,9 @@ def _step_checklist(edit: InventoryEdit, deliveries: list[Any], report: Any, con
     if host.drift:
         items.append(f"drift remains after converging: {', '.join(host.drift)}")
     for number, item in enumerate(items, start=1):
-        console.print(f"  {number}. {item}", highlight=False)
+        console.print(Text(f"  {number}. {item}"), highlight=False)
     if not items:
         console.print("  nothing left: the host is converged, verified and its reverse DNS is in order")
 
 
-__all__ = ["OnboardOptions", "ProvisionError", "StepFailed", "onboard"]
+__all__ = ["OnboardOptions", "ProvisionError", "StepFailed", "StepInterrupted", "onboard"]

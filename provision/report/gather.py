@@ -19,7 +19,7 @@ from provision.engine.hosts import ConnectionOptions, ConnectorFactory, HostSess
 from provision.engine.runner import new_run_id
 from provision.errors import RemoteError
 from provision.report.dns_check import OK, DnsChecker
-from provision.report.expected import expected_transports, report_certificate_paths
+from provision.report.expected import PRIMARY, expected_transports, report_certificate_paths
 from provision.report.model import CertificateReport, HostReport, InstanceReport, Report, TransportReport
 from provision.report.postfix_config import transports
 from provision.roles.compiler import CompiledHost, Project
@@ -79,6 +79,7 @@ def fill_from_answer(report: HostReport, answer: ReportAnswer, compiled: Compile
     for instance in answer["instances"]:
         name = instance["name"]
         entry = InstanceReport(name, instance["config_directory"], problem=instance.get("error", ""))
+        entry.running, entry.enabled = instance.get("running"), instance.get("enabled", True)
         queue = instance.get("queue") or {}
         if "count" in queue:
             entry.queue = int(queue["count"])
@@ -104,13 +105,38 @@ def fill_from_answer(report: HostReport, answer: ReportAnswer, compiled: Compile
         for key, row in running.items():
             if key not in wanted and not row.inventory:
                 row.inventory = "running on the host, not in the inventory"
-    for row in running.values():
-        checked = dns.check(row.address, row.helo_name)
+    rows = list(running.values())
+    for row, checked in zip(rows, dns.check_all([(row.address, row.helo_name) for row in rows]), strict=True):
         row.ptr_names, row.outcome, row.detail = checked.ptr_names, checked.outcome, checked.detail
         row.fcrdns = bool(checked.confirmed_names)
         row.helo_matches = row.fcrdns and checked.outcome == OK
+    _mail_system_verdict(report, compiled, running)
     report.transports = sorted(running.values(), key=lambda r: (r.instance != "postfix", r.instance, r.service))
     report.certificates = [_certificate(path, pem, renew_days) for path, pem in sorted(answer.get("certificates", {}).items())]
+
+
+def _mail_system_verdict(report: HostReport, compiled: CompiledHost, rows: dict[tuple[str, str], TransportReport]) -> None:
+    """Postfix missing, or an instance that should run and does not: its transports cannot send.
+
+    An instance the inventory itself disables (``enabled: false``) is expected
+    to be stopped; one the host has that the inventory does not list is judged
+    by the host's own multi_instance_enable.
+    """
+    if "postfix" not in compiled.desired.roles:
+        return
+    if not report.instances:
+        report.mta = "not installed"
+        for row in rows.values():
+            row.mta = "Postfix is not installed"
+        return
+    disabled = {i["name"] for i in compiled.variables.get("postfix_instances") or [] if not i.get("enabled", True)}
+    stopped = [i for i in report.instances if i.running is False and i.enabled and i.name not in disabled]
+    for instance in stopped:
+        instance.problem = instance.problem or "not running"
+    for row in rows.values():
+        if any(row.instance == instance.name for instance in stopped):
+            row.mta = f"{'Postfix' if row.instance == PRIMARY else row.instance} is not running"
+    report.mta = ("not running: " + ", ".join(i.name for i in stopped)) if stopped else "running"
 
 
 def _certificate(path: str, pem: str | None, renew_days: int) -> CertificateReport:

@@ -22,10 +22,13 @@ class TransportReport:
     detail: str = ""
     # "" when the host and the inventory agree; otherwise what differs.
     inventory: str = ""
+    # "" when the MTA that runs this transport is running; otherwise why it cannot send.
+    mta: str = ""
 
     @property
     def problems(self) -> list[str]:
-        found = [] if self.outcome == OK else [f"{self.outcome}" + (f" ({self.detail})" if self.detail else "")]
+        found = [f"cannot send: {self.mta}"] if self.mta else []
+        found += [] if self.outcome == OK else [f"{self.outcome}" + (f" ({self.detail})" if self.detail else "")]
         if self.inventory:
             found.append(self.inventory)
         return found
@@ -47,6 +50,9 @@ class InstanceReport:
     queue: int | None = None
     deferred: int | None = None
     problem: str = ""
+    running: bool | None = None
+    """Its master process runs (None: not known)."""
+    enabled: bool = True
 
 
 @dataclass
@@ -59,10 +65,20 @@ class HostReport:
     transports: list[TransportReport] = field(default_factory=list)
     certificates: list[CertificateReport] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    mta: str = ""
+    """The state of the mail system the inventory puts here: "running", "not installed",
+    "not running: NAME, ..." (its instances that should run and do not), or "" (none expected)."""
+
+    @property
+    def mta_ok(self) -> bool:
+        return self.mta in ("", "running")
 
     @property
     def problems(self) -> list[str]:
         found = list(self.errors)
+        if self.mta == "not installed":
+            # A stopped instance is a problem of that instance, and of each of its transports, below.
+            found.append("Postfix is not installed, and the inventory applies the postfix role")
         if self.drift:
             found.append(f"drift: {len(self.drift)} item(s) differ from the inventory")
         found += [f"{c.path}: {c.problem}" for c in self.certificates if c.problem]

@@ -6,10 +6,11 @@ import json
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
+from rich.text import Text
 
 from provision.bundled import templates_dir
 from provision.report.model import Report
+from provision.views.tables import Column, fitted_table
 
 TEMPLATES = templates_dir()
 
@@ -34,44 +35,71 @@ def write_html(report: Report, path: Path) -> None:
     write_atomic(path, to_html(report).encode())
 
 
+# PTR names shown per row in the terminal; --json and --html carry them all.
+SHOWN_PTR_NAMES = 3
+# Each column keeps at least this many characters, so that an 80-column
+# terminal shows all of them (cells wrap), however long one cell is.
+TRANSPORT_COLUMNS = [
+    Column("host", 8),
+    Column("instance", 8),
+    Column("transport", 9),
+    Column("address", 7),
+    Column("HELO", 6),
+    Column("PTR", 6),
+    Column("FCrDNS", 6),
+    Column("verdict", 10),
+]
+HOST_COLUMNS = [Column("host", 8), Column("status", 6), Column("MTA", 7), Column("drift", 5), Column("queues", 6)]
+HOST_COLUMNS += [Column("certificates", 12), Column("problems", 8)]
+
+
+def _ptr_cell(names: list[str]) -> Text:
+    if not names:
+        return Text("-")
+    shown = ", ".join(names[:SHOWN_PTR_NAMES])
+    if len(names) > SHOWN_PTR_NAMES:
+        shown += f" (+{len(names) - SHOWN_PTR_NAMES} more)"
+    return Text(shown)
+
+
 def print_report(console: Console, report: Report) -> None:
-    transports = Table(title="transports: bound address, reverse DNS and HELO", title_justify="left")
-    # Names and addresses are never cut; the verdict wraps instead.
-    for column in ("host", "instance", "transport", "address", "HELO", "PTR", "FCrDNS"):
-        transports.add_column(column, no_wrap=True)
-    transports.add_column("verdict", overflow="fold")
+    """The report as tables. Every value came from a host or from DNS, so each
+    is Text, never parsed as markup: a PTR name "x[/].test" is shown as it is."""
+    rows = []
     for host in report.hosts:
         for row in host.transports:
-            verdict = "[green]ok[/]" if not row.problems else "[red]" + "; ".join(row.problems) + "[/]"
-            transports.add_row(
-                host.host,
-                row.instance,
-                row.service,
-                row.address,
-                row.helo_name,
-                ", ".join(row.ptr_names) or "-",
-                "yes" if row.fcrdns else "[red]no[/]",
-                verdict,
+            verdict = Text("ok", style="green") if not row.problems else Text("; ".join(row.problems), style="red")
+            rows.append(
+                [
+                    Text(host.host),
+                    Text(row.instance),
+                    Text(row.service),
+                    Text(row.address),
+                    Text(row.helo_name),
+                    _ptr_cell(row.ptr_names),
+                    Text("yes") if row.fcrdns else Text("no", style="red"),
+                    verdict,
+                ]
             )
-    console.print(transports)
-    hosts = Table(title="hosts", title_justify="left")
-    for column in ("host", "status", "drift", "queues", "certificates", "problems"):
-        hosts.add_column(column)
+    console.print(fitted_table(console, "transports: bound address, reverse DNS and HELO", TRANSPORT_COLUMNS, rows))
+    rows = []
     for host in report.hosts:
-        drift = "?" if not host.drift_known else (f"[red]{len(host.drift)} drifted[/]" if host.drift else "in sync")
+        drift = Text("?") if not host.drift_known else (Text(f"{len(host.drift)} drifted", style="red") if host.drift else Text("in sync"))
         queues = ", ".join(f"{i.name} {i.queue if i.queue is not None else '?'}" for i in host.instances) or "-"
         soonest = min((c.days_left for c in host.certificates if c.days_left is not None), default=None)
         certs = "-" if not host.certificates else f"{len(host.certificates)}, soonest {soonest} days" if soonest is not None else "?"
-        status = host.status if host.status == "ok" else f"[red]{host.status}[/]"
-        problems = str(len(host.problems)) if not host.problems else f"[red]{len(host.problems)}[/]"
-        hosts.add_row(host.host, status, drift, queues, certs, problems)
-    console.print(hosts)
+        status = Text(host.status, style="" if host.status == "ok" else "red")
+        problems = Text(str(len(host.problems)), style="red" if host.problems else "")
+        mta = Text(host.mta or "-", style="" if host.mta_ok else "red")
+        rows.append([Text(host.host), status, mta, drift, Text(queues), Text(certs), problems])
+    console.print(fitted_table(console, "hosts", HOST_COLUMNS, rows))
     summary = report.summary()
-    colour = "red" if summary["problems"] else "green"
-    console.print(
-        f"[{colour}]{summary['problems']} problem(s)[/]: {summary['transports_ok']}/{summary['transports']} transports with good rDNS, "
+    line = Text(f"{summary['problems']} problem(s)", style="red" if summary["problems"] else "green")
+    line.append(
+        f": {summary['transports_ok']}/{summary['transports']} transports with good rDNS, "
         f"{summary['drifted']} drifted, {summary['unreachable']} unreachable, {summary['hosts']} host(s)"
     )
+    console.print(line)
     for host in report.hosts:
         for problem in host.problems:
-            console.print(f"  [red]✗[/] {host.host}: {problem}", highlight=False)
+            console.print(Text.assemble("  ", ("✗", "red"), f" {host.host}: {problem}"), highlight=False)

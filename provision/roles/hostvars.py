@@ -183,6 +183,9 @@ def _collect_secrets(spec: VariableSpec, value: Any, found: list[str]) -> None:
     elif spec.elements is not None and isinstance(value, list):
         for item in value:
             _collect_secrets(spec.elements, item, found)
+    elif spec.values is not None and isinstance(value, dict):
+        for item in value.values():
+            _collect_secrets(spec.values, item, found)
 
 
 def _collect_strings(value: Any, found: list[str]) -> None:

@@ -248,6 +248,8 @@ def parse_spec(name: str, data: Any, path: Path) -> VariableSpec:
             raise RoleError(f"options of {name!r} must be a mapping", _where(data, "options", path))
         options = {key: parse_spec(f"{name}.{key}", value, path) for key, value in raw_options.items()}
     elements = parse_spec(f"{name}[]", data["elements"], path) if data.get("elements") is not None else None
+    keys = parse_spec(f"{name} key", data["keys"], path) if data.get("keys") is not None else None
+    values = parse_spec(f"{name}.*", data["values"], path) if data.get("values") is not None else None
     return VariableSpec(
         name=name,
         type=kind,
@@ -258,6 +260,8 @@ def parse_spec(name: str, data: Any, path: Path) -> VariableSpec:
         choices=data.get("choices"),
         elements=elements,
         options=options,
+        keys=keys,
+        values=values,
         minimum=data.get("min"),
         maximum=data.get("max"),
         pattern=data.get("pattern"),

@@ -19,20 +19,200 @@ from typing import Any, cast
 import jinja2
 
 from provision.errors import Location, TemplateError
+from provision.roles.variables import alias_target_text, apache_line_text, apache_no_variables, postfix_text
 from provision.yamlfile import UnsafeText
+
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 def _line(value: Any) -> str:
-    """Refuse a value that would spill onto a second config line."""
+    """Refuse a value that would spill onto a second config line (or carry a control character)."""
     text = str(value)
     if "\n" in text or "\r" in text or "\x00" in text:
         raise ValueError(f"value {text[:40]!r} contains a newline and cannot stand on one config line")
+    found = _CONTROL.search(text)
+    if found:
+        raise ValueError(f"value {text[:40]!r} contains the control character {found.group()!r}")
     return text
+
+
+# --- Apache: ap_getword_conf() reads "..." with \" and \\ as escapes; ${NAME}
+# is replaced on every line before that, quoted or not, so it is refused.
 
 
 def _apache_quote(value: Any) -> str:
     text = _line(value)
+    apache_no_variables(text)
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _apache_word(value: Any) -> str:
+    """One argument: as it is when nothing in it is special to Apache, else quoted."""
+    text = _line(value)
+    return text if re.fullmatch(r"[A-Za-z0-9_.+/:|=@-]+", text) else _apache_quote(text)
+
+
+def _apache_args(value: Any) -> str:
+    """Arguments written as they are (Require): one line, no ${...}, no trailing backslash."""
+    text = _line(value)
+    apache_line_text(text)
+    return text
+
+
+# Handlers that a module provides, and that module; a handler no loaded module
+# answers to makes Apache serve the file as it is.
+APACHE_HANDLERS = {
+    "cgi-script": "cgi",
+    "server-status": "status",
+    "server-info": "info",
+    "send-as-is": "asis",
+    "imap-file": "imagemap",
+    "type-map": "negotiation",
+    "default-handler": "",
+}
+_PROXY_SCHEMES = {
+    "fcgi": "proxy_fcgi",
+    "http": "proxy_http",
+    "https": "proxy_http",
+    "uwsgi": "proxy_uwsgi",
+    "scgi": "proxy_scgi",
+    "ajp": "proxy_ajp",
+}
+
+
+def _vhost_handlers(vhosts: Any) -> list[tuple[str, str]]:
+    """(where, handler) of every AddHandler and SetHandler of the vhosts."""
+    found = []
+    for index, vhost in enumerate(vhosts or []):
+        for handler in vhost.get("handlers") or {}:
+            found.append((f"apache_vhosts[{index}].handlers", str(handler)))
+        for number, location in enumerate(vhost.get("locations") or []):
+            if location.get("handler"):
+                found.append((f"apache_vhosts[{index}].locations[{number}].handler", str(location["handler"])))
+    return found
+
+
+def _handler_modules(handler: str, mpm: str, provided: dict[str, str]) -> list[str] | None:
+    if handler in provided:
+        return [provided[handler]]
+    if handler == "cgi-script":
+        return ["cgi" if mpm == "prefork" else "cgid"]
+    if handler in APACHE_HANDLERS:
+        return [APACHE_HANDLERS[handler]] if APACHE_HANDLERS[handler] else []
+    scheme = re.match(r"^proxy:(?:unix:[^|]+\|)?([a-z]+)://", handler)
+    if scheme and scheme.group(1) in _PROXY_SCHEMES:
+        return ["proxy", _PROXY_SCHEMES[scheme.group(1)]]
+    return None
+
+
+def _apache_handler_modules(vhosts: Any, mpm: str, provided: dict[str, str] | None = None) -> list[str]:
+    """The modules that the vhosts' handlers need, so that each handler is answered."""
+    modules: list[str] = []
+    for _where, handler in _vhost_handlers(vhosts):
+        modules += _handler_modules(handler, mpm, provided or {}) or []
+    return list(dict.fromkeys(modules))
+
+
+def _apache_unknown_handlers(vhosts: Any, provided: dict[str, str] | None = None) -> list[str]:
+    return [
+        f"{where}: {handler}" for where, handler in _vhost_handlers(vhosts) if _handler_modules(handler, "event", provided or {}) is None
+    ]
+
+
+def _apache_duplicate_names(vhosts: Any) -> list[str]:
+    """Names (ServerName or ServerAlias) that two vhosts of one address claim.
+
+    Apache compares host names case-insensitively and sends a request to the
+    first vhost of its address that names it; a second claim is never used.
+    """
+    clashes: list[str] = []
+    claimed: dict[tuple[str, str], tuple[int, str, str]] = {}
+    for index, vhost in enumerate(vhosts or []):
+        listen = str(vhost.get("listen") or "*:80")
+        names = [("server_name", vhost.get("server_name"))] + [(f"aliases[{n}]", a) for n, a in enumerate(vhost.get("aliases") or [])]
+        for field, name in names:
+            if not name:
+                continue
+            key = (listen, str(name).lower().rstrip("."))
+            first = claimed.get(key)
+            if first is None:
+                claimed[key] = (index, field, str(name))
+            elif first[0] != index:
+                clashes.append(
+                    f"{name} on {listen} is named by apache_vhosts[{first[0]}].{first[1]} ({first[2]}) and "
+                    f"apache_vhosts[{index}].{field} ({name}); host names compare case-insensitively, and Apache "
+                    f"would send every request for it to apache_vhosts[{first[0]}]"
+                )
+    return clashes
+
+
+# --- Postfix: main.cf "name = value" (whitespace around the value is removed);
+# master.cf splits arguments at whitespace outside { }, and "-o { name = value }"
+# (Postfix 3.0+) carries a value with whitespace. See postfix_text for what no
+# quoting can carry.
+
+
+def _postfix_name(value: Any) -> str:
+    text = str(value)
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", text):
+        raise ValueError(f"{text[:40]!r} is not a Postfix parameter name")
+    return text
+
+
+def _postfix_value(value: Any) -> str:
+    if value is True or value is False:
+        return _yesno(value)
+    if value is None:
+        return ""
+    items = value if isinstance(value, (list, tuple)) else [value]
+    texts = []
+    for item in items:
+        text = _yesno(item) if item is True or item is False else _line(item)
+        postfix_text(text)
+        texts.append(text)
+    return ", ".join(texts)
+
+
+def _postfix_option(name: Any, value: Any) -> str:
+    """One ``-o`` argument of a master.cf service."""
+    text = _postfix_value(value)
+    if re.search(r"\s", text):
+        return f"-o {{ {_postfix_name(name)} = {text} }}"
+    return f"-o {_postfix_name(name)}={text}"
+
+
+def _lookup_key(value: Any) -> str:
+    text = _line(value)
+    if not text or re.search(r"\s", text) or text.startswith("#"):
+        raise ValueError(f"{text[:40]!r} cannot be a lookup table key (whitespace ends a key, # starts a comment)")
+    return text
+
+
+def _alias_name(value: Any) -> str:
+    text = _line(value)
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9._+-]*", text):
+        raise ValueError(f"{text[:40]!r} cannot be an alias name")
+    return text
+
+
+def _alias_targets(value: Any) -> str:
+    """aliases(5) targets: addresses as they are, commands and files in double quotes."""
+    items = value if isinstance(value, (list, tuple)) else [value]
+    texts = []
+    for item in items:
+        text = _line(item)
+        alias_target_text(text)
+        texts.append(f'"{text}"' if text.startswith(("|", "/", ":include:")) else text)
+    return ", ".join(texts)
+
+
+def _unknown_sender_transports(instances: Any) -> list[str]:
+    """ "instance: transport" for each sender_transports entry naming a transport its instance does not define."""
+    found = []
+    for instance in instances or []:
+        names = {transport["name"] for transport in instance.get("transports") or []}
+        found += [f"{instance['name']}: {name}" for name in (instance.get("sender_transports") or {}).values() if name not in names]
+    return found
 
 
 def _postfix_list(value: Any, separator: str = ", ") -> str:
@@ -67,6 +247,18 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "weighted_names": _weighted_names,
     "line": _line,
     "apache_quote": _apache_quote,
+    "apache_word": _apache_word,
+    "apache_args": _apache_args,
+    "apache_handler_modules": _apache_handler_modules,
+    "apache_unknown_handlers": _apache_unknown_handlers,
+    "apache_duplicate_names": _apache_duplicate_names,
+    "postfix_name": _postfix_name,
+    "postfix_value": _postfix_value,
+    "postfix_option": _postfix_option,
+    "lookup_key": _lookup_key,
+    "alias_name": _alias_name,
+    "alias_targets": _alias_targets,
+    "unknown_sender_transports": _unknown_sender_transports,
     "shell_quote": lambda v: shlex.quote(_line(v)),
     "postfix_list": _postfix_list,
     "yesno": _yesno,

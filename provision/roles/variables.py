@@ -2,11 +2,18 @@
 
 A role declares each variable with ``type``, ``default``, ``description`` and
 optionally ``choices``, ``elements`` (list items), ``options`` (dict fields),
-``min``/``max``, ``pattern``, ``secret`` and ``multiline``. Values are checked
-before any template renders, so a bad value never reaches a host.
+``keys``/``values`` (a free mapping's keys and values), ``min``/``max``,
+``pattern``, ``secret`` and ``multiline``. Values are checked before any
+template renders, so a bad value never reaches a host.
 
-Every string-like value refuses newlines unless ``multiline: true``: a config
-line built from a variable can never smuggle in an extra directive.
+Every string-like value refuses newlines and other control characters unless
+``multiline: true``: a config line built from a variable can never smuggle in
+an extra directive, and a login banner never sends a terminal escape.
+
+Types named after a config format (``apache_handler``, ``postfix_value``,
+``alias_target``...) accept exactly what that format can hold with its meaning
+intact: what the format would split, trim or reinterpret is refused here, with
+the variable's name, rather than written and misread by the service.
 """
 
 from __future__ import annotations
@@ -36,13 +43,42 @@ TYPES = (
     "size",
     "email",
     "mode",
+    "file_extension",
+    "apache_handler",
+    "apache_require",
+    "postfix_parameter",
+    "postfix_value",
+    "lookup_key",
+    "alias_name",
+    "alias_target",
 )
 
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)(?!-)[A-Za-z0-9_-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9_-]{1,63}(?<!-))*\.?$")
+_DOMAIN = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*"
 _DURATION = re.compile(r"^\d+[smhdw]?$")
 _SIZE = re.compile(r"^\d+[kKmMgG]?$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+# RFC 5322 dot-atom text without "$" (Apache expands ${...} on every line) and
+# a host name: nothing a config file or a mail header would read specially.
+_LOCAL_PART = r"[A-Za-z0-9!#%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#%&'*+/=?^_`{|}~-]+)*"
+_EMAIL = re.compile(rf"^{_LOCAL_PART}@{_DOMAIN}$")
 _MODE = re.compile(r"^0?[0-7]{3,4}$")
+# Control characters other than TAB end a config line, or reach a terminal as escapes.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_CONTROL_MULTILINE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# mod_mime keeps one extension per dot; a space would make it two arguments.
+_EXTENSION = re.compile(r"^\.?[A-Za-z0-9_~+-]+$")
+# Lower case: AddHandler lowers a handler name, SetHandler does not, and a name
+# no module answers to makes Apache serve the file as it is (a script's source).
+# No %, $, \ or braces: SetHandler reads its argument as an expression.
+_HANDLER = re.compile(r"^[a-z0-9][a-z0-9_.+/:|=-]*$")
+_POSTFIX_PARAMETER = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+# aliases(5) keys are RFC 822 local parts without a domain; ":" ends the key,
+# "," "@" "%" are refused by postalias, quotes and parentheses are RFC 822 syntax.
+_ALIAS_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+-]*$")
+_ALIAS_ADDRESS = re.compile(rf"^[A-Za-z0-9_][A-Za-z0-9._+=-]*(@{_DOMAIN})?$")
+# Postfix compares these keys case-insensitively (postmap and postalias fold them),
+# as DNS does host names: two keys that differ only in case are one key.
+CASELESS_TYPES = frozenset({"hostname", "email", "lookup_key", "alias_name"})
 _DURATION_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -71,8 +107,12 @@ class VariableSpec:
     pattern: str | None = None
     secret: bool = False
     multiline: bool = False
+    keys: VariableSpec | None = None
+    """For a mapping without ``options``: what every key must be."""
+    values: VariableSpec | None = None
+    """For a mapping without ``options``: what every value must be."""
     unique_by: str | None = None
-    """For a list of mappings: the field whose values must all differ."""
+    """For a list of mappings: the field whose values must all differ (case-insensitively for host names)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def describe(self) -> str:
@@ -103,6 +143,14 @@ _EXPECTED = {
     "size": "a size in bytes (optionally with k, m or g)",
     "email": "an email address",
     "mode": "an octal file mode (such as '0644')",
+    "file_extension": "one file name extension (such as .cgi)",
+    "apache_handler": "an Apache handler name in lower case (such as cgi-script)",
+    "apache_require": "the arguments of one Require line (such as 'all granted')",
+    "postfix_parameter": "a Postfix parameter name (such as smtp_helo_name)",
+    "postfix_value": "a Postfix parameter value (a string, number, yes/no, or a list)",
+    "lookup_key": "a lookup table key (an address, @domain, domain or IP address)",
+    "alias_name": "a local alias name (such as postmaster)",
+    "alias_target": "an address, /file, |command or :include:/file, or a list of them",
 }
 
 
@@ -115,8 +163,16 @@ def parse_duration(value: str | int) -> int:
 
 
 def _single_line(value: str, spec: VariableSpec) -> None:
-    if not spec.multiline and ("\n" in value or "\r" in value or "\x00" in value):
-        raise VariableValueError("must not contain a newline (it would add a line to the config file)")
+    if spec.multiline:
+        found = _CONTROL_MULTILINE.search(value)
+    else:
+        if "\n" in value or "\r" in value:
+            raise VariableValueError("must not contain a newline (it would add a line to the config file)")
+        found = _CONTROL.search(value)
+    if found:
+        raise VariableValueError(
+            f"must not contain the control character {found.group()!r} (it would end a config line or reach a terminal)"
+        )
 
 
 def _check_string(value: Any, spec: VariableSpec) -> str:
@@ -204,23 +260,37 @@ def _check_list(value: Any, spec: VariableSpec) -> Any:
         return value
     checked = [_nested(check_value, item, spec.elements, f"[{index}]") for index, item in enumerate(value)]
     if spec.unique_by is not None:
+        field_spec = (spec.elements.options or {}).get(spec.unique_by)
+        caseless = field_spec is not None and field_spec.type in CASELESS_TYPES
         seen: dict[Any, int] = {}
         for index, item in enumerate(checked):
             key = item.get(spec.unique_by) if isinstance(item, dict) else None
-            if key in seen:
-                raise VariableValueError(f"{spec.unique_by} {key!r} is used twice (items {seen[key]} and {index})", f"[{index}]")
-            seen[key] = index
+            folded = same_key(key) if caseless else key
+            if folded in seen:
+                first = checked[seen[folded]].get(spec.unique_by)
+                how = f" ({first!r} and {key!r} are the same name)" if first != key else ""
+                raise VariableValueError(
+                    f"{spec.unique_by} {key!r} is used twice (items {seen[folded]} and {index}){how}", f"[{index}].{spec.unique_by}"
+                )
+            seen[folded] = index
     return checked
+
+
+def same_key(value: Any) -> Any:
+    """How a case-insensitive name compares: DNS names, Postfix table keys."""
+    return value.lower().rstrip(".") if isinstance(value, str) else value
 
 
 def _check_dict(value: Any, spec: VariableSpec) -> Any:
     if not isinstance(value, dict):
         raise VariableValueError(f"expected {spec.describe()}, got {_kind(value)}")
     if spec.options is None:
-        for key, item in value.items():
-            _single_line(str(key), spec)
-            _reject_newlines_deep(item, f".{key}")
-        return value
+        if spec.keys is None and spec.values is None:
+            for key, item in value.items():
+                _single_line(str(key), spec)
+                _reject_newlines_deep(item, f".{key}")
+            return value
+        return _check_free_dict(value, spec)
     result: dict[str, Any] = {}
     for key in value:
         if key not in spec.options:
@@ -236,6 +306,32 @@ def _check_dict(value: Any, spec: VariableSpec) -> Any:
     return result
 
 
+def _check_free_dict(value: dict[Any, Any], spec: VariableSpec) -> dict[Any, Any]:
+    result: dict[Any, Any] = {}
+    seen: dict[Any, Any] = {}
+    for key, item in value.items():
+        if spec.keys is not None:
+            if not isinstance(key, str):
+                raise VariableValueError(f"key {key!r}: expected {spec.keys.describe()}, got {_kind(key)}")
+            try:
+                check_value(key, spec.keys)
+            except VariableValueError as exc:
+                raise VariableValueError(f"key {key!r}: {exc.message}") from None
+            if spec.keys.type in CASELESS_TYPES:
+                folded = same_key(key)
+                if folded in seen:
+                    raise VariableValueError(
+                        f"keys {seen[folded]!r} and {key!r} are the same key (compared case-insensitively), so one would be lost"
+                    )
+                seen[folded] = key
+        else:
+            _single_line(str(key), spec)
+        result[key] = _nested(check_value, item, spec.values, f".{key}") if spec.values is not None else item
+        if spec.values is None:
+            _reject_newlines_deep(item, f".{key}")
+    return result
+
+
 def _nested(check: Callable[[Any, VariableSpec], Any], value: Any, spec: VariableSpec, path: str) -> Any:
     try:
         return check(value, spec)
@@ -245,8 +341,10 @@ def _nested(check: Callable[[Any, VariableSpec], Any], value: Any, spec: Variabl
 
 def _reject_newlines_deep(value: Any, path: str) -> None:
     if isinstance(value, str):
-        if "\n" in value or "\r" in value or "\x00" in value:
-            raise VariableValueError("must not contain a newline (it would add a line to the config file)", path)
+        try:
+            _single_line(value, _PLAIN)
+        except VariableValueError as exc:
+            raise VariableValueError(exc.message, path) from None
     elif isinstance(value, list):
         for index, item in enumerate(value):
             _reject_newlines_deep(item, f"{path}[{index}]")
@@ -266,6 +364,123 @@ def _check_path(value: Any, spec: VariableSpec) -> Any:
     text = _check_string(value, spec)
     if not text.startswith("/"):
         raise VariableValueError(f"expected {spec.describe()}, got {value!r}")
+    if any(part in (".", "..") for part in text.split("/")):
+        # Apache's <Directory> never matches such a path, and two spellings of one folder are one folder.
+        raise VariableValueError(f"expected {spec.describe()} without . or .. parts, got {value!r}")
+    return value
+
+
+def _format_string(value: Any, spec: VariableSpec, pattern: re.Pattern[str], why: str = "") -> str:
+    text = _check_string(value, spec)
+    if not isinstance(value, str) or not pattern.match(text):
+        raise VariableValueError(f"expected {spec.describe()}, got {value!r}" + (f" ({why})" if why else ""))
+    return text
+
+
+def _check_extension(value: Any, spec: VariableSpec) -> Any:
+    return _format_string(value, spec, _EXTENSION, "Apache reads a space as a second argument and each dot as another extension")
+
+
+def _check_handler(value: Any, spec: VariableSpec) -> Any:
+    return _format_string(value, spec, _HANDLER, "letters in lower case, digits and _ . + / : | = -")
+
+
+def _check_require(value: Any, spec: VariableSpec) -> Any:
+    text = _check_string(value, spec).strip()
+    if not isinstance(value, str) or not re.match(r"^[A-Za-z][A-Za-z-]*(\s|$)", text):
+        raise VariableValueError(f"expected {spec.describe()}, got {value!r} (it starts with a provider: all, ip, host, user, expr...)")
+    apache_line_text(text)
+    return value
+
+
+def apache_no_variables(text: str) -> None:
+    """Apache replaces ${NAME} on every config line before reading it, quoted or not."""
+    if re.search(r"\$\{[^}]*\}", text):
+        raise VariableValueError(
+            f"{text!r} holds ${{...}}, which Apache replaces with a variable on every config line (no quoting stops it)"
+        )
+
+
+def apache_line_text(text: str) -> None:
+    """What an Apache config line written as it is cannot hold with its meaning kept."""
+    apache_no_variables(text)
+    if text.rstrip(" \t").endswith("\\"):
+        raise VariableValueError(f"{text!r} ends with a backslash, which joins the next config line to this one")
+
+
+def _check_postfix_parameter(value: Any, spec: VariableSpec) -> Any:
+    return _format_string(value, spec, _POSTFIX_PARAMETER, "letters, digits and _, starting with a letter")
+
+
+def postfix_text(text: str) -> None:
+    """What a Postfix value can hold: main.cf and master.cf ``-o`` read the same way."""
+    if text != text.strip(" \t"):
+        raise VariableValueError(f"{text!r} starts or ends with whitespace, which Postfix removes")
+    depth = 0
+    for char in text:
+        depth += {"{": 1, "}": -1}.get(char, 0)
+        if depth < 0:
+            raise VariableValueError(f"{text!r} has a '}}' without its '{{': Postfix reads {{ }} as grouping (master.cf would split it)")
+    if depth:
+        raise VariableValueError(f"{text!r} has a '{{' without its '}}': Postfix reads {{ }} as grouping (master.cf would split it)")
+
+
+def _check_postfix_value(value: Any, spec: VariableSpec) -> Any:
+    items = value if isinstance(value, list) else [value]
+    for index, item in enumerate(items):
+        where = f"[{index}]" if isinstance(value, list) else ""
+        if isinstance(item, (bool, int, float)):
+            continue
+        if not isinstance(item, str):
+            raise VariableValueError(f"expected {spec.describe()}, got {_kind(item)}", where)
+        try:
+            _single_line(item, spec)
+            postfix_text(item)
+        except VariableValueError as exc:
+            raise VariableValueError(exc.message, where) from None
+    return value
+
+
+def _check_lookup_key(value: Any, spec: VariableSpec) -> Any:
+    text = _check_string(value, spec)
+    if not isinstance(value, str) or not text or re.search(r"\s", text) or text.startswith("#"):
+        raise VariableValueError(
+            f"expected {spec.describe()}, got {value!r} (postmap ends a key at whitespace and skips a line that starts with #)"
+        )
+    return value
+
+
+def _check_alias_name(value: Any, spec: VariableSpec) -> Any:
+    return _format_string(value, spec, _ALIAS_NAME, "letters, digits and . _ + -; no domain")
+
+
+def alias_target_text(text: str) -> None:
+    if text.startswith(("|", "/", ":include:")):
+        # Written inside double quotes; those and backslashes would end or escape them.
+        if '"' in text or "\\" in text:
+            raise VariableValueError(f"{text!r}: a command or file must not contain double quotes or backslashes")
+        if text in ("|", "/", ":include:"):
+            raise VariableValueError(f"{text!r}: names no command or file")
+    elif not _ALIAS_ADDRESS.match(text):
+        raise VariableValueError(
+            f"{text!r} is not an address (user or user@domain), /file, |command or :include:/file "
+            "(commas, spaces, quotes and parentheses are address syntax in aliases)"
+        )
+
+
+def _check_alias_target(value: Any, spec: VariableSpec) -> Any:
+    items = value if isinstance(value, list) else [value]
+    if not items:
+        raise VariableValueError("needs at least one target")
+    for index, item in enumerate(items):
+        where = f"[{index}]" if isinstance(value, list) else ""
+        if not isinstance(item, str):
+            raise VariableValueError(f"expected {spec.describe()}, got {_kind(item)}", where)
+        try:
+            _single_line(item, spec)
+            alias_target_text(item)
+        except VariableValueError as exc:
+            raise VariableValueError(exc.message, where) from None
     return value
 
 
@@ -288,7 +503,16 @@ _CHECKS: dict[str, Callable[[Any, VariableSpec], Any]] = {
     "size": _check_size,
     "email": _checked(lambda t: bool(_EMAIL.match(t))),
     "mode": _check_mode,
+    "file_extension": _check_extension,
+    "apache_handler": _check_handler,
+    "apache_require": _check_require,
+    "postfix_parameter": _check_postfix_parameter,
+    "postfix_value": _check_postfix_value,
+    "lookup_key": _check_lookup_key,
+    "alias_name": _check_alias_name,
+    "alias_target": _check_alias_target,
 }
+_PLAIN = VariableSpec("value")
 
 
 def check_value(value: Any, spec: VariableSpec) -> Any:

@@ -7,19 +7,20 @@ from collections import Counter
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from provision.engine.converge import HostResult
 from provision.engine.hosts import HostStatus
+from provision.views.tables import Column, fitted_table
 
-STATUS_STYLE = {"ok": "green", "changed": "yellow", "failed": "bold red", "unreachable": "bold magenta"}
+STATUS_STYLE = {"ok": "green", "changed": "yellow", "failed": "bold red", "unreachable": "bold magenta", "interrupted": "bold yellow"}
 JSON_VERSION = 1
 
 
 def totals(results: list[HostResult]) -> dict[str, int]:
     counts = Counter(r.status for r in results)
-    return {status.value: counts.get(status, 0) for status in HostStatus}
+    # "interrupted" only after a Ctrl-C, so that a finished run's summary keeps its four keys.
+    return {status.value: counts.get(status, 0) for status in HostStatus if status is not HostStatus.INTERRUPTED or counts.get(status)}
 
 
 def to_json(command: str, results: list[HostResult], check: bool) -> str:
@@ -64,43 +65,49 @@ def quiet_lines(results: list[HostResult]) -> list[str]:
 
 
 def print_summary(console: Console, results: list[HostResult], check: bool, show_diff: bool) -> None:
+    """Per-host lines and a table. Host names, paths and errors are Text, never
+    markup: a host's message with "[/]" in it is shown as it is."""
     for result in results:
         _print_details(console, result, check, show_diff)
-    table = Table(title="check" if check else "apply", title_justify="left")
-    for column in ("host", "status", "changed", "handlers", "round trips", "seconds"):
-        table.add_column(column, justify="right" if column in ("changed", "round trips", "seconds") else "left")
+    columns = [Column("host", 8), Column("status", 6), Column("changed", 7, "right"), Column("handlers", 8)]
+    columns += [Column("round trips", 6, "right"), Column("seconds", 7, "right")]
+    rows = []
     for r in results:
         status = "drift" if check and r.status == "changed" else r.status
         changes = len(r.files) + len(r.directories) + len(r.packages) + len(r.services)
-        table.add_row(
-            r.host,
-            Text(status, style=STATUS_STYLE.get(r.status, "")),
-            str(changes),
-            ", ".join(r.handlers) or "-",
-            str(r.round_trips),
-            f"{r.seconds:.2f}",
+        rows.append(
+            [
+                Text(r.host),
+                Text(status, style=STATUS_STYLE.get(r.status, "")),
+                Text(str(changes)),
+                Text(", ".join(r.handlers) or "-"),
+                Text(str(r.round_trips)),
+                Text(f"{r.seconds:.2f}"),
+            ]
         )
-    console.print(table)
+    console.print(fitted_table(console, "check" if check else "apply", columns, rows))
     counts = totals(results)
-    console.print("  ".join(f"[{STATUS_STYLE[k]}]{k}={v}[/]" for k, v in counts.items()))
+    console.print(Text("  ").join(Text(f"{k}={v}", style=STATUS_STYLE[k]) for k, v in counts.items()))
+
+
+def _line(console: Console, host: str, style: str, text: str) -> None:
+    console.print(Text.assemble((host, style), f": {text}"), highlight=False, soft_wrap=True)
 
 
 def _print_details(console: Console, result: HostResult, check: bool, show_diff: bool) -> None:
     verb = "would change" if check else "changed"
     for entry in result.files:
-        console.print(f"[yellow]{result.host}[/]: {verb} {entry.path} ({', '.join(entry.reasons)})", highlight=False, soft_wrap=True)
+        _line(console, result.host, "yellow", f"{verb} {entry.path} ({', '.join(entry.reasons)})")
         if show_diff and entry.diff:
             console.print(Text(entry.diff.rstrip("\n")), style="dim" if entry.secret else "")
     for path in result.directories:
-        console.print(f"[yellow]{result.host}[/]: {verb} directory {path}", highlight=False, soft_wrap=True)
+        _line(console, result.host, "yellow", f"{verb} directory {path}")
     for package in result.packages:
-        console.print(
-            f"[yellow]{result.host}[/]: {'would install' if check else 'installed'} package {package}", highlight=False, soft_wrap=True
-        )
+        _line(console, result.host, "yellow", f"{'would install' if check else 'installed'} package {package}")
     for service in result.services:
-        console.print(f"[yellow]{result.host}[/]: service {service}", highlight=False, soft_wrap=True)
+        _line(console, result.host, "yellow", f"service {service}")
     for error in result.errors:
         first, *rest = error.splitlines() or [""]
-        console.print(f"[bold red]{result.host}[/]: {result.status}: {first}", highlight=False, soft_wrap=True)
+        _line(console, result.host, "bold red", f"{result.status}: {first}")
         for line in rest:
-            console.print(f"    {line}", highlight=False, markup=False, soft_wrap=True)
+            console.print(Text(f"    {line}"), highlight=False, soft_wrap=True)

@@ -6,6 +6,7 @@ import json
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from provision.roles.loader import Role
 
@@ -17,7 +18,9 @@ def _default(value: object) -> str:
 
 def print_roles(console: Console, roles: list[Role], detailed: bool) -> None:
     for role in roles:
-        console.print(f"[bold]{role.name}[/]  {role.description.splitlines()[0] if role.description else ''}", highlight=False)
+        # Text, not markup: a description such as "[relay.example.net]:587" is shown as written.
+        summary = role.description.splitlines()[0] if role.description else ""
+        console.print(Text.assemble((role.name, "bold"), "  ", summary), highlight=False)
         table = Table(show_header=True, box=None, pad_edge=False)
         table.add_column("variable")
         table.add_column("type")
@@ -31,6 +34,6 @@ def print_roles(console: Console, roles: list[Role], detailed: bool) -> None:
             row = [name, spec.describe() if spec.choices else spec.type, default]
             if detailed:
                 row.append(spec.description)
-            table.add_row(*row)
+            table.add_row(*(Text(cell) for cell in row))
         console.print(table)
         console.print()

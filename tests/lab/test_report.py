@@ -26,8 +26,10 @@ from tests.support.lab import NAMESPACE, converged, module_lab, run_roles
 
 pytestmark = pytest.mark.lab
 
-report_lab = module_lab("report", 1)
+report_lab = module_lab("report", 2)
 HOST = "report-1"
+# In the inventory with the postfix role too, but never converged: Postfix is not installed there.
+BARE = "report-2"
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +59,7 @@ def inventory(report_lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Path
     }
     folder = tmp_path_factory.mktemp("report") / "inventory"
     folder.mkdir()
-    converged(run_roles(report_lab, folder, ["postfix"], {HOST: variables}, fresh=False), HOST)
+    converged(run_roles(report_lab, folder, ["postfix"], {HOST: variables}, fresh=False, limit=HOST), HOST)
     return folder
 
 
@@ -72,9 +74,21 @@ def zone(lab: Lab, fixed: bool) -> tuple[dict[str, str], dict[str, str]]:
     return forward, reverse
 
 
-def report(lab: Lab, inventory: Path, dns: DnsServer, *extra: str) -> subprocess.CompletedProcess[str]:
+def report(lab: Lab, inventory: Path, dns: DnsServer, *extra: str, limit: str = HOST) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["provision", "report", "-i", str(inventory), "-i", str(lab.inventory_file), "--dns-server", f"{dns.address}:{dns.port}", *extra],
+        [
+            "provision",
+            "report",
+            "-i",
+            str(inventory),
+            "-i",
+            str(lab.inventory_file),
+            "--dns-server",
+            f"{dns.address}:{dns.port}",
+            "--limit",
+            limit,
+            *extra,
+        ],
         capture_output=True,
         text=True,
         check=False,
@@ -147,6 +161,88 @@ def test_report_reads_the_host_and_flags_where_it_disagrees_with_the_inventory(
         assert "/etc/postfix/master.cf" in host["drift"]
     finally:
         report_lab.exec(HOST, ["postconf", "-P", f"out2/unix/smtp_bind_address={second}"])
+
+
+def test_hostile_ptr_names_print_as_they_are_in_80_columns(report_lab: Lab, inventory: Path, dns_server: DnsServer) -> None:
+    first, second, third = report_lab.host(HOST).extra_addresses[:3]
+    forward, _ = zone(report_lab, fixed=True)
+    names = [f"ptr{n}.example.test" for n in range(50)]
+    dns_server.serve(forward, {first: names, second: "x[/].test", third: "a[red]b[/].test"})
+    done = subprocess.run(
+        [
+            "provision",
+            "report",
+            "-i",
+            str(inventory),
+            "-i",
+            str(report_lab.inventory_file),
+            "--dns-server",
+            f"{dns_server.address}:{dns_server.port}",
+            "--limit",
+            HOST,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+        env={**os.environ, "COLUMNS": "80"},
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr and "MarkupError" not in done.stderr
+    lines = done.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    assert next(line for line in lines if line.startswith("host ")).split()[:8] == [
+        "host",
+        "instance",
+        "transport",
+        "address",
+        "HELO",
+        "PTR",
+        "FCrDNS",
+        "verdict",
+    ]
+    problems = [line for line in lines if "✗" in line]
+    assert {"out1", "out2", "bulk1"} <= {word.split("/")[-1] for line in problems for word in line.split()}
+    flat = "".join(done.stdout.split())
+    assert "x[/].test" in flat and "a[red]b[/].test" in flat and "(+47more)" in flat
+
+
+def test_a_stopped_mta_is_a_problem_of_each_transport_it_runs(report_lab: Lab, inventory: Path, dns_server: DnsServer) -> None:
+    dns_server.serve(*zone(report_lab, fixed=True))
+    # (An earlier test's hand edit of master.cf may leave drift; this one is about the mail system.)
+    assert json.loads(report(report_lab, inventory, dns_server, "--json").stdout)["hosts"][0]["mta"] == "running"
+    code, output = report_lab.exec(HOST, ["postmulti", "-i", "postfix-bulk", "-p", "stop"])
+    assert code == 0, output
+    try:
+        done = report(report_lab, inventory, dns_server, "--json")
+        assert done.returncode == 2
+        (host,) = json.loads(done.stdout)["hosts"]
+        rows = outcomes({"hosts": [host]})
+        assert rows[("postfix-bulk", "bulk1")]["problems"] == ["cannot send: postfix-bulk is not running"]
+        assert rows[("postfix", "out1")]["problems"] == [] and host["mta"] == "not running: postfix-bulk"
+        assert "postfix-bulk: not running" in host["problems"]
+        code, output = report_lab.exec(HOST, ["postmulti", "-i", "-", "-p", "stop"])
+        assert code == 0, output
+        (host,) = json.loads(report(report_lab, inventory, dns_server, "--json").stdout)["hosts"]
+        rows = outcomes({"hosts": [host]})
+        assert rows[("postfix", "out1")]["problems"] == ["cannot send: Postfix is not running"]
+        assert host["mta"] == "not running: postfix, postfix-bulk"
+    finally:
+        report_lab.exec(HOST, ["postmulti", "-i", "-", "-p", "start"])
+        report_lab.exec(HOST, ["postmulti", "-i", "postfix-bulk", "-p", "start"])
+    (host,) = json.loads(report(report_lab, inventory, dns_server, "--json").stdout)["hosts"]
+    assert host["mta"] == "running" and not any(p.startswith("cannot send") for row in host["transports"] for p in row["problems"])
+
+
+def test_postfix_not_installed_is_a_problem(report_lab: Lab, inventory: Path, dns_server: DnsServer) -> None:
+    dns_server.serve(*zone(report_lab, fixed=True))
+    done = report(report_lab, inventory, dns_server, "--json", limit=BARE)
+    assert done.returncode == 2, done.stderr
+    (host,) = json.loads(done.stdout)["hosts"]
+    assert host["status"] == "ok" and host["mta"] == "not installed"
+    assert "Postfix is not installed, and the inventory applies the postfix role" in host["problems"]
+    table = report(report_lab, inventory, dns_server, limit=BARE)
+    assert table.returncode == 2 and "not installed" in table.stdout
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium (installed by .ci/run)")

@@ -28,9 +28,13 @@ class DnsServer:
         self.process: subprocess.Popen[bytes] | None = None
 
     def serve(
-        self, forward: dict[str, str], reverse: dict[str, str], mx: dict[str, str] | None = None, hosts: dict[str, str] | None = None
+        self,
+        forward: dict[str, str],
+        reverse: dict[str, str] | dict[str, list[str]],
+        mx: dict[str, str] | None = None,
+        hosts: dict[str, str] | None = None,
     ) -> None:
-        """(Re)start with these records: name → address (A/AAAA), address → name (PTR),
+        """(Re)start with these records: name → address (A/AAAA), address → name or names (PTR),
         mail domain → its mail exchanger's name (MX, preference 10), and ``hosts``:
         name → address with its PTR, a name that exists for every type (other
         types answer "no data", where names of ``forward`` answer NXDOMAIN)."""
@@ -44,7 +48,11 @@ class DnsServer:
             f"pid-file={self.folder}/pid",
             *(f"local=/{zone}/" for zone in self.zones),
             *(f"address=/{name}/{address}" for name, address in forward.items()),
-            *(f"ptr-record={ipaddress.ip_address(address).reverse_pointer},{name}" for address, name in reverse.items()),
+            *(
+                f"ptr-record={ipaddress.ip_address(address).reverse_pointer},{name}"
+                for address, names in reverse.items()
+                for name in ([names] if isinstance(names, str) else names)
+            ),
             *(f"mx-host={domain},{exchanger},10" for domain, exchanger in (mx or {}).items()),
             *(f"host-record={name},{address}" for name, address in (hosts or {}).items()),
         ]
@@ -84,3 +92,20 @@ class DnsServer:
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, trace: TracebackType | None) -> None:
         self.stop()
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class SilentDnsServer:
+    """A UDP socket on a loopback address that takes DNS queries and never answers."""
+
+    def __init__(self, address: str, port: int) -> None:
+        import socket
+
+        self.address, self.port = address, port
+        self.socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.socket.bind((address, port))
+
+    def __enter__(self) -> SilentDnsServer:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, trace: TracebackType | None) -> None:
+        self.socket.close()

@@ -56,16 +56,25 @@ def module_lab(name: str, count: int) -> Callable[[pytest.TempPathFactory], Iter
 
 
 def run_roles(
-    lab: Lab, folder: Path, roles: list[str], hosts: dict[str, dict[str, Any]], command: str = "apply", fresh: bool = True
+    lab: Lab,
+    folder: Path,
+    roles: list[str],
+    hosts: dict[str, dict[str, Any]],
+    command: str = "apply",
+    fresh: bool = True,
+    limit: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Write an inventory (hosts with their vars, a site.yml applying ``roles``)
-    and run ``provision COMMAND`` on it plus the lab's inventory, with --json."""
+    and run ``provision COMMAND`` on it plus the lab's inventory, with --json.
+    Only the hosts given are converged (``limit``, a host pattern, by default
+    those hosts): another lab host would get the roles' defaults, such as
+    Postfix on every address of the machine, which other tests' hosts share."""
     target = folder / f"inv-{uuid.uuid4().hex[:6]}" if fresh else folder
     target.mkdir(exist_ok=True)
     (target / "hosts.yml").write_text(yaml.safe_dump({"all": {"hosts": hosts}}))
     (target / "site.yml").write_text(f"- hosts: all\n  roles: [{', '.join(roles)}]\n")
     return subprocess.run(
-        ["provision", command, "-i", str(target), "-i", str(lab.inventory_file), "--json"],
+        ["provision", command, "-i", str(target), "-i", str(lab.inventory_file), "--json", "--limit", limit or ":".join(hosts)],
         capture_output=True,
         text=True,
         check=False,
