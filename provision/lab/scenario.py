@@ -22,6 +22,7 @@ from provision.bundled import checkout_dir, roles_dir
 from provision.engine.converge import HostResult
 from provision.engine.runner import RunOptions, run_hosts
 from provision.errors import ProvisionError
+from provision.lab.image import DEFAULT_SUITE, check_suite
 from provision.roles.compiler import Project, compile_hosts, require_site
 
 Say = Callable[[str], None]
@@ -62,8 +63,8 @@ def find_scenario(role: str, name: str, base: Path | None = None) -> Scenario:
     raise ProvisionError(f"no scenario {name!r} for role {role!r} (looked for an inventory in: {looked})")
 
 
-def lab_name(scenario: Scenario) -> str:
-    return re.sub(r"[^a-z0-9-]", "-", f"{scenario.role}-{scenario.name}".lower())
+def lab_name(scenario: Scenario, suite: str = DEFAULT_SUITE) -> str:
+    return re.sub(r"[^a-z0-9-]", "-", f"{scenario.role}-{scenario.name}-{suite}".lower())
 
 
 def _test_files(folder: Path) -> list[Path]:
@@ -87,7 +88,8 @@ def _failures(results: list[HostResult]) -> list[str]:
     return [f"{r.host}: {r.status}: {'; '.join(r.errors)}" for r in results if r.status in ("failed", "unreachable")]
 
 
-def run_scenario(scenario: Scenario, keep: bool, say: Say) -> None:
+def run_scenario(scenario: Scenario, keep: bool, say: Say, suite: str = DEFAULT_SUITE) -> None:
+    """Molecule's steps for one scenario, every host from ``suite``'s image."""
     from provision.lab.lab import Lab
 
     project = scenario.project()
@@ -98,10 +100,11 @@ def run_scenario(scenario: Scenario, keep: bool, say: Say) -> None:
         raise ProvisionError(
             f"scenario {scenario.directory} does not apply role {scenario.role!r} (it applies: {', '.join(sorted(assigned))})"
         )
-    lab = Lab(lab_name(scenario), namespace=os.environ.get("PROVISION_LAB_NAMESPACE", DEFAULT_NAMESPACE))
+    check_suite(suite)
+    lab = Lab(lab_name(scenario, suite), namespace=os.environ.get("PROVISION_LAB_NAMESPACE", DEFAULT_NAMESPACE))
     try:
-        say(f"create: {len(hosts)} lab host(s) for {scenario.directory}")
-        lab.up(names=hosts, say=say)
+        say(f"create: {len(hosts)} {suite} lab host(s) for {scenario.directory}")
+        lab.up(names=hosts, say=say, suites=suite)
         converged = _converge(scenario, lab, "converge", say)
         if failures := _failures(converged):
             raise ScenarioFailed("converge failed:\n  " + "\n  ".join(failures))
