@@ -63,13 +63,15 @@ def run_roles(
     lab: Lab, folder: Path, roles: list[str], hosts: dict[str, dict[str, Any]], command: str = "apply", fresh: bool = True
 ) -> subprocess.CompletedProcess[str]:
     """Write an inventory (hosts with their vars, a site.yml applying ``roles``)
-    and run ``provision COMMAND`` on it plus the lab's inventory, with --json."""
+    and run ``provision COMMAND`` on it plus the lab's inventory, with --json,
+    limited to ``hosts``: the lab's other hosts would otherwise get the roles
+    with their defaults (Postfix on every address of a shared machine)."""
     target = folder / f"inv-{uuid.uuid4().hex[:6]}" if fresh else folder
     target.mkdir(exist_ok=True)
     (target / "hosts.yml").write_text(yaml.safe_dump({"all": {"hosts": hosts}}))
     (target / "site.yml").write_text(f"- hosts: all\n  roles: [{', '.join(roles)}]\n")
     return subprocess.run(
-        ["provision", command, "-i", str(target), "-i", str(lab.inventory_file), "--json"],
+        ["provision", command, "-i", str(target), "-i", str(lab.inventory_file), "--limit", ":".join(hosts), "--json"],
         capture_output=True,
         text=True,
         check=False,
