@@ -8,8 +8,10 @@ pushed anywhere.
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,8 +20,18 @@ from typing import Any
 from provision import __version__
 from provision.errors import InventoryError, Location, PatternError, ProvisionError, TemplateError, VariableError
 from provision.inventory import Inventory, load_inventory, select_hosts
+from provision.roles.facts import HostFacts, PendingFacts, version_test
 from provision.roles.hostvars import check_role_variables, resolve_templates, secret_values
-from provision.roles.loader import DirectoryResource, FileResource, HandlerResource, Role, RoleLoader, ValidatorResource, role_search_path
+from provision.roles.loader import (
+    DirectoryResource,
+    FileResource,
+    HandlerResource,
+    RequireResource,
+    Role,
+    RoleLoader,
+    ValidatorResource,
+    role_search_path,
+)
 from provision.roles.render import Renderer
 from provision.roles.site import Play, RoleUse, find_site_file, load_site
 from provision.state import DesiredDirectory, DesiredFile, DesiredService, DesiredState, Handler, Validator
@@ -27,11 +39,20 @@ from provision.state import DesiredDirectory, DesiredFile, DesiredService, Desir
 MANAGED_NOTE = "Managed by provision (role {role}): local changes will be overwritten."
 
 
+class VersionRefused(VariableError):
+    """A role or variable needs a newer package than the host has (see ``requires``)."""
+
+
 @dataclass
 class CompiledHost:
     desired: DesiredState
     secrets: list[str]
     variables: dict[str, Any]
+    needs_facts: bool = False
+    """Compiled before the probe, the host used ``host_facts`` or its roles have
+    ``requires``: it is compiled again with its facts once the probe answers."""
+    refine: Callable[[HostFacts], CompiledHost] | None = field(default=None, repr=False, compare=False)
+    """Compiles this host again with its facts (set by ``compile_hosts``)."""
 
 
 @dataclass
@@ -90,7 +111,7 @@ class Project:
             self._renderers[role.name] = Renderer([role.templates_dir, *role.template_dirs, self.inventory.directory / "templates"])
         return self._renderers[role.name]
 
-    def variables(self, host: str, assigned: HostRoles) -> tuple[dict[str, Any], dict[str, Location | None]]:
+    def variables(self, host: str, assigned: HostRoles, host_facts: Any = None) -> tuple[dict[str, Any], dict[str, Location | None]]:
         """Merged, resolved variables of a host, and where each was set."""
         values: dict[str, Any] = {}
         where: dict[str, Location | None] = {}
@@ -108,6 +129,7 @@ class Project:
                 values[name] = value
                 where[name] = site
         magic = self.magic_variables(host)
+        magic["host_facts"] = PendingFacts() if host_facts is None else host_facts
         values.update(magic)
         return resolve_templates(values, self._variable_renderer, where, frozenset(magic)), where
 
@@ -124,15 +146,30 @@ class Project:
             "groups": self.groups_map(),
         }
 
-    def compile(self, host: str, tags: set[str] | None = None) -> CompiledHost:
-        """The host's desired state, connection settings and secrets to mask."""
+    def compile(self, host: str, tags: set[str] | None = None, facts: HostFacts | None = None) -> CompiledHost:
+        """The host's desired state, connection settings and secrets to mask.
+
+        Without ``facts`` (before the host is contacted) templates see a
+        placeholder ``host_facts``, checks that use it wait, and ``requires``
+        are not judged: the result says whether the host needs compiling again
+        with its facts (``needs_facts``)."""
         assigned = self.host_roles(host)
-        values, where = self.variables(host, assigned)
-        desired, secrets = self._desired(host, assigned, values, where, tags)
-        return CompiledHost(desired, secrets, values)
+        values, where = self.variables(host, assigned, None if facts is None else facts.for_templates())
+        pending = values["host_facts"] if facts is None else None
+        desired, secrets = self._desired(host, assigned, values, where, tags, facts)
+        values = {name: value for name, value in values.items() if name != "host_facts"}
+        used_facts = isinstance(pending, PendingFacts) and pending.uses > 0
+        needs_facts = used_facts or any(role.requires for role in assigned.roles)
+        return CompiledHost(desired, secrets, values, needs_facts)
 
     def _desired(
-        self, host: str, assigned: HostRoles, values: dict[str, Any], where: dict[str, Location | None], tags: set[str] | None
+        self,
+        host: str,
+        assigned: HostRoles,
+        values: dict[str, Any],
+        where: dict[str, Location | None],
+        tags: set[str] | None,
+        facts: HostFacts | None = None,
     ) -> tuple[DesiredState, list[str]]:
         declared = {name for role in assigned.roles for name in role.variables}
         desired = DesiredState(host=host, roles=[r.name for r in assigned.roles])
@@ -149,6 +186,7 @@ class Project:
             for name, expression in role.vars.items():
                 context[name] = _computed(self.renderer(role), expression, context, f"vars of role {role.name}")
             _check_rules(role, self.renderer(role), context, where)
+            _check_requires(host, role, self.renderer(role), context, where, facts, desired)
             role_tags = {role.name, *role.tags, *use.tags}
             _add_role(desired, role, self.renderer(role), context, role_tags, tags)
         secrets = secret_values(assigned.roles, values)
@@ -160,7 +198,7 @@ def _selected(resource_tags: set[str], wanted: set[str] | None) -> bool:
 
 
 def _items(
-    resource: FileResource | DirectoryResource | HandlerResource | ValidatorResource,
+    resource: FileResource | DirectoryResource | HandlerResource | ValidatorResource | RequireResource,
     renderer: Renderer,
     context: dict[str, Any],
     where: str,
@@ -268,13 +306,66 @@ def _computed(renderer: Renderer, expression: Any, context: dict[str, Any], wher
 
 
 def _check_rules(role: Role, renderer: Renderer, context: dict[str, Any], where: dict[str, Location | None]) -> None:
-    """The role's cross-variable rules; a broken one names the variable's file."""
+    """The role's cross-variable rules; a broken one names the variable's file.
+    A rule that looks at ``host_facts`` waits for them (see ``compile``)."""
+    pending = context.get("host_facts")
     for rule in role.checks:
-        if not renderer.evaluate(rule.that, context, f"a check of role {role.name}"):
+        uses = pending.uses if isinstance(pending, PendingFacts) else 0
+        holds = renderer.evaluate(rule.that, context, f"a check of role {role.name}")
+        if isinstance(pending, PendingFacts) and pending.uses > uses:
+            continue
+        if not holds:
             location = where.get(rule.variable) if rule.variable else None
             message = renderer.render_string(rule.message, context, f"a check of role {role.name}")
             prefix = f"variable {rule.variable}: " if rule.variable else f"role {role.name}: "
             raise VariableError(prefix + message, location or Location(str(role.path / "role.yml")))
+
+
+def _check_requires(
+    host: str,
+    role: Role,
+    renderer: Renderer,
+    context: dict[str, Any],
+    where: dict[str, Location | None],
+    facts: HostFacts | None,
+    desired: DesiredState,
+) -> None:
+    """Refuse a feature the host's package version lacks (only with facts: after the probe)."""
+    for requirement in role.requires:
+        if requirement.package not in desired.version_packages:
+            desired.version_packages.append(requirement.package)
+        if facts is None:
+            continue
+        for item in _items(requirement, renderer, context, f"a requires entry of role {role.name}"):
+            have = facts.version(requirement.package)
+            if have is not None and version_test(have, requirement.version, ">="):
+                continue
+            raise VersionRefused(_refusal(host, role, requirement, item, where, facts, have), _refusal_location(role, requirement, where))
+
+
+def _refusal(
+    host: str,
+    role: Role,
+    requirement: RequireResource,
+    context: dict[str, Any],
+    where: dict[str, Location | None],
+    facts: HostFacts,
+    have: str | None,
+) -> str:
+    package, needed = requirement.package, requirement.version
+    has = f"has {package} {have}" if have is not None else f"has no {package} (not installed, and apt knows no version of it)"
+    if requirement.variable is not None:
+        value = context.get(requirement.variable)
+        asked = f"variable {requirement.variable}" + (f" = {value!r}" if isinstance(value, (str, int, float)) else "")
+    else:
+        asked = f"role {role.name}"
+    feature = f" ({requirement.feature})" if requirement.feature else ""
+    return f"host {host} ({facts.release()}) {has}: {asked} needs {package} {needed} or later{feature}"
+
+
+def _refusal_location(role: Role, requirement: RequireResource, where: dict[str, Location | None]) -> Location:
+    found = where.get(requirement.variable) if requirement.variable else None
+    return found or requirement.location or Location(str(role.path / "role.yml"))
 
 
 def _merge(resource: FileResource, renderer: Renderer, context: dict[str, Any], where: str) -> tuple[str, Any] | None:
@@ -335,6 +426,14 @@ def compile_hosts(project: Project, hosts: list[str], tags: set[str] | None) -> 
     Compiling is pure CPU work, so a large fleet is compiled by one forked
     worker per core (the loaded project is inherited, not re-read).
     """
+    compiled = _compile_all(project, hosts, tags)
+    for host, entry in compiled.items():
+        if entry.needs_facts:
+            entry.refine = functools.partial(project.compile, host, tags)
+    return compiled
+
+
+def _compile_all(project: Project, hosts: list[str], tags: set[str] | None) -> dict[str, CompiledHost]:
     workers = min(os.cpu_count() or 1, len(hosts) // _CHUNK)
     if len(hosts) < PARALLEL_COMPILE_MIN_HOSTS or workers < 2:
         return {host: project.compile(host, tags) for host in hosts}
