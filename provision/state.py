@@ -120,6 +120,8 @@ class ActualState:
     packages: dict[str, str | None] = field(default_factory=dict)
     services: dict[str, ServiceFact] = field(default_factory=dict)
     facts: dict[str, str] = field(default_factory=dict)
+    versions: dict[str, str | None] = field(default_factory=dict)
+    """Package -> installed version, for the packages whose versions the probe reported."""
     extra_contents: dict[str, bytes | None] = field(default_factory=dict)
     """Current content of files a generator asked about."""
     public_keys: dict[str, str | None] = field(default_factory=dict)

@@ -14,16 +14,24 @@ from provision.cli.common import friendly_errors, inventory_option, limit_option
 @limit_option
 @click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="Folder to write DIR/<host>/<path> into.")
 @click.option("-t", "--tags", default=None, help="Only resources with these tags.")
+@click.option(
+    "--release",
+    type=click.Choice(["bullseye", "bookworm", "trixie"]),
+    default="bookworm",
+    show_default=True,
+    help="Render as for hosts of this Debian release (its package versions); a real run uses each host's own.",
+)
 @friendly_errors
-def render(inventory: tuple[Path, ...], limit: str | None, out: Path, tags: str | None) -> None:
+def render(inventory: tuple[Path, ...], limit: str | None, out: Path, tags: str | None, release: str) -> None:
     """Render every managed file locally, without touching any host."""
     from provision.roles.compiler import Project, compile_hosts, require_site
     from provision.roles.output_tree import write_rendered
+    from provision.roles.releases import RELEASES
 
     project = Project.load(list(inventory))
     require_site(project)
     hosts = project.select(limit)
     wanted = {t.strip() for t in tags.split(",")} if tags else None
-    compiled = compile_hosts(project, hosts, wanted)
+    compiled = compile_hosts(project, hosts, wanted, facts=RELEASES[release])
     count = write_rendered(out, {host: entry.desired.files for host, entry in compiled.items()})
     click.echo(f"rendered {count} files for {len(compiled)} hosts into {out}", err=True)

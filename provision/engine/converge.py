@@ -60,6 +60,8 @@ class HostResult:
     errors: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     facts: dict[str, str] = field(default_factory=dict)
+    versions: dict[str, str | None] = field(default_factory=dict)
+    """Installed version of each package the probe looked at (None: not installed)."""
     round_trips: int = 0
     seconds: float = 0.0
 
@@ -144,6 +146,7 @@ def generated(desired: DesiredState, actual: ActualState) -> tuple[DesiredState,
 
 def parse_probe(host: str, answer: ProbeAnswer) -> ActualState:
     actual = ActualState(host=host, packages=dict(answer.get("packages", {})), facts=dict(answer.get("facts", {})))
+    actual.versions = {name: entry["installed"] for name, entry in answer.get("versions", {}).items()}
     for path, fact in answer.get("files", {}).items():
         actual.files[path] = _fact(path, fact)
     for path, fact in answer.get("directories", {}).items():
@@ -299,7 +302,7 @@ def converge(
     started = time.monotonic()
     try:
         desired, actual, secrets = probe_host(connector, desired, want_diff, refine, secrets)
-        result.facts = dict(actual.facts)
+        result.facts, result.versions = dict(actual.facts), dict(actual.versions)
         desired = merged(desired, actual)
         desired, csr_requests = generated(desired, actual)
         plan = make_plan(desired, actual)

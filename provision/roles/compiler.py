@@ -336,11 +336,15 @@ def _check_requires(
             desired.version_packages.append(requirement.package)
         if facts is None:
             continue
-        for item in _items(requirement, renderer, context, f"a requires entry of role {role.name}"):
+        what = f"a requires entry of role {role.name}"
+        for item in _items(requirement, renderer, context, what):
             have = facts.version(requirement.package)
-            if have is not None and version_test(have, requirement.version, ">="):
+            needed = renderer.render_string(requirement.version, item, what)
+            if have is not None and version_test(have, needed, ">="):
                 continue
-            raise VersionRefused(_refusal(host, role, requirement, item, where, facts, have), _refusal_location(role, requirement, where))
+            feature = renderer.render_string(requirement.feature, item, what)
+            message = _refusal(host, role, requirement, item, facts, have, needed, feature)
+            raise VersionRefused(message, _refusal_location(role, requirement, where))
 
 
 def _refusal(
@@ -348,19 +352,20 @@ def _refusal(
     role: Role,
     requirement: RequireResource,
     context: dict[str, Any],
-    where: dict[str, Location | None],
     facts: HostFacts,
     have: str | None,
+    needed: str,
+    feature: str,
 ) -> str:
-    package, needed = requirement.package, requirement.version
+    package = requirement.package
     has = f"has {package} {have}" if have is not None else f"has no {package} (not installed, and apt knows no version of it)"
     if requirement.variable is not None:
         value = context.get(requirement.variable)
         asked = f"variable {requirement.variable}" + (f" = {value!r}" if isinstance(value, (str, int, float)) else "")
     else:
         asked = f"role {role.name}"
-    feature = f" ({requirement.feature})" if requirement.feature else ""
-    return f"host {host} ({facts.release()}) {has}: {asked} needs {package} {needed} or later{feature}"
+    because = f" ({feature})" if feature else ""
+    return f"host {host} ({facts.release()}) {has}: {asked} needs {package} {needed} or later{because}"
 
 
 def _refusal_location(role: Role, requirement: RequireResource, where: dict[str, Location | None]) -> Location:
@@ -417,28 +422,29 @@ def require_site(project: Project) -> None:
 # Below this many hosts a worker process costs more than it saves.
 PARALLEL_COMPILE_MIN_HOSTS = 200
 _CHUNK = 50
-_forked: tuple[Project, set[str] | None] | None = None
+_forked: tuple[Project, set[str] | None, HostFacts | None] | None = None
 
 
-def compile_hosts(project: Project, hosts: list[str], tags: set[str] | None) -> dict[str, CompiledHost]:
+def compile_hosts(project: Project, hosts: list[str], tags: set[str] | None, facts: HostFacts | None = None) -> dict[str, CompiledHost]:
     """Every host's desired state, in ``hosts`` order; the first mistake raises.
+    With ``facts`` every host is compiled as a host with those facts (render).
 
     Compiling is pure CPU work, so a large fleet is compiled by one forked
     worker per core (the loaded project is inherited, not re-read).
     """
-    compiled = _compile_all(project, hosts, tags)
+    compiled = _compile_all(project, hosts, tags, facts)
     for host, entry in compiled.items():
-        if entry.needs_facts:
+        if entry.needs_facts and facts is None:  # assumed facts (render) are final
             entry.refine = functools.partial(project.compile, host, tags)
     return compiled
 
 
-def _compile_all(project: Project, hosts: list[str], tags: set[str] | None) -> dict[str, CompiledHost]:
+def _compile_all(project: Project, hosts: list[str], tags: set[str] | None, facts: HostFacts | None) -> dict[str, CompiledHost]:
     workers = min(os.cpu_count() or 1, len(hosts) // _CHUNK)
     if len(hosts) < PARALLEL_COMPILE_MIN_HOSTS or workers < 2:
-        return {host: project.compile(host, tags) for host in hosts}
+        return {host: project.compile(host, tags, facts) for host in hosts}
     global _forked
-    _forked = (project, tags)
+    _forked = (project, tags, facts)
     try:
         chunks = [hosts[start : start + _CHUNK] for start in range(0, len(hosts), _CHUNK)]
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
@@ -452,5 +458,5 @@ def _compile_all(project: Project, hosts: list[str], tags: set[str] | None) -> d
 
 def _compile_chunk(hosts: list[str]) -> dict[str, CompiledHost]:
     assert _forked is not None, "only called in a forked worker"
-    project, tags = _forked
-    return {host: project.compile(host, tags) for host in hosts}
+    project, tags, facts = _forked
+    return {host: project.compile(host, tags, facts) for host in hosts}
