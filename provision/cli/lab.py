@@ -135,5 +135,5 @@ def test_role(role: str, scenario: str, keep: bool, suites: tuple[str, ...]) -> 
     chosen = list(dict.fromkeys(suite for item in chosen for suite in (SUITES if item == "all" else (check_suite(item),))))
     found = find_scenario(role, scenario)
     for suite in chosen:
-        run_scenario(found, keep, say=lambda text: click.echo(text, err=True), suite=suite)
-        click.echo(f"{role}/{scenario} on {suite}: passed", err=True)
+        outcome = run_scenario(found, keep, say=lambda text: click.echo(text, err=True), suite=suite)
+        click.echo(f"{role}/{scenario} on {suite}: {outcome}", err=True)

@@ -30,7 +30,7 @@ from provision.engine.diffs import file_diff, mask
 from provision.engine.hosts import HostStatus
 from provision.engine.plan import plan as make_plan
 from provision.errors import ConnectionFailure, ProvisionError, RemoteError
-from provision.roles.compiler import CompiledHost
+from provision.roles.compiler import CompiledHost, VersionRefused
 from provision.roles.facts import FACT_PACKAGES, HostFacts
 from provision.roles.mergers import MERGERS
 from provision.state import ActualState, DesiredState, FileFact, Plan, ServiceFact
@@ -62,6 +62,8 @@ class HostResult:
     facts: dict[str, str] = field(default_factory=dict)
     versions: dict[str, str | None] = field(default_factory=dict)
     """Installed version of each package the probe looked at (None: not installed)."""
+    refused: bool = False
+    """A role refused the host's release (a version too old, see ``requires``); nothing was pushed."""
     round_trips: int = 0
     seconds: float = 0.0
 
@@ -323,6 +325,9 @@ def converge(
         result.status = HostStatus.CHANGED
     except ConnectionFailure as exc:
         result.status = HostStatus.UNREACHABLE
+        result.errors.append(str(exc))
+    except VersionRefused as exc:
+        result.status, result.refused = HostStatus.FAILED, True
         result.errors.append(str(exc))
     except ProvisionError as exc:
         result.status = HostStatus.FAILED

@@ -88,8 +88,9 @@ def _failures(results: list[HostResult]) -> list[str]:
     return [f"{r.host}: {r.status}: {'; '.join(r.errors)}" for r in results if r.status in ("failed", "unreachable")]
 
 
-def run_scenario(scenario: Scenario, keep: bool, say: Say, suite: str = DEFAULT_SUITE) -> None:
-    """Molecule's steps for one scenario, every host from ``suite``'s image."""
+def run_scenario(scenario: Scenario, keep: bool, say: Say, suite: str = DEFAULT_SUITE) -> str:
+    """Molecule's steps for one scenario, every host from ``suite``'s image:
+    "passed", or "refused" when the role declares it cannot run on the suite."""
     from provision.lab.lab import Lab
 
     project = scenario.project()
@@ -106,6 +107,11 @@ def run_scenario(scenario: Scenario, keep: bool, say: Say, suite: str = DEFAULT_
         say(f"create: {len(hosts)} {suite} lab host(s) for {scenario.directory}")
         lab.up(names=hosts, say=say, suites=suite)
         converged = _converge(scenario, lab, "converge", say)
+        if converged and all(r.refused for r in converged):
+            # The role declares that it cannot run on this release: refused on
+            # every host after its probe, with nothing pushed. That is a pass.
+            say(f"refused: {suite} is not supported by this role, as it declares:\n  " + "\n  ".join(_failures(converged)))
+            return "refused as the role declares (nothing pushed)"
         if failures := _failures(converged):
             raise ScenarioFailed("converge failed:\n  " + "\n  ".join(failures))
         again = _converge(scenario, lab, "idempotence", say)
@@ -114,6 +120,7 @@ def run_scenario(scenario: Scenario, keep: bool, say: Say, suite: str = DEFAULT_
         if changes := _changes(again):
             raise ScenarioFailed("idempotence: the second converge changed:\n  " + "\n  ".join(changes))
         _verify(scenario, lab, say)
+        return "passed"
     finally:
         if keep:
             say(f"kept: the lab is still up (provision lab status --name {lab.name}; inventory {lab.inventory_file})")
