@@ -5,7 +5,9 @@ Debian release: the engine's lab tests (the agent on that release's Python,
 over real SSH), then every role's scenario with ``provision test ROLE
 --scenario NAME --suite SUITE`` (create, converge, idempotence, verify,
 destroy; a role that declares it cannot run on the release must refuse it
-with nothing pushed). Each suite's image is built once per machine and kept.
+with nothing pushed). Then, when bullseye is among the suites, the upgrade in
+place (tests/lab/test_upgrade.py). Each suite's image is built once per
+machine and kept.
 
     python3 scripts/suite_matrix.py [--suite bullseye --suite trixie] [--json FILE]
 
@@ -28,6 +30,8 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 # The engine's own lab tests: converge, check, repair, host keys, connectors, packages.
 ENGINE_TESTS = ["tests/lab/test_example_over_ssh.py", "tests/lab/test_connectors_and_packages.py"]
+# A Debian 11 mail host dist-upgraded to 12 in the lab: drift, converge, mail before and after.
+UPGRADE_TEST = "tests/lab/test_upgrade.py"
 
 
 def scenarios(root: Path = ROOT) -> list[tuple[str, str]]:
@@ -67,6 +71,7 @@ def main() -> int:
     parser.add_argument("--suite", action="append", choices=["bullseye", "bookworm", "trixie"])
     parser.add_argument("--json", type=Path, help="Write the results here too.")
     parser.add_argument("--no-engine", action="store_true", help="Only the role scenarios.")
+    parser.add_argument("--no-upgrade", action="store_true", help="Skip the bullseye -> bookworm upgrade in place.")
     arguments = parser.parse_args()
     suites = arguments.suite or ["bullseye", "trixie"]
     results: list[dict[str, object]] = []
@@ -79,6 +84,10 @@ def main() -> int:
         for role, name in scenarios():
             command = ["provision", "test", role, "--scenario", name, "--suite", suite]
             results.append({"suite": suite, **step(f"{suite} {role}/{name}", command, env)})
+    if "bullseye" in suites and not arguments.no_upgrade:
+        command = [sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", UPGRADE_TEST]
+        env = {**os.environ, "PROVISION_UPGRADE_TEST": "1"}
+        results.append({"suite": "bullseye -> bookworm", **step("upgrade in place, bullseye -> bookworm", command, env)})
     total = round(time.monotonic() - started, 1)
     print("\nrelease matrix:")
     for entry in results:

@@ -91,7 +91,7 @@ def test_bullseye_to_bookworm_in_place(bullseye_lab: Lab, tmp_path: Path) -> Non
     with SmtpSink(*SINK) as sink:
         first = json.loads(provision(lab, tmp_path, "apply").stdout)["hosts"][HOST]
         assert first["status"] == "changed", first["errors"]
-        assert first["versions"]["postfix"].startswith("3.5.") and first["facts"]["os_version_codename"] == "bullseye"
+        assert first["facts"]["os_version_codename"] == "bullseye" and sh(lab, "postconf -h mail_version").startswith("3.5.")
         assert "compatibility_level = 2\n" in sh(lab, "cat /etc/postfix/main.cf")
         deliver(lab, sink, f"before-{uuid.uuid4().hex[:8]}")
 
@@ -118,4 +118,4 @@ def test_bullseye_to_bookworm_in_place(bullseye_lab: Lab, tmp_path: Path) -> Non
         again = json.loads(provision(lab, tmp_path, "check").stdout)["hosts"][HOST]
         assert again["status"] == "ok" and again["round_trips"] == 1
         deliver(lab, sink, f"after-{uuid.uuid4().hex[:8]}")
-    print(f"\nupgrade test: {time.monotonic() - started:.0f} s")
+    print(f"\nupgrade test: {time.monotonic() - started:.0f} s; the apply after the upgrade ran {', '.join(applied['handlers'])}")
