@@ -87,7 +87,8 @@ class DesiredState:
     facts: dict[str, str] = field(default_factory=dict)
     """Role facts: name -> shell command, run by the probe."""
     version_packages: list[str] = field(default_factory=list)
-    """Packages whose versions roles' requirements look at (the probe reports them with the rest)."""
+    """Packages whose versions roles' requirements and templates look at: the probe
+    reports them as installed, or else as apt would install them."""
     generators: list[tuple[str, Any]] = field(default_factory=list)
     """(kind, data): files decided after the probe from what the host has."""
 

@@ -224,3 +224,14 @@ def test_render_assumes_a_releases_versions(make_tree: Callable[[dict[str, str]]
     assert levels == {"bullseye": "2", "bookworm": "3.6", "trixie": "3.6"}
     refused = CliRunner().invoke(main, ["render", "-i", str(folder), "--release", "bullseye", "-o", str(tmp_path / "all")])
     assert refused.exit_code == 1 and "role python_mta needs python3 3.11 or later" in refused.stderr
+
+
+def test_apt_is_asked_only_about_packages_the_roles_install_or_look_at(make_tree: Callable[[dict[str, str]], Path]) -> None:
+    from provision.engine.converge import probe_request
+
+    mail = probe_request(postfix_project(make_tree, {}).compile("mx1").desired, want_diff=False)
+    assert mail["versions"][:4] == ["postfix", "apache2", "openssh-server", "openssl"]  # installed versions: every probe
+    assert mail["candidates"] == ["postfix"]  # apt's candidate: what the role installs (not apache2)
+    mta = probe_request(postfix_project(make_tree, {}, roles="python_mta").compile("mx1").desired, want_diff=False)
+    # python_mta renders Postfix's main.cf, which looks at the postfix version Postfix would have.
+    assert set(mta["candidates"]) == {"python3-venv", "python3-aiosmtpd", "python3-dnspython", "python3", "postfix"}

@@ -164,13 +164,13 @@ def probe_packages(names: List[str]) -> Dict[str, Optional[str]]:
     return found
 
 
-def probe_versions(names: List[str]) -> Dict[str, PackageVersions]:
-    """Each package's installed version; for one not installed, the version
-    apt would install (from its lists, offline), so that roles can choose
-    settings for the version they are about to install."""
+def probe_versions(names: List[str], candidates: List[str]) -> Dict[str, PackageVersions]:
+    """Each package's installed version; for one of ``candidates`` not
+    installed, the version apt would install (from its lists, offline), so
+    that roles can choose settings for the version they are about to install."""
     installed = probe_packages(names)
-    missing = [name for name in names if installed.get(name) is None]
-    candidates: Dict[str, Optional[str]] = {}
+    missing = [name for name in candidates if name in installed and installed[name] is None]
+    found: Dict[str, Optional[str]] = {}
     if missing and shutil.which("apt-cache") is not None:
         done = subprocess.run(["apt-cache", "policy", *missing], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         package = None
@@ -179,8 +179,8 @@ def probe_versions(names: List[str]) -> Dict[str, PackageVersions]:
                 package = line[:-1].split(":")[0]
             elif package is not None and line.strip().startswith("Candidate:"):
                 value = line.split(":", 1)[1].strip()
-                candidates[package] = None if value == "(none)" else value
-    return {name: {"installed": installed.get(name), "candidate": candidates.get(name)} for name in names}
+                found[package] = None if value == "(none)" else value
+    return {name: {"installed": installed.get(name), "candidate": found.get(name)} for name in names}
 
 
 def has_systemd() -> bool:
@@ -244,7 +244,7 @@ def op_probe(request: ProbeRequest) -> ProbeAnswer:
         "packages": probe_packages(request.get("packages", [])),
         "services": {name: probe_service(name) for name in request.get("services", [])},
         "facts": dict(facts(), **role_facts(request.get("facts", {}))),
-        "versions": probe_versions(request.get("versions", [])),
+        "versions": probe_versions(request.get("versions", []), request.get("candidates", [])),
         "extra_files": extra,
         "public_keys": public_keys,
     }

@@ -66,7 +66,9 @@ class ProbeRequest(_Addressed):
     public_keys: List[str]
     """Private keys whose public half (only) comes back."""
     versions: List[str]
-    """Packages whose installed (else candidate) versions come back (host facts for roles)."""
+    """Packages whose installed versions come back (host facts for roles)."""
+    candidates: List[str]
+    """Of those, the ones whose candidate version (what apt would install) comes back when not installed."""
 
 
 class FileStat(TypedDict, total=False):

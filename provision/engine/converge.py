@@ -95,6 +95,8 @@ def probe_request(desired: DesiredState, want_diff: bool, provisional: bool = Fa
         "extra_files": extra_files,
         "public_keys": public_keys,
         "versions": list(dict.fromkeys([*FACT_PACKAGES, *desired.packages, *desired.version_packages])),
+        # apt is asked (tens of milliseconds) only about what the roles install or look at.
+        "candidates": list(dict.fromkeys([*desired.packages, *desired.version_packages])),
     }
 
 
@@ -105,7 +107,7 @@ def covers(sent: ProbeRequest, wanted: ProbeRequest) -> bool:
         before = sent_files.get(entry["path"])
         if before is None or (entry["always_content"] and not before["always_content"]):
             return False
-    listed = ("directories", "packages", "services", "extra_files", "public_keys", "versions")
+    listed = ("directories", "packages", "services", "extra_files", "public_keys", "versions", "candidates")
     return all(set(wanted[key]) <= set(sent[key]) for key in listed) and wanted["facts"].items() <= sent["facts"].items()  # type: ignore[literal-required]
 
 

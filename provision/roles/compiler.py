@@ -158,6 +158,8 @@ class Project:
         pending = values["host_facts"] if facts is None else None
         desired, secrets = self._desired(host, assigned, values, where, tags, facts)
         values = {name: value for name, value in values.items() if name != "host_facts"}
+        if isinstance(pending, PendingFacts):  # the versions templates look at come with the probe
+            desired.version_packages += sorted(pending.packages_used - set(desired.version_packages))
         used_facts = isinstance(pending, PendingFacts) and pending.uses > 0
         needs_facts = used_facts or any(role.requires for role in assigned.roles)
         return CompiledHost(desired, secrets, values, needs_facts)

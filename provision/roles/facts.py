@@ -76,22 +76,32 @@ class HostFacts:
 
 class PendingValue:
     """Any part of ``host_facts`` before the probe: falsy, empty, never equal,
-    never a match; each use is counted on its :class:`PendingFacts`."""
+    never a match; each use is counted on its :class:`PendingFacts`, and the
+    packages whose versions are looked at are noted (the probe asks apt about
+    those only)."""
 
-    def __init__(self, owner: PendingFacts) -> None:
+    def __init__(self, owner: PendingFacts, path: tuple[str, ...] = ()) -> None:
         self._owner = owner
+        self._path = path
 
     def _use(self) -> PendingValue:
         self._owner.uses += 1
         return self
 
+    def _child(self, key: object) -> PendingValue:
+        self._use()
+        path = (*self._path, str(key))
+        if len(path) == 2 and path[0] in ("packages", "installed"):
+            self._owner.packages_used.add(path[1])
+        return PendingValue(self._owner, path)
+
     def __getattr__(self, name: str) -> PendingValue:
         if name.startswith("__"):
             raise AttributeError(name)
-        return self._use()
+        return self._child(name)
 
     def __getitem__(self, key: object) -> PendingValue:
-        return self._use()
+        return self._child(key)
 
     def __bool__(self) -> bool:
         self._use()
@@ -136,6 +146,7 @@ class PendingFacts(PendingValue):
 
     def __init__(self) -> None:
         self.uses = 0
+        self.packages_used: set[str] = set()
         super().__init__(self)
 
 
