@@ -235,3 +235,58 @@ def test_apt_is_asked_only_about_packages_the_roles_install_or_look_at(make_tree
     mta = probe_request(postfix_project(make_tree, {}, roles="python_mta").compile("mx1").desired, want_diff=False)
     # python_mta renders Postfix's main.cf, which looks at the postfix version Postfix would have.
     assert set(mta["candidates"]) == {"python3-venv", "python3-aiosmtpd", "python3-dnspython", "python3", "postfix"}
+
+
+def test_a_host_compiled_alone_carries_its_refine_so_a_check_sees_no_false_drift(
+    make_tree: Callable[[dict[str, str]], Path], tmp_path: Path
+) -> None:
+    """``provision report`` compiles hosts one by one and runs check's probe: the
+    facts must be applied there too, or a bookworm host's level 3.6 would be drift."""
+    from provision.engine.converge import converge
+
+    root = tmp_path / "root"
+    root.mkdir()
+    folder = make_tree(
+        {
+            "hosts.yml": f"all:\n  hosts:\n    h1:\n      connection: local\n      provision_root: {root}\n",
+            "site.yml": "- hosts: all\n  roles: [level]\n",
+            "roles/level/role.yml": """
+                description: A level that depends on the installed openssl's version.
+                files:
+                  - dest: /etc/level
+                    content: "{{ 'new' if host_facts.packages.openssl is version('1.1.1') else 'old' }}\\n"
+            """,
+        }
+    )
+    applied, _ = run(folder, root)
+    assert applied.status == "changed" and (root / "etc/level").read_text() == "new\n"  # this machine's openssl is 3.x
+    compiled = Project.load(folder).compile("h1")
+    assert compiled.refine is not None
+
+    def check(refine: Any) -> str:
+        connector = FakeConnector(ConnectionSettings(name="h1", connection="local", root=str(root)))
+        return converge(connector, compiled.desired, check=True, want_diff=False, run_id="t", secrets=[], refine=refine).status
+
+    assert check(compiled.refine) == "ok"
+    assert check(None) == "changed"  # what the report showed before it passed refine: the placeholder's 'old'
+
+
+def test_a_fleet_compiled_in_worker_processes_gets_refine_in_the_parent(make_tree: Callable[[dict[str, str]], Path]) -> None:
+    hosts = "".join(f"    h{i}:\n" for i in range(200))
+    folder = make_tree(
+        {
+            "hosts.yml": f"all:\n  hosts:\n{hosts}",
+            "site.yml": "- hosts: all\n  roles: [named]\n",
+            "roles/named/role.yml": """
+                description: The release's name.
+                files:
+                  - dest: /etc/named
+                    content: "{{ host_facts.release.codename }}\\n"
+            """,
+        }
+    )
+    project = Project.load(folder)
+    compiled = compile_hosts(project, project.select(None), None)  # 200 hosts: forked workers
+    assert len(compiled) == 200 and all(entry.refine is not None for entry in compiled.values())
+    assert compiled["h199"].refine is not None
+    assert compiled["h199"].refine(TRIXIE).desired.files["/etc/named"].content == b"trixie\n"

@@ -162,7 +162,8 @@ class Project:
             desired.version_packages += sorted(pending.packages_used - set(desired.version_packages))
         used_facts = isinstance(pending, PendingFacts) and pending.uses > 0
         needs_facts = used_facts or any(role.requires for role in assigned.roles)
-        return CompiledHost(desired, secrets, values, needs_facts)
+        refine = functools.partial(self.compile, host, tags) if needs_facts and facts is None else None
+        return CompiledHost(desired, secrets, values, needs_facts, refine)
 
     def _desired(
         self,
@@ -436,7 +437,7 @@ def compile_hosts(project: Project, hosts: list[str], tags: set[str] | None, fac
     """
     compiled = _compile_all(project, hosts, tags, facts)
     for host, entry in compiled.items():
-        if entry.needs_facts and facts is None:  # assumed facts (render) are final
+        if entry.needs_facts and facts is None and entry.refine is None:  # assumed facts (render) are final
             entry.refine = functools.partial(project.compile, host, tags)
     return compiled
 
@@ -461,4 +462,7 @@ def _compile_all(project: Project, hosts: list[str], tags: set[str] | None, fact
 def _compile_chunk(hosts: list[str]) -> dict[str, CompiledHost]:
     assert _forked is not None, "only called in a forked worker"
     project, tags, facts = _forked
-    return {host: project.compile(host, tags, facts) for host in hosts}
+    compiled = {host: project.compile(host, tags, facts) for host in hosts}
+    for entry in compiled.values():
+        entry.refine = None  # it holds the project: the parent attaches its own (compile_hosts)
+    return compiled
