@@ -86,6 +86,9 @@ class DesiredState:
     roles: list[str] = field(default_factory=list)
     facts: dict[str, str] = field(default_factory=dict)
     """Role facts: name -> shell command, run by the probe."""
+    version_packages: list[str] = field(default_factory=list)
+    """Packages whose versions roles' requirements and templates look at: the probe
+    reports them as installed, or else as apt would install them."""
     generators: list[tuple[str, Any]] = field(default_factory=list)
     """(kind, data): files decided after the probe from what the host has."""
 
@@ -118,6 +121,8 @@ class ActualState:
     packages: dict[str, str | None] = field(default_factory=dict)
     services: dict[str, ServiceFact] = field(default_factory=dict)
     facts: dict[str, str] = field(default_factory=dict)
+    versions: dict[str, str | None] = field(default_factory=dict)
+    """Package -> installed version, for the packages whose versions the probe reported."""
     extra_contents: dict[str, bytes | None] = field(default_factory=dict)
     """Current content of files a generator asked about."""
     public_keys: dict[str, str | None] = field(default_factory=dict)

@@ -48,6 +48,7 @@ if TYPE_CHECKING:  # the protocol's types only: the module itself never travels 
         FileStat,
         HandlerOutcome,
         HandlerSpec,
+        PackageVersions,
         ProbeAnswer,
         ProbeRequest,
         ServiceState,
@@ -163,6 +164,25 @@ def probe_packages(names: List[str]) -> Dict[str, Optional[str]]:
     return found
 
 
+def probe_versions(names: List[str], candidates: List[str]) -> Dict[str, PackageVersions]:
+    """Each package's installed version; for one of ``candidates`` not
+    installed, the version apt would install (from its lists, offline), so
+    that roles can choose settings for the version they are about to install."""
+    installed = probe_packages(names)
+    missing = [name for name in candidates if name in installed and installed[name] is None]
+    found: Dict[str, Optional[str]] = {}
+    if missing and shutil.which("apt-cache") is not None:
+        done = subprocess.run(["apt-cache", "policy", *missing], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        package = None
+        for line in done.stdout.decode("utf-8", "replace").splitlines():
+            if line and not line.startswith(" ") and line.endswith(":"):
+                package = line[:-1].split(":")[0]
+            elif package is not None and line.strip().startswith("Candidate:"):
+                value = line.split(":", 1)[1].strip()
+                found[package] = None if value == "(none)" else value
+    return {name: {"installed": installed.get(name), "candidate": found.get(name)} for name in names}
+
+
 def has_systemd() -> bool:
     return os.path.isdir("/run/systemd/system")
 
@@ -224,6 +244,7 @@ def op_probe(request: ProbeRequest) -> ProbeAnswer:
         "packages": probe_packages(request.get("packages", [])),
         "services": {name: probe_service(name) for name in request.get("services", [])},
         "facts": dict(facts(), **role_facts(request.get("facts", {}))),
+        "versions": probe_versions(request.get("versions", []), request.get("candidates", [])),
         "extra_files": extra,
         "public_keys": public_keys,
     }
@@ -246,6 +267,11 @@ def facts() -> Dict[str, str]:
                 key, _, value = line.strip().partition("=")
                 if key in ("ID", "VERSION_ID", "VERSION_CODENAME"):
                     result["os_" + key.lower()] = value.strip('"')
+    except OSError:
+        pass
+    try:
+        with open("/etc/debian_version") as handle:
+            result["os_debian_version"] = handle.read().strip()
     except OSError:
         pass
     return result

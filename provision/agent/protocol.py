@@ -65,6 +65,10 @@ class ProbeRequest(_Addressed):
     """Files a generator wants to read (certificates)."""
     public_keys: List[str]
     """Private keys whose public half (only) comes back."""
+    versions: List[str]
+    """Packages whose installed versions come back (host facts for roles)."""
+    candidates: List[str]
+    """Of those, the ones whose candidate version (what apt would install) comes back when not installed."""
 
 
 class FileStat(TypedDict, total=False):
@@ -84,6 +88,13 @@ class ServiceState(TypedDict):
     enabled: Optional[bool]
 
 
+class PackageVersions(TypedDict):
+    installed: Optional[str]
+    """The installed Debian version, or None."""
+    candidate: Optional[str]
+    """What apt would install (asked only when not installed), or None."""
+
+
 class ProbeAnswer(_Answer):
     files: Dict[str, FileStat]
     directories: Dict[str, FileStat]
@@ -91,6 +102,8 @@ class ProbeAnswer(_Answer):
     """Installed version, or None."""
     services: Dict[str, ServiceState]
     facts: Dict[str, str]
+    """hostname, python, os_id, os_version_id, os_version_codename, os_debian_version, and the role facts."""
+    versions: Dict[str, PackageVersions]
     extra_files: Dict[str, Optional[str]]
     """Base64 content, or None when missing or too large."""
     public_keys: Dict[str, Optional[str]]

@@ -11,6 +11,10 @@ import click
 from provision.cli.common import friendly_errors
 
 name_option = click.option("--name", "name", default="lab", show_default=True, help="Lab name: prefix of its hosts' names.")
+SUITE_HELP = (
+    "Debian release of the hosts: bullseye, bookworm (default) or trixie; a comma list gives one per host "
+    "in order; HOST=SUITE sets one host. Repeatable."
+)
 
 
 @click.group()
@@ -29,20 +33,23 @@ def lab() -> None:
     type=click.Path(path_type=Path),
     help="Start one host per host of this inventory, with the same names (instead of NAME-1..N).",
 )
+@click.option("--suite", "suites", multiple=True, metavar="SUITE[,SUITE...]|HOST=SUITE", help=SUITE_HELP)
 @friendly_errors
-def up(count: int, name: str, inventory: Path | None) -> None:
-    """Build the base image if needed, start the hosts, write their inventory."""
-    from provision.lab.lab import Lab
+def up(count: int, name: str, inventory: Path | None, suites: tuple[str, ...]) -> None:
+    """Build each suite's base image if needed, start the hosts, write their inventory."""
+    from provision.lab.lab import Lab, parse_suite_options
 
-    names = None
     if inventory is not None:
         from provision.inventory import load_inventory
 
         names = list(load_inventory(inventory).hosts)
+    else:
+        names = [f"{name}-{i}" for i in range(1, count + 1)]
+    chosen = parse_suite_options(suites, names)  # before anything starts: a typo changes nothing
     lab_ = Lab(name)
-    hosts = lab_.up(count, say=lambda text: click.echo(text, err=True), names=names)
+    hosts = lab_.up(count, say=lambda text: click.echo(text, err=True), names=names, suites=chosen)
     for host in hosts:
-        click.echo(f"{host.name}\t{host.address}", err=True)
+        click.echo(f"{host.name}\t{host.address}\t{host.suite}", err=True)
     click.echo(f"inventory: {lab_.inventory_file}", err=True)
     click.echo(str(lab_.inventory_file))
 
@@ -62,7 +69,7 @@ def down(name: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @friendly_errors
 def status(name: str, as_json: bool) -> None:
-    """Each host, its address, its container's state and its SSH banner."""
+    """Each host, its address, its container's state, its Debian release and its SSH banner."""
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
@@ -73,9 +80,9 @@ def status(name: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    table = Table("host", "address", "container", "ssh")
+    table = Table("host", "address", "container", "release", "ssh")
     for row in rows:
-        table.add_row(*(Text(row[key]) for key in ("host", "address", "container", "ssh")))  # the SSH banner is the host's text
+        table.add_row(*(Text(row[key]) for key in ("host", "address", "container", "release", "ssh")))  # the SSH banner is the host's text
     Console().print(table)
 
 
@@ -112,10 +119,22 @@ def exec_(name: str, host: str, command: tuple[str, ...]) -> None:
 @click.argument("role")
 @click.option("-s", "--scenario", default="default", show_default=True, help="Scenario folder name.")
 @click.option("--keep", is_flag=True, help="Leave the lab hosts running afterwards.")
+@click.option(
+    "--suite",
+    "suites",
+    multiple=True,
+    metavar="SUITE[,SUITE...]",
+    help="Debian release(s) of the lab hosts: bullseye, bookworm (default), trixie, or all; several run one after another.",
+)
 @friendly_errors
-def test_role(role: str, scenario: str, keep: bool) -> None:
+def test_role(role: str, scenario: str, keep: bool, suites: tuple[str, ...]) -> None:
     """Create lab hosts, converge ROLE, check idempotence, verify (testinfra), destroy."""
+    from provision.lab.image import SUITES, check_suite
     from provision.lab.scenario import find_scenario, run_scenario
 
-    run_scenario(find_scenario(role, scenario), keep, say=lambda text: click.echo(text, err=True))
-    click.echo(f"{role}/{scenario}: passed", err=True)
+    chosen = [s.strip() for value in suites for s in value.split(",") if s.strip()] or ["bookworm"]
+    chosen = list(dict.fromkeys(suite for item in chosen for suite in (SUITES if item == "all" else (check_suite(item),))))
+    found = find_scenario(role, scenario)
+    for suite in chosen:
+        outcome = run_scenario(found, keep, say=lambda text: click.echo(text, err=True), suite=suite)
+        click.echo(f"{role}/{scenario} on {suite}: {outcome}", err=True)

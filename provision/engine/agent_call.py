@@ -35,9 +35,20 @@ from provision.engine.interrupt import STOP, StopRequested
 from provision.errors import RemoteError
 
 AGENT_DIR = Path(__file__).resolve().parent.parent / "agent"
+OLDEST_HOST_PYTHON = (3, 9)
+"""Debian 11's python3: the agent is written for it, and tested on each supported release (tests/lab)."""
+# An older python3 answers with a refusal naming its version before it reads
+# any of the agent's code (which it might not even parse), so nothing runs
+# and nothing is pushed. Single quotes only: the shell's double quotes hold it.
+_TOO_OLD = (
+    "v=sys.version.split()[0];"
+    f"sys.version_info<{OLDEST_HOST_PYTHON}and(sys.stdin.buffer.read(),print(json.dumps(dict(ok=False,error="
+    "'python3 on the host is Python %s; provision needs Python "
+    + ".".join(map(str, OLDEST_HOST_PYTHON))
+    + " or later there (Debian 11 and later ship it)'%v,python=v))),sys.exit(0));"
+)
 BOOTSTRAP = (
-    "import sys,types;M=sys.modules;"
-    "[M.setdefault(p,types.ModuleType(p)) for p in('provision','provision.agent')];"
+    "import sys,types,json;M=sys.modules;" + _TOO_OLD + "[M.setdefault(p,types.ModuleType(p)) for p in('provision','provision.agent')];"
     "[exec(compile(sys.stdin.buffer.read(int(s)),n,'exec'),M.setdefault(n,types.ModuleType(n)).__dict__)"
     " for n,s in(a.rsplit(':',1) for a in sys.argv[1:])];"
     "M['provision.agent.core'].main()"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
@@ -29,6 +30,8 @@ from provision.engine.diffs import file_diff, mask
 from provision.engine.hosts import HostStatus
 from provision.engine.plan import plan as make_plan
 from provision.errors import ConnectionFailure, ProvisionError, RemoteError
+from provision.roles.compiler import CompiledHost, VersionRefused
+from provision.roles.facts import FACT_PACKAGES, HostFacts
 from provision.roles.mergers import MERGERS
 from provision.state import ActualState, DesiredState, FileFact, Plan, ServiceFact
 
@@ -57,6 +60,10 @@ class HostResult:
     errors: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     facts: dict[str, str] = field(default_factory=dict)
+    versions: dict[str, str | None] = field(default_factory=dict)
+    """Installed version of each package the probe looked at (None: not installed)."""
+    refused: bool = False
+    """A role refused the host's release (a version too old, see ``requires``); nothing was pushed."""
     round_trips: int = 0
     seconds: float = 0.0
 
@@ -65,14 +72,17 @@ class HostResult:
         return bool(self.files or self.directories or self.packages or self.services or self.problems)
 
 
-def probe_request(desired: DesiredState, want_diff: bool) -> ProbeRequest:
+def probe_request(desired: DesiredState, want_diff: bool, provisional: bool = False) -> ProbeRequest:
+    """The probe for ``desired``. ``provisional``: the desired state will be
+    compiled again with the host's facts, so for a diff the current content
+    of every file comes back (the final content is not known yet)."""
     extra_files, public_keys = generator_probe(desired)
     return {
         "op": "probe",
         "files": [
             {
                 "path": path,
-                "sha256": entry.sha256,
+                "sha256": "" if provisional else entry.sha256,
                 "want_content": want_diff and not entry.secret,
                 "always_content": entry.merge is not None,
             }
@@ -84,7 +94,24 @@ def probe_request(desired: DesiredState, want_diff: bool) -> ProbeRequest:
         "facts": desired.facts,
         "extra_files": extra_files,
         "public_keys": public_keys,
+        "versions": list(dict.fromkeys([*FACT_PACKAGES, *desired.packages, *desired.version_packages])),
+        # apt is asked (tens of milliseconds) only about what the roles install or look at.
+        "candidates": list(dict.fromkeys([*desired.packages, *desired.version_packages])),
     }
+
+
+def covers(sent: ProbeRequest, wanted: ProbeRequest) -> bool:
+    """Whether the answer to ``sent`` tells all that ``wanted`` asks."""
+    sent_files = {entry["path"]: entry for entry in sent["files"]}
+    for entry in wanted["files"]:
+        before = sent_files.get(entry["path"])
+        if before is None or (entry["always_content"] and not before["always_content"]):
+            return False
+    listed = ("directories", "packages", "services", "extra_files", "public_keys", "versions", "candidates")
+    return all(set(wanted[key]) <= set(sent[key]) for key in listed) and wanted["facts"].items() <= sent["facts"].items()  # type: ignore[literal-required]
+
+
+Refine = Callable[[HostFacts], CompiledHost]
 
 
 def generator_probe(desired: DesiredState) -> tuple[list[str], list[str]]:
@@ -123,6 +150,7 @@ def generated(desired: DesiredState, actual: ActualState) -> tuple[DesiredState,
 
 def parse_probe(host: str, answer: ProbeAnswer) -> ActualState:
     actual = ActualState(host=host, packages=dict(answer.get("packages", {})), facts=dict(answer.get("facts", {})))
+    actual.versions = {name: entry["installed"] for name, entry in answer.get("versions", {}).items()}
     for path, fact in answer.get("files", {}).items():
         actual.files[path] = _fact(path, fact)
     for path, fact in answer.get("directories", {}).items():
@@ -244,13 +272,41 @@ def commit_request(plan: Plan, run_id: str) -> CommitRequest:
     }
 
 
-def converge(connector: Connector, desired: DesiredState, *, check: bool, want_diff: bool, run_id: str, secrets: list[str]) -> HostResult:
-    """Bring one host to ``desired`` (or, with ``check``, only report drift)."""
+def probe_host(
+    connector: Connector, desired: DesiredState, want_diff: bool, refine: Refine | None, secrets: list[str]
+) -> tuple[DesiredState, ActualState, list[str]]:
+    """Probe the host; with ``refine``, compile it again with the facts the
+    probe reported. Nothing is pushed yet: a refusal (a version too old) or a
+    mistake stops here. A second probe is needed only when the new desired
+    state names something the first did not ask about."""
+    sent = probe_request(desired, want_diff, provisional=refine is not None)
+    answer = _checked(call_agent(connector, sent, PROBE_TIMEOUT), "probe")
+    if refine is not None:
+        compiled = refine(HostFacts.from_probe(answer.get("facts", {}), answer.get("versions", {})))
+        desired, secrets = compiled.desired, compiled.secrets
+        wanted = probe_request(desired, want_diff, provisional=True)
+        if not covers(sent, wanted):
+            answer = _checked(call_agent(connector, wanted, PROBE_TIMEOUT), "probe")
+    return desired, parse_probe(desired.host, answer), secrets
+
+
+def converge(
+    connector: Connector,
+    desired: DesiredState,
+    *,
+    check: bool,
+    want_diff: bool,
+    run_id: str,
+    secrets: list[str],
+    refine: Refine | None = None,
+) -> HostResult:
+    """Bring one host to ``desired`` (or, with ``check``, only report drift).
+    ``refine`` compiles the host again with its facts (see ``probe_host``)."""
     result = HostResult(host=desired.host)
     started = time.monotonic()
     try:
-        actual = parse_probe(desired.host, _checked(call_agent(connector, probe_request(desired, want_diff), PROBE_TIMEOUT), "probe"))
-        result.facts = dict(actual.facts)
+        desired, actual, secrets = probe_host(connector, desired, want_diff, refine, secrets)
+        result.facts, result.versions = dict(actual.facts), dict(actual.versions)
         desired = merged(desired, actual)
         desired, csr_requests = generated(desired, actual)
         plan = make_plan(desired, actual)
@@ -271,6 +327,9 @@ def converge(connector: Connector, desired: DesiredState, *, check: bool, want_d
         result.status = HostStatus.CHANGED
     except ConnectionFailure as exc:
         result.status = HostStatus.UNREACHABLE
+        result.errors.append(str(exc))
+    except VersionRefused as exc:
+        result.status, result.refused = HostStatus.FAILED, True
         result.errors.append(str(exc))
     except ProvisionError as exc:
         result.status = HostStatus.FAILED

@@ -46,7 +46,15 @@ def run_hosts(
 
     def work(session: HostSession) -> HostResult:
         entry = compiled[session.host]
-        return converge(session.connector, entry.desired, check=options.check, want_diff=options.diff, run_id=run_id, secrets=entry.secrets)
+        return converge(
+            session.connector,
+            entry.desired,
+            check=options.check,
+            want_diff=options.diff,
+            run_id=run_id,
+            secrets=entry.secrets,
+            refine=entry.refine,
+        )
 
     def done(call: HostCall[HostResult]) -> None:
         if progress is not None:

@@ -16,12 +16,13 @@ import socket
 import subprocess
 import time
 import zlib
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from provision.lab.docker import LabError, docker_client, docker_errors
-from provision.lab.image import build_image
+from provision.lab.image import DEFAULT_SUITE, SUITES, build_image, check_suite
 
 LABEL = "provision.lab"
 SSH_WAIT_SECONDS = 60.0
@@ -43,6 +44,51 @@ class LabHost:
     container: str
     extra_addresses: list[str] = field(default_factory=list)
     """More loopback addresses of this host (outgoing IPs of Postfix transports)."""
+    suite: str = DEFAULT_SUITE
+    """The Debian release its image was built from (a lab from before suites were bookworm)."""
+
+
+Suites = str | Sequence[str] | Mapping[str, str] | None
+"""What ``Lab.up`` accepts: one suite for every host, one per host in order, or host -> suite."""
+
+
+def assign_suites(names: list[str], suites: Suites) -> dict[str, str]:
+    """Each host's suite: ``None`` is bookworm for all; one suite is for all;
+    a list gives one per host in order (a list of one is for all); a mapping
+    names hosts (the others get bookworm). Unknown suites or hosts are refused."""
+    if suites is None:
+        return dict.fromkeys(names, DEFAULT_SUITE)
+    if isinstance(suites, str):
+        return dict.fromkeys(names, check_suite(suites))
+    if isinstance(suites, Mapping):
+        unknown = sorted(set(suites) - set(names))
+        if unknown:
+            raise LabError(f"--suite names host(s) not in the lab: {', '.join(unknown)} (hosts: {', '.join(names)})")
+        return {name: check_suite(suites.get(name, DEFAULT_SUITE)) for name in names}
+    listed = [check_suite(suite) for suite in suites]
+    if len(listed) == 1:
+        return dict.fromkeys(names, listed[0])
+    if len(listed) != len(names):
+        raise LabError(f"{len(listed)} suites ({', '.join(listed)}) for {len(names)} hosts: give one suite, or one per host")
+    return dict(zip(names, listed, strict=True))
+
+
+def parse_suite_options(values: Sequence[str], names: list[str]) -> dict[str, str]:
+    """``--suite`` as given on the command line, repeatable: ``trixie`` (every
+    host), ``bullseye,bookworm,trixie`` (one per host in order) or
+    ``HOST=SUITE`` (that host; these win over the others)."""
+    listed: list[str] = []
+    per_host: dict[str, str] = {}
+    for value in values:
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            host, sep, suite = item.rpartition("=")
+            if sep:
+                per_host[host] = suite
+            else:
+                listed.append(suite)
+    chosen = assign_suites(names, listed or None)
+    assign_suites(names, per_host)  # refuses unknown hosts and suites
+    return {name: per_host.get(name, chosen[name]) for name in names}
 
 
 def lab_root() -> Path:
@@ -57,13 +103,14 @@ def address_block(name: str) -> str:
 
 
 class Lab:
-    def __init__(self, name: str = "lab", root: Path | None = None, namespace: str = "provision-lab", sshd_log_level: str = "INFO") -> None:
-        """``namespace`` prefixes container names and seeds the addresses, so
-        that the test suite's labs never collide with a developer's. The
-        benchmarks set ``sshd_log_level`` to DEBUG1 to count SSH commands."""
+    def __init__(self, name: str = "lab", root: Path | None = None, namespace: str | None = None, sshd_log_level: str = "INFO") -> None:
+        """``namespace`` (default: $PROVISION_LAB_NAMESPACE, else provision-lab)
+        prefixes container names and seeds the addresses, so that the test
+        suite's labs never collide with a developer's. The benchmarks set
+        ``sshd_log_level`` to DEBUG1 to count SSH commands."""
         self.name = name
         self.sshd_log_level = sshd_log_level
-        self.namespace = namespace
+        self.namespace = namespace or os.environ.get("PROVISION_LAB_NAMESPACE") or "provision-lab"
         self.directory = (root or lab_root()) / name
         self._client: Any = None
 
@@ -102,17 +149,19 @@ class Lab:
         raise LabError(f"no host {name!r} in lab {self.name!r} (hosts: {', '.join(h.name for h in self.hosts()) or 'none'})")
 
     # --- up / down ----------------------------------------------------
-    def up(self, count: int = 0, say: Any = print, names: list[str] | None = None) -> list[LabHost]:
-        """Start ``count`` hosts named NAME-1..N, or one host per name in ``names``."""
+    def up(self, count: int = 0, say: Any = print, names: list[str] | None = None, suites: Suites = None) -> list[LabHost]:
+        """Start ``count`` hosts named NAME-1..N, or one host per name in
+        ``names``, each from its suite's image (see ``assign_suites``)."""
         if os.geteuid() != 0:
             raise LabError("the lab adds loopback addresses with 'ip addr add' and must run as root")
-        image = build_image(self.client, say)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        public_key = self._ensure_key()
-        block = address_block(f"{self.namespace}/{self.name}")
         names = names or [f"{self.name}-{i}" for i in range(1, count + 1)]
         if not names or len(names) > 250:
             raise LabError(f"a lab holds 1 to 250 hosts, not {len(names)}")
+        chosen = assign_suites(names, suites)
+        images = {suite: build_image(self.client, say, suite) for suite in SUITES if suite in chosen.values()}
+        self.directory.mkdir(parents=True, exist_ok=True)
+        public_key = self._ensure_key()
+        block = address_block(f"{self.namespace}/{self.name}")
         prefix, third = block.rsplit(".", 1)
         hosts = [
             LabHost(
@@ -120,13 +169,14 @@ class Lab:
                 f"{block}.{i}",
                 f"{self.namespace}-{self.name}-{i}",
                 [f"{prefix}.{int(third) + k}.{i}" for k in range(1, EXTRA_ADDRESSES + 1)],
+                chosen[host],
             )
             for i, host in enumerate(names, start=1)
         ]
         for host in hosts:
             for address in [host.address, *host.extra_addresses]:
                 self._add_address(address)
-            self._start_container(image, host, public_key)
+            self._start_container(images[host.suite], host, public_key)
         for host in hosts:
             wait_for_ssh(host.address, SSH_WAIT_SECONDS)
         self.state_file.write_text(json.dumps({"name": self.name, "hosts": [asdict(h) for h in hosts]}, indent=2))
@@ -158,16 +208,30 @@ class Lab:
         wait_for_ssh(host.address, SSH_WAIT_SECONDS)
 
     def status(self) -> list[dict[str, str]]:
+        """Each host's address, container state, release and SSH banner. The
+        release is read from the running host (so an upgraded host shows its
+        new one); a stopped host shows the suite it was built from."""
         NotFound = docker_errors().NotFound
 
         client = self.client  # no engine: a clear LabError, not "missing" rows
         rows = []
         for host in self.hosts():
             try:
-                state = client.containers.get(host.container).status
+                container = client.containers.get(host.container)
+                state = container.status
             except NotFound:
-                state = "missing"
-            rows.append({"host": host.name, "address": host.address, "container": state, "ssh": ssh_banner(host.address) or "-"})
+                container, state = None, "missing"
+            release = running_release(container) if state == "running" else None
+            rows.append(
+                {
+                    "host": host.name,
+                    "address": host.address,
+                    "container": state,
+                    "suite": host.suite,
+                    "release": release or f"{host.suite} (image)",
+                    "ssh": ssh_banner(host.address) or "-",
+                }
+            )
         return rows
 
     def exec(self, name: str, command: list[str]) -> tuple[int, str]:
@@ -239,6 +303,16 @@ class Lab:
         ]
         lines += [f"    {h.name}:\n      host: {h.address}\n      lab_addresses: [{', '.join(h.extra_addresses)}]" for h in hosts]
         return "\n".join(lines) + "\n"
+
+
+RELEASE_COMMAND = '. /etc/os-release && printf "%s %s\\n" "${VERSION_CODENAME:-?}" "$(cat /etc/debian_version)"'
+
+
+def running_release(container: Any) -> str | None:
+    """``bullseye 11.11``: the codename and point release a running host has."""
+    result = container.exec_run(["sh", "-c", RELEASE_COMMAND])
+    text = (result.output or b"").decode("utf-8", "replace").strip()
+    return text if result.exit_code == 0 and text else None
 
 
 def ssh_banner(address: str, port: int = 22, timeout: float = 2.0) -> str | None:

@@ -23,6 +23,7 @@ from provision.engine.converge import HostResult
 from provision.engine.runner import RunOptions, run_hosts
 from provision.errors import ProvisionError
 from provision.inventory import find_inventory_file
+from provision.lab.image import DEFAULT_SUITE, check_suite
 from provision.roles.compiler import Project, compile_hosts, require_site
 
 Say = Callable[[str], None]
@@ -65,8 +66,8 @@ def find_scenario(role: str, name: str, base: Path | None = None) -> Scenario:
     raise ProvisionError(f"no scenario {name!r} for role {role!r} (looked for an inventory in: {looked})")
 
 
-def lab_name(scenario: Scenario) -> str:
-    return re.sub(r"[^a-z0-9-]", "-", f"{scenario.role}-{scenario.name}".lower())
+def lab_name(scenario: Scenario, suite: str = DEFAULT_SUITE) -> str:
+    return re.sub(r"[^a-z0-9-]", "-", f"{scenario.role}-{scenario.name}-{suite}".lower())
 
 
 def _test_files(folder: Path) -> list[Path]:
@@ -90,7 +91,9 @@ def _failures(results: list[HostResult]) -> list[str]:
     return [f"{r.host}: {r.status}: {'; '.join(r.errors)}" for r in results if r.status in ("failed", "unreachable")]
 
 
-def run_scenario(scenario: Scenario, keep: bool, say: Say) -> None:
+def run_scenario(scenario: Scenario, keep: bool, say: Say, suite: str = DEFAULT_SUITE) -> str:
+    """Molecule's steps for one scenario, every host from ``suite``'s image:
+    "passed", or "refused" when the role declares it cannot run on the suite."""
     from provision.lab.lab import Lab
 
     project = scenario.project()
@@ -101,11 +104,17 @@ def run_scenario(scenario: Scenario, keep: bool, say: Say) -> None:
         raise ProvisionError(
             f"scenario {scenario.directory} does not apply role {scenario.role!r} (it applies: {', '.join(sorted(assigned))})"
         )
-    lab = Lab(lab_name(scenario), namespace=os.environ.get("PROVISION_LAB_NAMESPACE", DEFAULT_NAMESPACE))
+    check_suite(suite)
+    lab = Lab(lab_name(scenario, suite), namespace=os.environ.get("PROVISION_LAB_NAMESPACE", DEFAULT_NAMESPACE))
     try:
-        say(f"create: {len(hosts)} lab host(s) for {scenario.directory}")
-        lab.up(names=hosts, say=say)
+        say(f"create: {len(hosts)} {suite} lab host(s) for {scenario.directory}")
+        lab.up(names=hosts, say=say, suites=suite)
         converged = _converge(scenario, lab, "converge", say)
+        if converged and all(r.refused for r in converged):
+            # The role declares that it cannot run on this release: refused on
+            # every host after its probe, with nothing pushed. That is a pass.
+            say(f"refused: {suite} is not supported by this role, as it declares:\n  " + "\n  ".join(_failures(converged)))
+            return "refused as the role declares (nothing pushed)"
         if failures := _failures(converged):
             raise ScenarioFailed("converge failed:\n  " + "\n  ".join(failures))
         again = _converge(scenario, lab, "idempotence", say)
@@ -114,6 +123,7 @@ def run_scenario(scenario: Scenario, keep: bool, say: Say) -> None:
         if changes := _changes(again):
             raise ScenarioFailed("idempotence: the second converge changed:\n  " + "\n  ".join(changes))
         _verify(scenario, lab, say)
+        return "passed"
     finally:
         if keep:
             say(f"kept: the lab is still up (provision lab status --name {lab.name}; inventory {lab.inventory_file})")

@@ -55,7 +55,15 @@ def gather(
 def _host_report(session: HostSession, compiled: CompiledHost, dns: DnsChecker, renew_days: int, run_id: str) -> HostReport:
     """Two round trips: check's probe (drift), then what the report reads; DNS from the controller."""
     report = HostReport(session.host)
-    checked = converge(session.connector, compiled.desired, check=True, want_diff=False, run_id=run_id, secrets=compiled.secrets)
+    checked = converge(
+        session.connector,
+        compiled.desired,
+        check=True,
+        want_diff=False,
+        run_id=run_id,
+        secrets=compiled.secrets,
+        refine=compiled.refine,  # drift as the host's own versions make it (see roles/facts.py)
+    )
     if checked.status.is_error:
         report.status, report.errors = checked.status, list(checked.errors)
         return report

@@ -8,8 +8,10 @@ pushed anywhere.
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,8 +22,18 @@ from provision.errors import InventoryError, Location, PatternError, ProvisionEr
 from provision.inventory import Inventory, load_inventory, select_hosts
 from provision.inventory.options import LoadOptions
 from provision.inventory.vault import Vault, is_encrypted, reveal_tree
+from provision.roles.facts import HostFacts, PendingFacts, version_test
 from provision.roles.hostvars import check_role_variables, resolve_templates, secret_values
-from provision.roles.loader import DirectoryResource, FileResource, HandlerResource, Role, RoleLoader, ValidatorResource, role_search_path
+from provision.roles.loader import (
+    DirectoryResource,
+    FileResource,
+    HandlerResource,
+    RequireResource,
+    Role,
+    RoleLoader,
+    ValidatorResource,
+    role_search_path,
+)
 from provision.roles.render import Renderer
 from provision.roles.site import Play, RoleUse, find_site_file, load_site
 from provision.state import DesiredDirectory, DesiredFile, DesiredService, DesiredState, Handler, Validator
@@ -29,11 +41,20 @@ from provision.state import DesiredDirectory, DesiredFile, DesiredService, Desir
 MANAGED_NOTE = "Managed by provision (role {role}): local changes will be overwritten."
 
 
+class VersionRefused(VariableError):
+    """A role or variable needs a newer package than the host has (see ``requires``)."""
+
+
 @dataclass
 class CompiledHost:
     desired: DesiredState
     secrets: list[str]
     variables: dict[str, Any]
+    needs_facts: bool = False
+    """Compiled before the probe, the host used ``host_facts`` or its roles have
+    ``requires``: it is compiled again with its facts once the probe answers."""
+    refine: Callable[[HostFacts], CompiledHost] | None = field(default=None, repr=False, compare=False)
+    """Compiles this host again with its facts (set by ``compile_hosts``)."""
 
 
 @dataclass
@@ -100,7 +121,7 @@ class Project:
             self._renderers[role.name] = Renderer([role.templates_dir, *role.template_dirs, self.inventory.directory / "templates"])
         return self._renderers[role.name]
 
-    def variables(self, host: str, assigned: HostRoles) -> tuple[dict[str, Any], dict[str, Location | None]]:
+    def variables(self, host: str, assigned: HostRoles, host_facts: Any = None) -> tuple[dict[str, Any], dict[str, Location | None]]:
         """Merged, resolved variables of a host, and where each was set."""
         values: dict[str, Any] = {}
         where: dict[str, Location | None] = {}
@@ -126,6 +147,7 @@ class Project:
         # password this is an error naming the value's file and line.
         values = {name: reveal_tree(value, self.options.vault) for name, value in values.items()}
         magic = self.magic_variables(host)
+        magic["host_facts"] = PendingFacts() if host_facts is None else host_facts
         values.update(magic)
         return resolve_templates(values, self._variable_renderer, where, frozenset(magic)), where
 
@@ -142,15 +164,33 @@ class Project:
             "groups": self.groups_map(),
         }
 
-    def compile(self, host: str, tags: set[str] | None = None) -> CompiledHost:
-        """The host's desired state, connection settings and secrets to mask."""
+    def compile(self, host: str, tags: set[str] | None = None, facts: HostFacts | None = None) -> CompiledHost:
+        """The host's desired state, connection settings and secrets to mask.
+
+        Without ``facts`` (before the host is contacted) templates see a
+        placeholder ``host_facts``, checks that use it wait, and ``requires``
+        are not judged: the result says whether the host needs compiling again
+        with its facts (``needs_facts``)."""
         assigned = self.host_roles(host)
-        values, where = self.variables(host, assigned)
-        desired, secrets = self._desired(host, assigned, values, where, tags)
-        return CompiledHost(desired, secrets, values)
+        values, where = self.variables(host, assigned, None if facts is None else facts.for_templates())
+        pending = values["host_facts"] if facts is None else None
+        desired, secrets = self._desired(host, assigned, values, where, tags, facts)
+        values = {name: value for name, value in values.items() if name != "host_facts"}
+        if isinstance(pending, PendingFacts):  # the versions templates look at come with the probe
+            desired.version_packages += sorted(pending.packages_used - set(desired.version_packages))
+        used_facts = isinstance(pending, PendingFacts) and pending.uses > 0
+        needs_facts = used_facts or any(role.requires for role in assigned.roles)
+        refine = functools.partial(self.compile, host, tags) if needs_facts and facts is None else None
+        return CompiledHost(desired, secrets, values, needs_facts, refine)
 
     def _desired(
-        self, host: str, assigned: HostRoles, values: dict[str, Any], where: dict[str, Location | None], tags: set[str] | None
+        self,
+        host: str,
+        assigned: HostRoles,
+        values: dict[str, Any],
+        where: dict[str, Location | None],
+        tags: set[str] | None,
+        facts: HostFacts | None = None,
     ) -> tuple[DesiredState, list[str]]:
         declared = {name for role in assigned.roles for name in role.variables}
         desired = DesiredState(host=host, roles=[r.name for r in assigned.roles])
@@ -168,6 +208,7 @@ class Project:
                 if name not in self.options.extra_vars:  # -e wins over a role's own vars too
                     context[name] = _computed(self.renderer(role), expression, context, f"vars of role {role.name}")
             _check_rules(role, self.renderer(role), context, where)
+            _check_requires(host, role, self.renderer(role), context, where, facts, desired)
             role_tags = {role.name, *role.tags, *use.tags}
             _add_role(desired, role, self.renderer(role), context, role_tags, _Tags(tags, self.options.skip_tags), self.options.vault)
         secrets = secret_values(assigned.roles, values, skip=frozenset(self.magic_variables(host)))
@@ -185,7 +226,7 @@ class _Tags:
 
 
 def _items(
-    resource: FileResource | DirectoryResource | HandlerResource | ValidatorResource,
+    resource: FileResource | DirectoryResource | HandlerResource | ValidatorResource | RequireResource,
     renderer: Renderer,
     context: dict[str, Any],
     where: str,
@@ -293,13 +334,71 @@ def _computed(renderer: Renderer, expression: Any, context: dict[str, Any], wher
 
 
 def _check_rules(role: Role, renderer: Renderer, context: dict[str, Any], where: dict[str, Location | None]) -> None:
-    """The role's cross-variable rules; a broken one names the variable's file."""
+    """The role's cross-variable rules; a broken one names the variable's file.
+    A rule that looks at ``host_facts`` waits for them (see ``compile``)."""
+    pending = context.get("host_facts")
     for rule in role.checks:
-        if not renderer.evaluate(rule.that, context, f"a check of role {role.name}"):
+        uses = pending.uses if isinstance(pending, PendingFacts) else 0
+        holds = renderer.evaluate(rule.that, context, f"a check of role {role.name}")
+        if isinstance(pending, PendingFacts) and pending.uses > uses:
+            continue
+        if not holds:
             location = where.get(rule.variable) if rule.variable else None
             message = renderer.render_string(rule.message, context, f"a check of role {role.name}")
             prefix = f"variable {rule.variable}: " if rule.variable else f"role {role.name}: "
             raise VariableError(prefix + message, location or Location(str(role.path / "role.yml")))
+
+
+def _check_requires(
+    host: str,
+    role: Role,
+    renderer: Renderer,
+    context: dict[str, Any],
+    where: dict[str, Location | None],
+    facts: HostFacts | None,
+    desired: DesiredState,
+) -> None:
+    """Refuse a feature the host's package version lacks (only with facts: after the probe)."""
+    for requirement in role.requires:
+        if requirement.package not in desired.version_packages:
+            desired.version_packages.append(requirement.package)
+        if facts is None:
+            continue
+        what = f"a requires entry of role {role.name}"
+        for item in _items(requirement, renderer, context, what):
+            have = facts.version(requirement.package)
+            needed = renderer.render_string(requirement.version, item, what)
+            if have is not None and version_test(have, needed, ">="):
+                continue
+            feature = renderer.render_string(requirement.feature, item, what)
+            message = _refusal(host, role, requirement, item, facts, have, needed, feature)
+            raise VersionRefused(message, _refusal_location(role, requirement, where))
+
+
+def _refusal(
+    host: str,
+    role: Role,
+    requirement: RequireResource,
+    context: dict[str, Any],
+    facts: HostFacts,
+    have: str | None,
+    needed: str,
+    feature: str,
+) -> str:
+    package = requirement.package
+    has = f"has {package} {have}" if have is not None else f"has no {package} (not installed, and apt knows no version of it)"
+    if requirement.variable is not None:
+        value = context.get(requirement.variable)
+        asked = f"variable {requirement.variable}" + (f" = {value!r}" if isinstance(value, (str, int, float)) else "")
+    else:
+        asked = f"role {role.name}"
+    because = f" ({feature})" if feature else ""
+    return f"host {host} ({facts.release()}) {has}: {asked} needs {package} {needed} or later{because}"
+
+
+def _refusal_location(role: Role, requirement: RequireResource, where: dict[str, Location | None]) -> Location:
+    found = where.get(requirement.variable) if requirement.variable else None
+    return found or requirement.location or Location(str(role.path / "role.yml"))
 
 
 def _merge(resource: FileResource, renderer: Renderer, context: dict[str, Any], where: str) -> tuple[str, Any] | None:
@@ -357,20 +456,29 @@ def require_site(project: Project) -> None:
 # Below this many hosts a worker process costs more than it saves.
 PARALLEL_COMPILE_MIN_HOSTS = 200
 _CHUNK = 50
-_forked: tuple[Project, set[str] | None] | None = None
+_forked: tuple[Project, set[str] | None, HostFacts | None] | None = None
 
 
-def compile_hosts(project: Project, hosts: list[str], tags: set[str] | None) -> dict[str, CompiledHost]:
+def compile_hosts(project: Project, hosts: list[str], tags: set[str] | None, facts: HostFacts | None = None) -> dict[str, CompiledHost]:
     """Every host's desired state, in ``hosts`` order; the first mistake raises.
+    With ``facts`` every host is compiled as a host with those facts (render).
 
     Compiling is pure CPU work, so a large fleet is compiled by one forked
     worker per core (the loaded project is inherited, not re-read).
     """
+    compiled = _compile_all(project, hosts, tags, facts)
+    for host, entry in compiled.items():
+        if entry.needs_facts and facts is None and entry.refine is None:  # assumed facts (render) are final
+            entry.refine = functools.partial(project.compile, host, tags)
+    return compiled
+
+
+def _compile_all(project: Project, hosts: list[str], tags: set[str] | None, facts: HostFacts | None) -> dict[str, CompiledHost]:
     workers = min(os.cpu_count() or 1, len(hosts) // _CHUNK)
     if len(hosts) < PARALLEL_COMPILE_MIN_HOSTS or workers < 2:
-        return {host: project.compile(host, tags) for host in hosts}
+        return {host: project.compile(host, tags, facts) for host in hosts}
     global _forked
-    _forked = (project, tags)
+    _forked = (project, tags, facts)
     try:
         chunks = [hosts[start : start + _CHUNK] for start in range(0, len(hosts), _CHUNK)]
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
@@ -384,5 +492,8 @@ def compile_hosts(project: Project, hosts: list[str], tags: set[str] | None) -> 
 
 def _compile_chunk(hosts: list[str]) -> dict[str, CompiledHost]:
     assert _forked is not None, "only called in a forked worker"
-    project, tags = _forked
-    return {host: project.compile(host, tags) for host in hosts}
+    project, tags, facts = _forked
+    compiled = {host: project.compile(host, tags, facts) for host in hosts}
+    for entry in compiled.values():
+        entry.refine = None  # it holds the project: the parent attaches its own (compile_hosts)
+    return compiled

@@ -85,6 +85,27 @@ class CheckResource:
 
 
 @dataclass
+class RequireResource:
+    """A feature that exists only from some package version on. Checked once
+    the host's probe has answered, before anything is pushed to it: an older
+    host is refused with its name, release and version, and the variable."""
+
+    package: str
+    """The Debian package whose version decides (python3 for the host's Python)."""
+    version: str
+    """The oldest version that has the feature (Debian ordering)."""
+    variable: str | None = None
+    """The variable that asks for the feature (named, with where it was set, when refused)."""
+    when: str | None = None
+    """Only when this holds (the variable asks for the feature); always when absent."""
+    feature: str = ""
+    """What needs the version, in words (for the message)."""
+    loop: str | list[Any] | None = None
+    loop_var: str = "item"
+    location: Location | None = None
+
+
+@dataclass
 class ValidatorResource:
     command: str
     files: list[str]
@@ -108,6 +129,8 @@ class Role:
     handlers: list[HandlerResource] = field(default_factory=list)
     validators: list[ValidatorResource] = field(default_factory=list)
     checks: list[CheckResource] = field(default_factory=list)
+    requires: list[RequireResource] = field(default_factory=list)
+    """Package versions a feature needs (see RequireResource)."""
     vars: dict[str, Any] = field(default_factory=dict)
     """Values computed from the variables (role vars); not settable from an inventory."""
     facts: dict[str, str] = field(default_factory=dict)
@@ -142,6 +165,7 @@ _DIR_KEYS = _keys(DirectoryResource, "location")
 _SERVICE_KEYS = _keys(ServiceResource)
 _HANDLER_KEYS = _keys(HandlerResource)
 _CHECK_KEYS = _keys(CheckResource)
+_REQUIRE_KEYS = _keys(RequireResource, "location")
 _VALIDATOR_KEYS = _keys(ValidatorResource)
 # A variable's declaration: VariableSpec's fields, named as in Ansible's argument_spec.
 _SPEC_KEYS = _keys(VariableSpec, "name", "has_default", "extra", "minimum", "maximum") | {"min", "max", "example"}
@@ -331,6 +355,7 @@ def parse_role(name: str, definition: Path) -> Role:
             if "{{" not in handler and handler not in handler_names:
                 raise RoleError(f"file {resource.dest!r} notifies unknown handler {handler!r}", resource.location)
     role.checks = _parse_checks(data, definition)
+    role.requires = _parse_requires(data, definition)
     role.validators = _parse_validators(data, definition)
     return role
 
@@ -437,6 +462,31 @@ def _parse_checks(data: Any, definition: Path) -> list[CheckResource]:
         if "that" not in entry or "message" not in entry:
             raise RoleError("a check needs 'that' (an expression) and 'message'", _where(entry, None, definition))
         found.append(CheckResource(str(entry["that"]), str(entry["message"]), entry.get("variable")))
+    return found
+
+
+def _parse_requires(data: Any, definition: Path) -> list[RequireResource]:
+    found: list[RequireResource] = []
+    for entry in _entries(data, "requires", definition):
+        _check_keys(entry, _REQUIRE_KEYS, "a requires entry", definition)
+        where = _where(entry, None, definition)
+        if not isinstance(entry.get("package"), str) or not isinstance(entry.get("version"), (str, int, float)):
+            raise RoleError("a requires entry needs 'package' (a Debian package) and 'version' (the oldest that has the feature)", where)
+        variable = entry.get("variable")
+        if variable is not None and not isinstance(variable, str):
+            raise RoleError("'variable' of a requires entry must be a variable's name", where)
+        found.append(
+            RequireResource(
+                entry["package"],
+                str(entry["version"]),
+                variable,
+                entry.get("when"),
+                str(entry.get("feature", "")),
+                _loop(entry, definition),
+                str(entry.get("loop_var", "item")),
+                where,
+            )
+        )
     return found
 
 

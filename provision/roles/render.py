@@ -242,6 +242,12 @@ def _local_ca_pem(directory: str) -> str:
     return local_ca_pem(directory)
 
 
+def _version_test(value: Any, reference: Any, operator: str = ">=") -> bool:
+    from provision.roles.facts import version_test  # python-debian is imported only where versions are compared
+
+    return version_test(value, reference, operator)
+
+
 FILTERS: dict[str, Callable[..., Any]] = {
     "local_ca_pem": _local_ca_pem,
     "weighted_names": _weighted_names,
@@ -279,6 +285,7 @@ def make_environment(template_dirs: list[Path]) -> jinja2.Environment:
     env.filters.update(FILTERS)
     env.tests["search"] = lambda value, pattern: re.search(pattern, str(value)) is not None
     env.tests["match"] = lambda value, pattern: re.match(pattern, str(value)) is not None
+    env.tests["version"] = _version_test
     return env
 
 

@@ -42,6 +42,7 @@ def to_json(command: str, results: list[HostResult], check: bool) -> str:
                 "handlers": r.handlers,
                 "errors": r.errors,
                 "facts": r.facts,
+                "versions": r.versions,
                 "round_trips": r.round_trips,
                 "seconds": r.seconds,
             }

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from provision.lab.lab import Lab
-from tests.support.lab import NAMESPACE, engine_ready
+from tests.support.lab import NAMESPACE, SUITE, engine_ready
 
 
 @pytest.fixture(scope="session")
@@ -15,6 +15,6 @@ def example_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     """Three hosts named as in inventories/example (example-1..3)."""
     engine_ready()
     lab = Lab("example", root=tmp_path_factory.mktemp("lab"), namespace=NAMESPACE)
-    lab.up(3, say=lambda text: None)
+    lab.up(3, say=lambda text: None, suites=SUITE)
     yield lab
     lab.down()

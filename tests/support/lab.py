@@ -5,6 +5,9 @@ PROVISION_SKIP_LAB=1 to skip these tests on a machine without Docker (CI
 never sets it). PROVISION_TEST_NAMESPACE (default provision-test) prefixes
 the containers and seeds their loopback addresses, so that two test runs on
 one machine (two developers' branches) never share a host.
+PROVISION_TEST_SUITE (bullseye, bookworm or trixie; default bookworm) is
+the Debian release of every lab host the tests start: CI runs the engine's
+lab tests once per suite with it.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from provision.lab.lab import Lab
 from tests.conftest import ROOT
 
 NAMESPACE = os.environ.get("PROVISION_TEST_NAMESPACE", "provision-test")
+SUITE = os.environ.get("PROVISION_TEST_SUITE", "bookworm")
 
 
 def engine_ready() -> None:
@@ -48,7 +52,7 @@ def module_lab(name: str, count: int) -> Callable[[pytest.TempPathFactory], Iter
     def fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         engine_ready()
         lab = Lab(name, root=tmp_path_factory.mktemp("lab"), namespace=NAMESPACE)
-        lab.up(count, say=lambda text: None)
+        lab.up(count, say=lambda text: None, suites=SUITE)
         yield lab
         lab.down()
 
