@@ -108,9 +108,15 @@ def queue_summary(instance: MailInstance) -> QueueSummary:
 
 def op_mail(request: MailRequest) -> MailAnswer:
     action, wanted = request["action"], request.get("instance")
-    instances = [i for i in mail_instances() if wanted in (None, i["name"], i["config_directory"])]
+    found = mail_instances()
+    instances = [i for i in found if wanted in (None, i["name"], i["config_directory"])]
     if not instances:
-        raise Failure("no Postfix instance and no provision-mta here" + (" named %s" % wanted if wanted else ""))
+        # Not a failure: a web server has no mail queue. The controller lists the host as skipped.
+        if found:
+            absent = "no instance %s here (instances: %s)" % (wanted, ", ".join(i["name"] for i in found))
+        else:
+            absent = "no Postfix instance and no provision-mta here"
+        return {"ok": True, "instances": [], "absent": absent}
     results: List[MailInstanceResult] = []
     for instance in instances:
         directory = instance["config_directory"]
@@ -125,6 +131,8 @@ def op_mail(request: MailRequest) -> MailAnswer:
             entry["map_types"] = run("postconf -c %s -m" % shlex.quote(directory))["output"].split()
         else:
             entry["result"] = run(queue_command(instance, action))
+            # What the queue holds now (held, deferred...), as the operator's next question is.
+            entry["queue"] = queue_summary(instance)
         results.append(entry)
     return {"ok": True, "instances": results}
 

@@ -19,11 +19,13 @@ def render(inventory: tuple[Path, ...], limit: str | None, out: Path, tags: str 
     """Render every managed file locally, without touching any host."""
     from provision.roles.compiler import Project, compile_hosts, require_site
     from provision.roles.output_tree import write_rendered
+    from provision.roles.selection import select
 
     project = Project.load(list(inventory))
     require_site(project)
-    hosts = project.select(limit)
-    wanted = {t.strip() for t in tags.split(",")} if tags else None
-    compiled = compile_hosts(project, hosts, wanted)
+    selection = select(project, limit, tags)
+    for warning in selection.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    compiled = compile_hosts(project, selection.hosts, selection.tags)
     count = write_rendered(out, {host: entry.desired.files for host, entry in compiled.items()})
     click.echo(f"rendered {count} files for {len(compiled)} hosts into {out}", err=True)

@@ -32,6 +32,8 @@ class CompiledHost:
     desired: DesiredState
     secrets: list[str]
     variables: dict[str, Any]
+    locations: dict[str, Location | None] = field(default_factory=dict)
+    """Where each variable was set (an error about a connection variable names its line)."""
 
 
 @dataclass
@@ -129,7 +131,7 @@ class Project:
         assigned = self.host_roles(host)
         values, where = self.variables(host, assigned)
         desired, secrets = self._desired(host, assigned, values, where, tags)
-        return CompiledHost(desired, secrets, values)
+        return CompiledHost(desired, secrets, values, where)
 
     def _desired(
         self, host: str, assigned: HostRoles, values: dict[str, Any], where: dict[str, Location | None], tags: set[str] | None

@@ -17,9 +17,12 @@ STATUS_STYLE = {"ok": "green", "changed": "yellow", "failed": "bold red", "unrea
 JSON_VERSION = 1
 
 
+CONVERGE_STATUSES = (HostStatus.OK, HostStatus.CHANGED, HostStatus.FAILED, HostStatus.UNREACHABLE)
+
+
 def totals(results: list[HostResult]) -> dict[str, int]:
     counts = Counter(r.status for r in results)
-    return {status.value: counts.get(status, 0) for status in HostStatus}
+    return {status.value: counts.get(status, 0) for status in CONVERGE_STATUSES}
 
 
 def to_json(command: str, results: list[HostResult], check: bool) -> str:
