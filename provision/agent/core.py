@@ -175,7 +175,10 @@ def probe_service(name: str) -> ServiceState:
         return {"active": active, "enabled": enabled}
     script = "/etc/init.d/" + name
     if not os.path.exists(script):
-        return {"active": False, "enabled": None}
+        # Not installed yet (the converge writes its script): not enabled, as
+        # systemctl says of a unit it does not know, so the commit enables it
+        # once the script is in place and the next run finds nothing to do.
+        return {"active": False, "enabled": False}
     active = run("%s status" % shlex.quote(script))["exit"] == 0
     links = [f for f in os.listdir("/etc/rc2.d")] if os.path.isdir("/etc/rc2.d") else []
     enabled = any(f.startswith("S") and f[3:] == name for f in links)
