@@ -366,7 +366,8 @@ def op_stage(request: StageRequest) -> StageAnswer:
         shutil.rmtree(staging, ignore_errors=True)
         result["ok"] = False
         failed = next(c for c in checks if c["exit"] != 0)
-        result["error"] = "validation failed (%s): %s\n%s" % (failed["what"], failed["command"], failed["output"].strip())
+        # The check's own message, not the shell that ran it (-vv shows the commands sent).
+        result["error"] = "validation failed (%s):\n%s" % (failed["what"], failed["output"].strip() or "exit %s" % failed["exit"])
     return result
 
 
@@ -484,7 +485,8 @@ def run_handler(handler: HandlerSpec) -> HandlerOutcome:
         check = run(check_command)
         if check["exit"] != 0:
             outcome["exit"] = check["exit"]
-            outcome["output"] += "\ncheck failed: %s\n%s" % (check_command, check["output"])
+            said = check["output"].strip()
+            outcome["output"] += "\nthe check after it failed: %s" % (said or "exit %s from %s" % (check["exit"], check_command))
     return outcome
 
 
