@@ -96,11 +96,12 @@ def _step_inventory(inventories: list[Path], options: OnboardOptions, console: C
             continue
         diff = difflib.unified_diff((before or "").splitlines(True), after.splitlines(True), str(path), str(path))
         console.print(f"{path}: {'would change' if options.dry_run else 'changed'}")
-        console.print("".join(diff).rstrip("\n"), markup=False, highlight=False)
+        # soft_wrap: a long line stays one line (the terminal folds it), so no line of the diff loses its +/-.
+        console.print("".join(diff).rstrip("\n"), markup=False, highlight=False, soft_wrap=True)
     if edit.kept_keys:
         console.print(f"kept as you set them in {edit.host_vars_file.name}: {', '.join(edit.kept_keys)}")
     if options.dry_run:
-        console.print(managed, markup=False, highlight=False)
+        console.print(managed, markup=False, highlight=False, soft_wrap=True)
     else:
         write(edit)
     return edit

@@ -7,9 +7,11 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from provision.bundled import templates_dir
 from provision.report.model import Report
+from provision.views.width import table_width
 
 TEMPLATES = templates_dir()
 
@@ -34,29 +36,41 @@ def write_html(report: Report, path: Path) -> None:
     write_atomic(path, to_html(report).encode())
 
 
+TRANSPORT_COLUMNS = ("host", "instance", "transport", "address", "HELO", "PTR", "FCrDNS", "verdict")
+
+
 def print_report(console: Console, report: Report) -> None:
-    transports = Table(title="transports: bound address, reverse DNS and HELO", title_justify="left")
-    # Names and addresses are never cut; the verdict wraps instead.
-    for column in ("host", "instance", "transport", "address", "HELO", "PTR", "FCrDNS"):
-        transports.add_column(column, no_wrap=True)
-    transports.add_column("verdict", overflow="fold")
-    for host in report.hosts:
-        for row in host.transports:
-            verdict = "[green]ok[/]" if not row.problems else "[red]" + "; ".join(row.problems) + "[/]"
+    rows = [
+        (
+            host.host,
+            row.instance,
+            row.service,
+            row.address,
+            row.helo_name,
+            ", ".join(row.ptr_names) or "-",
+            "yes" if row.fcrdns else "no",
+            "; ".join(row.problems) or "ok",
+        )
+        for host in report.hosts
+        for row in host.transports
+    ]
+    # Names and addresses are never cut: a table where every row fits on one
+    # line, else (an 80-column terminal) one block per transport.
+    if table_width(TRANSPORT_COLUMNS, rows, wrapping=("verdict",)) <= console.width:
+        transports = Table(title="transports: bound address, reverse DNS and HELO", title_justify="left")
+        for column in TRANSPORT_COLUMNS:
+            transports.add_column(column, no_wrap=column != "verdict", overflow="fold")
+        for row in rows:
+            good = row[-1] == "ok"
             transports.add_row(
-                host.host,
-                row.instance,
-                row.service,
-                row.address,
-                row.helo_name,
-                ", ".join(row.ptr_names) or "-",
-                "yes" if row.fcrdns else "[red]no[/]",
-                verdict,
+                *map(Text, row[:6]), Text(row[6], style="" if row[6] == "yes" else "red"), Text(row[7], style="green" if good else "red")
             )
-    console.print(transports)
+        console.print(transports)
+    else:
+        _print_transport_blocks(console, rows)
     hosts = Table(title="hosts", title_justify="left")
     for column in ("host", "status", "drift", "queues", "certificates", "problems"):
-        hosts.add_column(column)
+        hosts.add_column(column, overflow="fold")
     for host in report.hosts:
         drift = "?" if not host.drift_known else (f"[red]{len(host.drift)} drifted[/]" if host.drift else "in sync")
         queues = ", ".join(f"{i.name} {i.queue if i.queue is not None else '?'}" for i in host.instances) or "-"
@@ -75,3 +89,15 @@ def print_report(console: Console, report: Report) -> None:
     for host in report.hosts:
         for problem in host.problems:
             console.print(f"  [red]✗[/] {host.host}: {problem}", highlight=False)
+
+
+def _print_transport_blocks(console: Console, rows: list[tuple[str, ...]]) -> None:
+    """The transports table for a narrow terminal: names whole, the details indented below."""
+    console.print(Text("transports: bound address, reverse DNS and HELO", style="italic"))
+    for host, instance, service, address, helo, ptr, fcrdns, verdict in rows:
+        line = Text(f"{host} {instance}/{service} {address}  ")
+        line.append(verdict, style="green" if verdict == "ok" else "red")
+        console.print(line, overflow="fold")
+        details = Text(f"    HELO {helo or '-'}, PTR {ptr}, FCrDNS ")
+        details.append(fcrdns, style="" if fcrdns == "yes" else "red")
+        console.print(details, overflow="fold")

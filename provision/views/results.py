@@ -71,7 +71,7 @@ def print_summary(console: Console, results: list[HostResult], check: bool, show
         _print_details(console, result, check, show_diff)
     table = Table(title="check" if check else "apply", title_justify="left")
     for column in ("host", "status", "changed", "handlers", "round trips", "seconds"):
-        table.add_column(column, justify="right" if column in ("changed", "round trips", "seconds") else "left")
+        table.add_column(column, justify="right" if column in ("changed", "round trips", "seconds") else "left", overflow="fold")
     for r in results:
         status = "drift" if check and r.status == "changed" else r.status
         changes = len(r.files) + len(r.directories) + len(r.packages) + len(r.services)
@@ -93,7 +93,8 @@ def _print_details(console: Console, result: HostResult, check: bool, show_diff:
     for entry in result.files:
         console.print(f"[yellow]{result.host}[/]: {verb} {entry.path} ({', '.join(entry.reasons)})", highlight=False, soft_wrap=True)
         if show_diff and entry.diff:
-            console.print(Text(entry.diff.rstrip("\n")), style="dim" if entry.secret else "")
+            # soft_wrap: each diff line stays one line, its +/- first (the terminal folds it).
+            console.print(Text(entry.diff.rstrip("\n")), style="dim" if entry.secret else "", soft_wrap=True)
     for path in result.directories:
         console.print(f"[yellow]{result.host}[/]: {verb} directory {path}", highlight=False, soft_wrap=True)
     for package in result.packages:
