@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
@@ -91,7 +92,7 @@ def print_report(console: Console, report: Report) -> None:
             console.print(f"  [red]✗[/] {host.host}: {problem}", highlight=False)
 
 
-def _print_transport_blocks(console: Console, rows: list[tuple[str, ...]]) -> None:
+def _print_transport_blocks(console: Console, rows: Sequence[tuple[str, ...]]) -> None:
     """The transports table for a narrow terminal: names whole, the details indented below."""
     console.print(Text("transports: bound address, reverse DNS and HELO", style="italic"))
     for host, instance, service, address, helo, ptr, fcrdns, verdict in rows:
