@@ -39,7 +39,7 @@ def _command(entry: dict[str, Any]) -> str:
 
 
 def print_runs(console: Console, entries: Sequence[dict[str, Any]]) -> None:
-    table = Table("started", "run", "command", "user", "hosts", "result", box=None, pad_edge=False, header_style="bold")
+    table = Table("started", "run", "command", "user", "hosts", "result", box=None, padding=(0, 1, 0, 0), header_style="bold")
     table.columns[0].no_wrap = table.columns[1].no_wrap = True
     for entry in entries:
         table.add_row(
