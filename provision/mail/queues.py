@@ -34,8 +34,10 @@ class MailResult:
     """Why the host was skipped (no mail system, or not the instance asked for)."""
 
 
-def host_variables(project: Project, host: str) -> dict[str, Any]:
-    return project.variables(host, project.host_roles(host))[0]
+def host_target(project: Project, host: str) -> HostTarget:
+    """The host with its variables (its connection settings) and where each was set."""
+    variables, locations = project.variables(host, project.host_roles(host))
+    return HostTarget(host, variables, locations)
 
 
 def run_mail(
@@ -55,7 +57,7 @@ def run_mail(
             raise RemoteError(str(answer.get("error")))
         return answer
 
-    targets = [HostTarget(host, host_variables(project, host)) for host in hosts]
+    targets = [host_target(project, host) for host in hosts]
     results = []
     for call in call_hosts(targets, work, forks=forks, options=options, factory=factory):
         answer = call.value or {}

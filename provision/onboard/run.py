@@ -73,8 +73,8 @@ def onboard(inventories: list[Path], options: OnboardOptions, console: Console) 
 
 def _on_host(project: Project, options: OnboardOptions, work: Callable[[HostSession], T]) -> HostCall[T]:
     """The work on the host being onboarded, over the one way every command talks to hosts."""
-    variables = project.variables(options.host, project.host_roles(options.host))[0]
-    (call,) = call_hosts([HostTarget(options.host, variables)], work, forks=1, options=options.connection)
+    variables, locations = project.variables(options.host, project.host_roles(options.host))
+    (call,) = call_hosts([HostTarget(options.host, variables, locations)], work, forks=1, options=options.connection)
     return call
 
 
