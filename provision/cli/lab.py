@@ -75,6 +75,7 @@ def status(name: str, as_json: bool) -> None:
     from provision.lab.lab import Lab
 
     lab_ = Lab(name)
+    lab_.client  # no engine: said first, whatever the lab's state
     if not lab_.hosts():
         _not_up(lab_)
     rows = lab_.status()
