@@ -109,11 +109,13 @@ def queue_summary(instance: MailInstance) -> QueueSummary:
 def op_mail(request: MailRequest) -> MailAnswer:
     action, wanted = request["action"], request.get("instance")
     found = mail_instances()
-    instances = [i for i in found if wanted in (None, i["name"], i["config_directory"])]
+    # The primary instance is "-" to postmulti and "postfix" in what provision shows.
+    instances = [i for i in found if wanted in (None, i["name"], i["config_directory"]) or (wanted == "postfix" and i["name"] == "-")]
     if not instances:
         # Not a failure: a web server has no mail queue. The controller lists the host as skipped.
         if found:
-            absent = "no instance %s here (instances: %s)" % (wanted, ", ".join(i["name"] for i in found))
+            names = ", ".join("postfix" if i["name"] == "-" else i["name"] for i in found)
+            absent = "no instance %s here (instances: %s)" % (wanted, names)
         else:
             absent = "no Postfix instance and no provision-mta here"
         return {"ok": True, "instances": [], "absent": absent}

@@ -72,10 +72,11 @@ def status(name: str, as_json: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from provision.lab.docker import docker_client
     from provision.lab.lab import Lab
 
+    docker_client()  # no engine: said first, whatever the lab's state
     lab_ = Lab(name)
-    lab_.client  # no engine: said first, whatever the lab's state
     if not lab_.hosts():
         _not_up(lab_)
     rows = lab_.status()
