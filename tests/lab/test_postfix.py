@@ -24,8 +24,7 @@ pytestmark = pytest.mark.lab
 SINK_PORT = 2525
 
 
-# postfix-3 never gets Postfix: a web server's place in a mixed inventory.
-mail_lab = module_lab("postfix", 3)
+mail_lab = module_lab("postfix", 2)
 
 
 @pytest.fixture(scope="module")
@@ -320,21 +319,29 @@ def test_starttls_with_the_configured_certificate(mail_lab: Lab, sink: SmtpSink,
     converge(mail_lab, tmp_path, {"postfix-1": base_vars(mail_lab, "postfix-1", sink.address)})
 
 
-def test_hosts_without_a_mail_system_are_skipped(mail_lab: Lab, sink: SmtpSink, tmp_path: Path) -> None:
+def test_hosts_without_a_mail_system_are_skipped(mail_lab: Lab, example_lab: Lab, sink: SmtpSink, tmp_path: Path) -> None:
     converge(mail_lab, tmp_path, {"postfix-2": instance_vars(mail_lab, sink.address)})
+    # The example's web host (never given Postfix) beside the mail host, in one inventory.
+    web = example_lab.host("example-3")
+    mixed = tmp_path / "mixed.yml"
+    mixed.write_text(
+        f"all:\n  hosts:\n    example-3:\n      host: {web.address}\n      user: root\n"
+        f"      ssh_key: {example_lab.key_file}\n      known_hosts: {example_lab.known_hosts}\n"
+    )
 
     def mail(*args: str) -> subprocess.CompletedProcess[str]:
-        inventory = ["-i", str(mail_lab.inventory_file), "--limit", "postfix-2:postfix-3"]
+        inventory = ["-i", str(mail_lab.inventory_file), "-i", str(mixed), "--limit", "postfix-2:example-3"]
         return subprocess.run(["provision", "mail", *args, *inventory], capture_output=True, text=True, check=False, timeout=300)
 
+    assert example_lab.exec("example-3", ["sh", "-c", "command -v postconf || echo none"])[1].strip() == "none"
     queue = mail("queue")
     assert queue.returncode == 0, queue.stdout + queue.stderr
-    assert "postfix-3: skipped: no Postfix instance and no provision-mta here" in queue.stdout
+    assert "example-3: skipped: no Postfix instance and no provision-mta here" in queue.stdout
     assert "failed" not in queue.stdout
     document = json.loads(mail("queue", "--json").stdout)["hosts"]
-    assert (document["postfix-3"]["status"], document["postfix-2"]["status"]) == ("skipped", "ok")
+    assert (document["example-3"]["status"], document["postfix-2"]["status"]) == ("skipped", "ok")
     only_there = mail("flush", "--instance", "postfix-out")
-    assert only_there.returncode == 0 and "postfix-3: skipped" in only_there.stdout
+    assert only_there.returncode == 0 and "example-3: skipped" in only_there.stdout
     nowhere = mail("queue", "--instance", "postfix-typo")
     assert nowhere.returncode == 1 and "no instance 'postfix-typo' on any of the 2 selected host(s)" in nowhere.stderr
     assert "postfix-2: skipped: no instance postfix-typo here (instances: postfix, postfix-out)" in nowhere.stdout
