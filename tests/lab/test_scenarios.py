@@ -26,19 +26,23 @@ def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
 BUNDLED = available_roles([ROOT / "roles"])
 
 
-@pytest.mark.parametrize("role", BUNDLED)
-def test_every_bundled_role_passes_its_own_scenario(role: str, tmp_path: Path) -> None:
-    """roles/ROLE/molecule/default/ checks the role's real effect; run from any folder, the bundled one is found."""
+def test_every_bundled_role_passes_its_own_scenario(tmp_path: Path) -> None:
+    """roles/ROLE/molecule/default/ checks the role's real effect; run from any folder, the bundled one is found.
+
+    All at once, each on a lab of its own: package installs overlap, which
+    halves the wall time on two cores (72-104 s against 190 s one after another)."""
     engine_ready()
-    done = run("provision", "test", role, cwd=tmp_path)
-    assert done.returncode == 0, done.stdout + done.stderr
-    steps = [line.split(":")[0] for line in done.stderr.splitlines()]
-    for step in ("create", "converge", "idempotence", "verify", "destroy"):
-        assert step in steps
-    assert "idempotence: 1 host(s), 0 changed" in done.stderr
-    assert f"{role}/default: passed" in done.stderr
-    assert " passed" in done.stdout and "failed" not in done.stdout
-    assert f"roles/{role}/molecule/default" in done.stderr
+    env = {**os.environ, "PROVISION_LAB_NAMESPACE": NAMESPACE}
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True, "cwd": tmp_path, "env": env}
+    runs = {role: subprocess.Popen(["provision", "test", role], **pipes) for role in BUNDLED}
+    outputs = {role: run.communicate(timeout=900) for role, run in runs.items()}
+    failed = {role: err[-3000:] for role, (_, err) in outputs.items() if runs[role].returncode != 0}
+    assert not failed, failed
+    for role, (out, err) in outputs.items():
+        steps = [line.split(":")[0] for line in err.splitlines()]
+        assert all(step in steps for step in ("create", "converge", "idempotence", "verify", "destroy")), (role, err)
+        assert "idempotence: 1 host(s), 0 changed" in err and f"{role}/default: passed" in err, (role, err)
+        assert f"roles/{role}/molecule/default" in err and " passed" in out and "failed" not in out, (role, out)
 
 
 def test_every_bundled_role_ships_a_scenario_with_checks() -> None:
