@@ -44,6 +44,29 @@ class LocatedDict(dict[str, Any]):
         """The location of ``key``, else of the mapping itself."""
         return self.locations.get(key, self.location)
 
+    def located_copy(self, values: dict[str, Any]) -> LocatedDict:
+        """``values`` (this mapping's keys, new values) with this mapping's locations."""
+        copy = LocatedDict(values)
+        copy.locations, copy.location = dict(self.locations), self.location
+        return copy
+
+
+class LocatedList(list[Any]):
+    """A list that knows the file and line of each of its items."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.locations: list[Location] = []
+
+    def where(self, index: int) -> Location | None:
+        return self.locations[index] if 0 <= index < len(self.locations) else None
+
+    def located_copy(self, items: list[Any]) -> LocatedList:
+        """``items`` (as many as this list's) with this list's locations."""
+        copy = LocatedList(items)
+        copy.locations = list(self.locations)
+        return copy
+
 
 # libyaml's parser when PyYAML was built with it: several times faster on a
 # large inventory, with the same safe constructors and the same marks.
@@ -51,7 +74,7 @@ _SafeBase: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class _LocatingLoader(_SafeBase):  # type: ignore[valid-type,misc]
-    """SafeLoader whose mappings are LocatedDicts."""
+    """SafeLoader whose mappings are LocatedDicts and sequences LocatedLists."""
 
     source_name = "<string>"
 
@@ -72,6 +95,12 @@ def _construct_mapping(loader: _LocatingLoader, node: yaml.MappingNode) -> Locat
     return result
 
 
+def _construct_sequence(loader: _LocatingLoader, node: yaml.SequenceNode) -> LocatedList:
+    result = LocatedList(loader.construct_object(item, deep=True) for item in node.value)
+    result.locations = [_location(loader, item) for item in node.value]
+    return result
+
+
 def _location(loader: _LocatingLoader, node: yaml.Node) -> Location:
     mark = node.start_mark
     return Location(loader.source_name, mark.line + 1, mark.column + 1)
@@ -89,6 +118,7 @@ _LocatingLoader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
     _construct_mapping,
 )
+_LocatingLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 
 
 def _construct_unsafe(loader: _LocatingLoader, node: yaml.Node) -> UnsafeText:

@@ -9,8 +9,8 @@ python3 -m pip install -q -e '.[test]'
 PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"
 export PATH
 bash scripts/start-docker.sh
-provision lab up --name example --hosts 3 >/dev/null
-inventory=(-i inventories/example -i .lab/example/hosts.yml)
+# 'lab up' prints the path of the lab's inventory (in provision's state folder).
+inventory=(-i inventories/example -i "$(provision lab up --name example --hosts 3)")
 provision apply "${inventory[@]}"
 echo
 echo "second run (nothing to change):"

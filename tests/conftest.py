@@ -50,3 +50,12 @@ def compile_role(make_tree: Callable[[dict[str, str]], Path]) -> Callable[[str, 
         return {path: entry.content.decode() for path, entry in compiled.desired.files.items()}
 
     return compile_with
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_state_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The commands the tests run keep their run log and labs in a folder of the
+    test session's own (subprocesses inherit it), never in the user's."""
+    import os
+
+    os.environ["PROVISION_STATE_DIR"] = str(tmp_path_factory.mktemp("state"))

@@ -31,9 +31,9 @@ GOOD = [
 BAD = [
     ("str", "two\nlines", "newline"),
     ("str", ["a"], "got a list"),
-    ("int", "3", "an integer"),
+    ("int", "3.5", "an integer"),
     ("int", True, "an integer"),
-    ("bool", "yes", "true or false"),
+    ("bool", "maybe", "true or false"),
     ("path", "etc/postfix", "absolute"),
     ("ipv4", "::1", "IPv4"),
     ("ip", "256.1.1.1", "IPv4 or IPv6"),

@@ -195,7 +195,10 @@ def probe_service(name: str) -> ServiceState:
         return {"active": active, "enabled": enabled}
     script = "/etc/init.d/" + name
     if not os.path.exists(script):
-        return {"active": False, "enabled": None}
+        # Not installed yet (the converge writes its script): not enabled, as
+        # systemctl says of a unit it does not know, so the commit enables it
+        # once the script is in place and the next run finds nothing to do.
+        return {"active": False, "enabled": False}
     active = run("%s status" % shlex.quote(script))["exit"] == 0
     links = [f for f in os.listdir("/etc/rc2.d")] if os.path.isdir("/etc/rc2.d") else []
     enabled = any(f.startswith("S") and f[3:] == name for f in links)
@@ -389,7 +392,8 @@ def op_stage(request: StageRequest) -> StageAnswer:
         shutil.rmtree(staging, ignore_errors=True)
         result["ok"] = False
         failed = next(c for c in checks if c["exit"] != 0)
-        result["error"] = "validation failed (%s): %s\n%s" % (failed["what"], failed["command"], failed["output"].strip())
+        # The check's own message, not the shell that ran it (-vv shows the commands sent).
+        result["error"] = "validation failed (%s):\n%s" % (failed["what"], failed["output"].strip() or "exit %s" % failed["exit"])
     return result
 
 
@@ -507,7 +511,8 @@ def run_handler(handler: HandlerSpec) -> HandlerOutcome:
         check = run(check_command)
         if check["exit"] != 0:
             outcome["exit"] = check["exit"]
-            outcome["output"] += "\ncheck failed: %s\n%s" % (check_command, check["output"])
+            said = check["output"].strip()
+            outcome["output"] += "\nthe check after it failed: %s" % (said or "exit %s from %s" % (check["exit"], check_command))
     return outcome
 
 

@@ -253,6 +253,8 @@ class MailRequest(_Addressed):
 
 class MailAnswer(_Answer, total=False):
     instances: List[MailInstanceResult]
+    absent: str
+    """Why no instance answered (no mail system here): the host is skipped, not failed."""
 
 
 class ReportRequest(_Addressed):

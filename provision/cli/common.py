@@ -252,14 +252,22 @@ def nameservers(texts: tuple[str, ...]) -> list[tuple[str, int]]:
 
 
 def connection_options(function: F) -> F:
-    """--known-hosts and --accept-new-host-keys, given to the command as one ``connection`` argument."""
+    """--known-hosts, --accept-new-host-keys and -v, given to the command as one ``connection`` argument."""
 
     @wraps(function)
-    def wrapper(*args: Any, known_hosts: str | None, accept_new_host_keys: bool, **kwargs: Any) -> Any:
+    def wrapper(*args: Any, known_hosts: str | None, accept_new_host_keys: bool, verbose: int, **kwargs: Any) -> Any:
         from provision.engine.hosts import ConnectionOptions
 
-        return function(*args, connection=ConnectionOptions(known_hosts, accept_new_host_keys), **kwargs)
+        observer = None
+        if verbose:
+            from provision.views.progress import RoundTripPrinter, stderr_line
 
+            observer = RoundTripPrinter(verbose, stderr_line)
+        return function(*args, connection=ConnectionOptions(known_hosts, accept_new_host_keys, observer), **kwargs)
+
+    wrapper = click.option(
+        "-v", "--verbose", count=True, help="On stderr: -v each round trip and its timing, -vv also what was sent (contents elided)."
+    )(wrapper)
     wrapper = click.option("--known-hosts", default=None, help="known_hosts file for SSH host keys (default ~/.ssh/known_hosts).")(wrapper)
     wrapper = accept_new_host_keys_option(wrapper)
     return wrapper  # type: ignore[return-value]

@@ -52,6 +52,7 @@ class ConvergeCommand:
 
 
 def _converge(command: ConvergeCommand) -> int:
+    import time
     from dataclasses import replace
 
     from rich.console import Console
@@ -61,27 +62,40 @@ def _converge(command: ConvergeCommand) -> int:
     from provision.engine.runner import run_hosts
     from provision.inventory.options import LoadOptions
     from provision.roles.compiler import Project, compile_hosts, require_site
+    from provision.roles.selection import select
+    from provision.views.progress import HostLines, LongSteps, Observers, stderr_line
     from provision.views.results import print_summary, quiet_lines, to_json, totals
 
+    started = time.time()
     skipped = frozenset(t.strip() for t in (command.skip_tags or "").split(",") if t.strip())
     project = Project.load(list(command.inventory), options=replace(command.load or LoadOptions(), skip_tags=skipped))
     require_site(project)
-    hosts = project.select(command.limit)
+    selection = select(project, command.limit, command.tags)
+    for warning in selection.warnings:
+        click.echo(f"warning: {warning}", err=True)
     if command.list_hosts:  # as 'ansible all --limit L --list-hosts': the hosts this run would touch, in order
-        click.echo(f"  hosts ({len(hosts)}):")
-        for host in hosts:
+        click.echo(f"  hosts ({len(selection.hosts)}):")
+        for host in selection.hosts:
             click.echo(f"    {host}")
         return EXIT_OK
-    wanted_tags = {t.strip() for t in command.tags.split(",") if t.strip()} if command.tags else None
-    compiled = compile_hosts(project, hosts, wanted_tags)
+    compiled = compile_hosts(project, selection.hosts, selection.tags)
     err = Console(stderr=True)
-    progress = _progress(err, len(hosts)) if err.is_terminal and not (command.as_json or command.quiet) else None
+    quiet = command.as_json or command.quiet
+    run = command.run
     with sigint_stops(lambda text: err.print(Text(text, style="bold yellow"))) as stop:
-        if progress is not None:
-            with progress[0]:
-                results = run_hosts(compiled, command.run, progress=progress[1])
+        if err.is_terminal and not quiet:
+            bar, advance = _progress(err, len(compiled), run.check)
+            steps = LongSteps(bar.console.print)
+            run = replace(run, connection=replace(run.connection, observer=Observers(run.connection.observer, steps)))
+            with bar:
+                results = run_hosts(compiled, run, progress=advance)
+        elif not quiet:
+            # Piped (cron, CI): a line per host as it finishes and per long step as it starts.
+            run = replace(run, connection=replace(run.connection, observer=Observers(run.connection.observer, LongSteps(stderr_line))))
+            results = run_hosts(compiled, run, progress=HostLines(len(compiled), run.check, stderr_line))
         else:
-            results = run_hosts(compiled, command.run)
+            results = run_hosts(compiled, run)
+    _log_run(command, run, results, {host: entry.secrets for host, entry in compiled.items()}, started)
     if command.as_json:
         click.echo(to_json(command.name, results, command.run.check))
     elif command.quiet:
@@ -99,7 +113,18 @@ def _converge(command: ConvergeCommand) -> int:
     return EXIT_OK
 
 
-def _progress(console: Any, total: int) -> tuple[Any, Callable[[Any], None]]:
+def _log_run(command: ConvergeCommand, run: RunOptions, results: list[Any], secrets: dict[str, list[str]], started: float) -> None:
+    """One line in the run log; a log that cannot be written is said, never fails the run."""
+    from provision import runlog
+
+    record = runlog.RunRecord(run.run_id, command.name, command.inventory, command.limit, command.tags, run.check, started)
+    try:
+        runlog.append(runlog.record(record, results, secrets))
+    except OSError as exc:
+        click.echo(f"warning: could not write the run log {runlog.log_file()}: {exc.strerror or exc}", err=True)
+
+
+def _progress(console: Any, total: int, check: bool) -> tuple[Any, Callable[[Any], None]]:
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -109,7 +134,8 @@ def _progress(console: Any, total: int) -> tuple[Any, Callable[[Any], None]]:
     task = bar.add_task("hosts", total=total)
 
     def advance(result: Any) -> None:
-        bar.update(task, advance=1, description=f"{escape(result.host)}: {result.status}")
+        status = "drift" if check and result.status == "changed" else result.status
+        bar.update(task, advance=1, description=f"{escape(result.host)}: {status}")
 
     return bar, advance
 

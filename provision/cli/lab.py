@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -58,10 +59,15 @@ def up(count: int, name: str, inventory: Path | None, suites: tuple[str, ...]) -
 @name_option
 @friendly_errors
 def down(name: str) -> None:
-    """Remove the lab's containers and loopback addresses (the image stays)."""
+    """Remove the lab's containers, loopback addresses and inventory (the image and key stay)."""
     from provision.lab.lab import Lab
 
-    Lab(name).down()
+    lab_ = Lab(name)
+    removed = lab_.down()
+    for item in removed:
+        click.echo(f"removed {item}", err=True)
+    if not removed:
+        click.echo(f"lab {name!r} had nothing to remove (no containers, addresses or state in {lab_.directory})", err=True)
 
 
 @lab.command()
@@ -74,9 +80,14 @@ def status(name: str, as_json: bool) -> None:
     from rich.table import Table
     from rich.text import Text
 
+    from provision.lab.docker import docker_client
     from provision.lab.lab import Lab
 
-    rows = Lab(name).status()
+    docker_client()  # no engine: said first, whatever the lab's state
+    lab_ = Lab(name)
+    if not lab_.hosts():
+        _not_up(lab_)
+    rows = lab_.status()
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -88,17 +99,31 @@ def status(name: str, as_json: bool) -> None:
 
 @lab.command()
 @name_option
+@click.option("--path", "path_only", is_flag=True, help="Print only the inventory file's path (for -i).")
 @friendly_errors
-def inventory(name: str) -> None:
-    """Print the lab's inventory (hosts, addresses, key, known_hosts)."""
+def inventory(name: str, path_only: bool) -> None:
+    """Print the lab's inventory: use it as a second -i beside yours.
+
+    \b
+    Per host:
+      host            the loopback address sshd listens on (127.x.y.z)
+      lab_addresses   more loopback addresses of that host alone, for
+                      services to bind: Postfix transports with
+                      bind_address: "{{ lab_addresses[0] }}", and so on
+    For all: user (root), ssh_key (the lab's own key), known_hosts (the
+    hosts' keys, read from the containers, so SSH checks them)."""
     from provision.lab.lab import Lab
 
     lab_ = Lab(name)
     if not lab_.inventory_file.exists():
-        from provision.lab.docker import LabError
+        _not_up(lab_)
+    click.echo(str(lab_.inventory_file) if path_only else lab_.inventory_file.read_text(), nl=path_only)
 
-        raise LabError(f"lab {name!r} is not up: run 'provision lab up --name {name}'")
-    click.echo(lab_.inventory_file.read_text(), nl=False)
+
+def _not_up(lab_: Any) -> None:
+    from provision.lab.docker import LabError
+
+    raise LabError(f"lab {lab_.name!r} is not up (no state in {lab_.directory}): run 'provision lab up --name {lab_.name}'")
 
 
 @lab.command(name="exec", context_settings={"ignore_unknown_options": True})
@@ -126,9 +151,15 @@ def exec_(name: str, host: str, command: tuple[str, ...]) -> None:
     metavar="SUITE[,SUITE...]",
     help="Debian release(s) of the lab hosts: bullseye, bookworm (default), trixie, or all; several run one after another.",
 )
+@click.option(
+    "--name", "name", default=None, help="Lab name (default ROLE-SCENARIO): with --keep, 'provision lab ... --name NAME' finds it."
+)
 @friendly_errors
-def test_role(role: str, scenario: str, keep: bool, suites: tuple[str, ...]) -> None:
-    """Create lab hosts, converge ROLE, check idempotence, verify (testinfra), destroy."""
+def test_role(role: str, scenario: str, keep: bool, suites: tuple[str, ...], name: str | None) -> None:
+    """Create lab hosts, converge ROLE, check idempotence, verify (testinfra), destroy.
+
+    The scenario is roles/ROLE/molecule/SCENARIO/ (of the current folder, else
+    the bundled role) or molecule/SCENARIO/ of the current folder."""
     from provision.lab.image import SUITES, check_suite
     from provision.lab.scenario import find_scenario, run_scenario
 
@@ -136,5 +167,5 @@ def test_role(role: str, scenario: str, keep: bool, suites: tuple[str, ...]) -> 
     chosen = list(dict.fromkeys(suite for item in chosen for suite in (SUITES if item == "all" else (check_suite(item),))))
     found = find_scenario(role, scenario)
     for suite in chosen:
-        outcome = run_scenario(found, keep, say=lambda text: click.echo(text, err=True), suite=suite)
+        outcome = run_scenario(found, keep, say=lambda text: click.echo(text, err=True), suite=suite, name=name)
         click.echo(f"{role}/{scenario} on {suite}: {outcome}", err=True)

@@ -46,12 +46,12 @@ def _run(
     load_options: LoadOptions,
 ) -> None:
     from rich.console import Console
-    from rich.table import Table
     from rich.text import Text
 
     from provision.engine.interrupt import EXIT_INTERRUPTED, sigint_stops
-    from provision.mail.queues import queue_rows, run_mail
+    from provision.mail.queues import run_mail
     from provision.roles.compiler import Project
+    from provision.views.mail import print_mail
 
     project = Project.load(list(inventory), options=load_options)
     with sigint_stops(lambda text: Console(stderr=True).print(Text(text, style="bold yellow"))) as stop:
@@ -59,25 +59,14 @@ def _run(
     if as_json:
         click.echo(json.dumps({"action": action, "hosts": {r.host: asdict(r) for r in results}}, indent=2))
     else:
-        console = Console()
-        if action == "queue":
-            table = Table("host", "instance", "messages", "deferred", "oldest", "top destinations", title="mail queue")
-            for row in queue_rows(results):
-                # Text, not markup: host and instance names and destinations come from hosts.
-                table.add_row(*(Text(str(row[key])) for key in ("host", "instance", "count", "deferred", "oldest_age", "top_destinations")))
-            console.print(table)
-        else:
-            for result in results:
-                for entry in result.instances:
-                    name = entry["name"] if entry["name"] != "-" else "postfix"
-                    step = entry.get("check") or entry.get("result")
-                    state = "ok" if step is not None and step["exit"] == 0 else "failed"
-                    extra = f" (map types: {' '.join(entry['map_types'])})" if entry.get("map_types") else ""
-                    console.print(Text(f"{result.host} {name}: {action} {state}{extra}"), highlight=False, soft_wrap=True)
-        for result in results:
-            for error in result.errors:
-                console.print(Text.assemble((result.host, "bold red"), f": {result.status}: {error}"), highlight=False, soft_wrap=True)
-    sys.exit(EXIT_INTERRUPTED if stop.requested() else EXIT_ERROR if any(r.status != "ok" for r in results) else EXIT_OK)
+        print_mail(Console(), action, results)
+    if stop.requested():
+        sys.exit(EXIT_INTERRUPTED)
+    if results and all(r.status == "skipped" for r in results):
+        what = f"instance {instance!r}" if instance else "Postfix instance or provision-mta"
+        click.echo(f"error: no {what} on any of the {len(results)} selected host(s)", err=True)
+        sys.exit(EXIT_ERROR)
+    sys.exit(EXIT_ERROR if any(r.status.is_error for r in results) else EXIT_OK)
 
 
 def _command(action: MailAction, help_text: str) -> None:

@@ -6,6 +6,7 @@ import click
 
 from provision.cli.config import config, print_version
 from provision.cli.converge import apply, check
+from provision.cli.history import history
 from provision.cli.inventory import inventory
 from provision.cli.lab import lab, test_role
 from provision.cli.mail import mail
@@ -28,7 +29,7 @@ def main() -> None:
     """Declarative provisioning of mail and web servers over SSH."""
 
 
-for _command in (apply, check, render, inventory, roles, lab, test_role, mail, onboard, report, config):
+for _command in (apply, check, history, render, inventory, roles, lab, test_role, mail, onboard, report, config):
     main.add_command(_command)
 
 if __name__ == "__main__":

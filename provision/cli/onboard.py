@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 
 @click.command()
-@click.argument("host")
+@click.argument("host", metavar="HOST")
 @inventory_option
 @click.option("-g", "--group", required=True, help="Inventory group to add the host to (site.yml maps it to roles).")
 @click.option("-a", "--address", "addresses", multiple=True, metavar="IP", help="An outgoing address: one smtp transport each (repeat).")
@@ -46,6 +46,11 @@ def onboard(
 ) -> None:
     """Take HOST from bare Debian to a verified mail server: inventory,
     SSH, converge, a test message per transport, report, checklist.
+
+    HOST is the server's fully qualified domain name (mx3.example.net): it
+    becomes the inventory name, myhostname and, with a transport number, each
+    transport's HELO name (out1.mx3.example.net), so a short name is refused.
+    --ssh-host gives the address to connect to when DNS does not resolve it yet.
 
     The first -i is the inventory that gets edited (comments kept). Re-run
     after a failure: finished steps are no-ops, it continues where it stopped."""

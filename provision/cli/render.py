@@ -39,12 +39,14 @@ def render(
     from provision.roles.compiler import Project, compile_hosts, require_site
     from provision.roles.output_tree import write_rendered
     from provision.roles.releases import RELEASES
+    from provision.roles.selection import select
 
     skipped = frozenset(t.strip() for t in (skip_tags or "").split(",") if t.strip())
     project = Project.load(list(inventory), options=replace(load_options, skip_tags=skipped))
     require_site(project)
-    hosts = project.select(limit)
-    wanted = {t.strip() for t in tags.split(",")} if tags else None
-    compiled = compile_hosts(project, hosts, wanted, facts=RELEASES[release])
+    selection = select(project, limit, tags)
+    for warning in selection.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    compiled = compile_hosts(project, selection.hosts, selection.tags, facts=RELEASES[release])
     count = write_rendered(out, {host: entry.desired.files for host, entry in compiled.items()})
     click.echo(f"rendered {count} files for {len(compiled)} hosts into {out}", err=True)

@@ -92,6 +92,7 @@ def report(
         click.echo(to_json(result))
     else:
         print_report(Console(), result)
-        if html is not None:
-            click.echo(f"HTML report: {html}")
+    if html is not None:
+        # On stderr, so that it is said with --json too without touching the JSON document.
+        click.echo(f"wrote the HTML report to {html.resolve()}", err=True)
     sys.exit(EXIT_INTERRUPTED if stop.requested() else EXIT_DRIFT if result.problem_count else EXIT_OK)

@@ -9,6 +9,7 @@ in small sleeps, which would make every upload slow).
 
 from __future__ import annotations
 
+import getpass
 import threading
 from pathlib import Path
 from typing import Any
@@ -86,15 +87,24 @@ class SshConnector:
                 f"host key of {target} has CHANGED (expected {exc.expected_key.fingerprint}, got {exc.key.fingerprint}); "
                 f"refusing to connect: if the change is legitimate, remove the old key from {self.known_hosts}"
             ) from None
+        except paramiko.PasswordRequiredException:
+            raise ConnectionFailure(
+                f"the key {self.settings.ssh_key} is encrypted: load it into ssh-agent, or give a key without a passphrase"
+            ) from None
         except paramiko.AuthenticationException as exc:
-            raise ConnectionFailure(f"authentication to {target} as {self.settings.user or 'default user'} failed: {exc}") from None
+            tried = f"the key {self.settings.ssh_key}" if self.settings.ssh_key else "the SSH agent's keys and ~/.ssh/id_* (no ssh_key set)"
+            raise ConnectionFailure(
+                f"authentication to {target} as {self.settings.user or getpass.getuser()} failed with {tried}: {exc}"
+            ) from None
         except TimeoutError:
             raise ConnectionFailure(f"connection to {target} timed out after {timeout:g}s") from None
         except paramiko.ssh_exception.NoValidConnectionsError as exc:
             reason = "; ".join(sorted({getattr(e, "strerror", None) or str(e) for e in exc.errors.values()}))
             raise ConnectionFailure(f"cannot connect to {target}: {reason}") from None
         except (OSError, paramiko.SSHException, EOFError) as exc:
-            raise ConnectionFailure(f"cannot connect to {target}: {exc or type(exc).__name__}") from None
+            key = self.settings.ssh_key
+            about_key = f" (key file {key})" if key and isinstance(exc, paramiko.SSHException) and "key" in str(exc).lower() else ""
+            raise ConnectionFailure(f"cannot connect to {target}: {exc or type(exc).__name__}{about_key}") from None
         return connection
 
     def run(self, command: str, stdin: bytes = b"", timeout: float | None = None) -> CommandResult:

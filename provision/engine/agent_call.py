@@ -10,6 +10,7 @@ modules import each other on the host exactly as they do in the tests.
 from __future__ import annotations
 
 import json
+import time
 from functools import cache
 from pathlib import Path
 from typing import Any, cast, overload
@@ -30,7 +31,8 @@ from provision.agent.protocol import (
     StageAnswer,
     StageRequest,
 )
-from provision.connectors.base import Connector
+from provision.connectors.base import CommandResult, Connector
+from provision.engine import trace
 from provision.engine.interrupt import STOP, StopRequested
 from provision.errors import RemoteError
 
@@ -99,9 +101,13 @@ def call_agent(connector: Connector, request: Request, timeout: float | None = N
     modules, sources = agent_payload(request["op"])
     command = agent_command(settings.python, settings.become, modules)
     payload = sources + json.dumps({**request, "root": settings.root}).encode()
+    watch = trace.current()
     try:
         with STOP.round_trip(settings.name, request["op"]):
-            result = connector.run(command, payload, timeout)
+            if watch is None:
+                result = connector.run(command, payload, timeout)
+            else:
+                result = _watched(watch, connector, command, payload, timeout, request)
     finally:
         if STOP.let_go():  # its connection was closed under it: not a failure of the host
             raise StopRequested(request["op"], let_go=True)
@@ -117,3 +123,29 @@ def call_agent(connector: Connector, request: Request, timeout: float | None = N
         raise RemoteError("the agent did not answer with a JSON object")
     # The agent builds its answer from the same declarations (provision.agent.protocol).
     return cast(dict[str, Any], answer)
+
+
+def _watched(
+    watch: trace.Watch, connector: Connector, command: str, payload: bytes, timeout: float | None, request: Request
+) -> CommandResult:
+    """One round trip, told to the host's observer before and after (with its timing)."""
+    watch.count += 1
+    op = str(request["op"])
+    watch.observer.starting(watch.host, op, watch.count, command, request)
+    started = time.monotonic()
+    result: CommandResult | None = None
+    try:
+        result = connector.run(command, payload, timeout)
+        return result
+    finally:
+        watch.observer.finished(
+            trace.RoundTrip(
+                watch.host,
+                op,
+                watch.count,
+                round(time.monotonic() - started, 3),
+                result.exit_code if result is not None else None,
+                len(payload),
+                len(result.stdout) + len(result.stderr) if result is not None else 0,
+            )
+        )

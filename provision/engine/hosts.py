@@ -12,18 +12,21 @@ internal error, with its type named).
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from provision.connectors import CountingConnector, connect, settings_from_vars
+from provision.connectors import ALIASES, CountingConnector, connect, settings_from_vars
 from provision.connectors.base import ConnectionSettings, Connector
 from provision.engine.interrupt import NOT_STARTED, STOP, StopRequested
-from provision.errors import ConnectionFailure, ProvisionError, RemoteError
+from provision.engine.trace import Observer, watching
+from provision.errors import ConnectionFailure, Location, ProvisionError, RemoteError
 
 T = TypeVar("T")
 ConnectorFactory = Callable[[ConnectionSettings], Connector]
@@ -38,6 +41,8 @@ class HostStatus(StrEnum):
     UNREACHABLE = "unreachable"
     INTERRUPTED = "interrupted"
     """Ctrl-C stopped it; its errors say where it stopped (provision.engine.interrupt)."""
+    SKIPPED = "skipped"
+    """Nothing there to act on (``provision mail`` on a host without a mail system)."""
 
     @property
     def is_error(self) -> bool:
@@ -50,6 +55,8 @@ class ConnectionOptions:
 
     known_hosts: str | None = None
     accept_new_host_keys: bool = False
+    observer: Observer | None = field(default=None, compare=False)
+    """Told of every round trip (``-v``, progress lines); see ``provision.engine.trace``."""
 
     def as_settings(self) -> dict[str, str]:
         return {
@@ -63,6 +70,8 @@ class HostTarget:
     host: str
     variables: Mapping[str, Any]
     """The host's merged variables: its connection settings come from them."""
+    locations: Mapping[str, Location | None] | None = None
+    """Where each variable was set, for an error about one of them."""
 
 
 @dataclass
@@ -98,7 +107,8 @@ def call_host(target: HostTarget, work: Callable[[HostSession], T], options: Con
         settings = settings_from_vars(target.host, dict(target.variables), options.as_settings())
         connector = CountingConnector(factory(settings))
         STOP.opened(connector)
-        call.value = work(HostSession(target.host, connector))
+        with watching(target.host, options.observer):
+            call.value = work(HostSession(target.host, connector))
     except StopRequested as exc:
         call.status, call.errors, call.exception = HostStatus.INTERRUPTED, [str(exc)], exc
     except ConnectionFailure as exc:
@@ -121,6 +131,32 @@ def call_host(target: HostTarget, work: Callable[[HostSession], T], options: Con
     return call
 
 
+def check_targets(targets: Sequence[HostTarget], options: ConnectionOptions) -> None:
+    """Mistakes in how hosts are to be reached are input errors, found before any host is contacted.
+
+    A port that is not a number, an unknown connection type, or a private
+    key file that does not exist or cannot be read stops the command with
+    one line (exit 1), as a wrong variable does, instead of N hosts each
+    reported unreachable.
+    """
+    for target in targets:
+        settings = settings_from_vars(target.host, dict(target.variables), options.as_settings())
+        if settings.connection == "ssh" and settings.ssh_key:
+            key = Path(settings.ssh_key).expanduser()
+            where = _variable_location(target, ("ssh_key", *ALIASES["ssh_key"]))
+            if not key.is_file():
+                raise ProvisionError(f"host {target.host}: the SSH key file {key} does not exist", where)
+            if not os.access(key, os.R_OK):
+                raise ProvisionError(f"host {target.host}: the SSH key file {key} cannot be read (permissions)", where)
+
+
+def _variable_location(target: HostTarget, names: Sequence[str]) -> Location | None:
+    for name in names:
+        if target.locations is not None and name in target.variables:
+            return target.locations.get(name)
+    return None
+
+
 def call_hosts(
     targets: Sequence[HostTarget],
     work: Callable[[HostSession], T],
@@ -138,6 +174,7 @@ def call_hosts(
     (provision.engine.interrupt), a host still connecting is not waited for.
     """
     options = options or ConnectionOptions()
+    check_targets(targets, options)
     size = batch_size or len(targets) or 1
     calls: dict[str, HostCall[T]] = {}
     for start in range(0, len(targets), size):

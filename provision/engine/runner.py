@@ -20,6 +20,11 @@ from provision.roles.compiler import CompiledHost
 Progress = Callable[[HostResult], None]
 
 
+def new_run_id() -> str:
+    # Sortable by time, so pruning old backups keeps the newest.
+    return time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+
+
 @dataclass
 class RunOptions:
     check: bool = False
@@ -28,11 +33,8 @@ class RunOptions:
     serial: int = 0
     """Converge in batches of this many hosts (0: all at once)."""
     connection: ConnectionOptions = field(default_factory=ConnectionOptions)
-
-
-def new_run_id() -> str:
-    # Sortable by time, so pruning old backups keeps the newest.
-    return time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+    run_id: str = field(default_factory=new_run_id)
+    """Names the hosts' backups (/var/backups/provision/RUN) and the run's line in the run log."""
 
 
 def run_hosts(
@@ -42,7 +44,7 @@ def run_hosts(
     progress: Progress | None = None,
 ) -> list[HostResult]:
     """Converge (or check) every compiled host; results in the given order, progress as hosts finish."""
-    run_id = new_run_id()
+    run_id = options.run_id
 
     def work(session: HostSession) -> HostResult:
         entry = compiled[session.host]
@@ -60,7 +62,7 @@ def run_hosts(
         if progress is not None:
             progress(host_result(call))
 
-    targets = [HostTarget(host, entry.variables) for host, entry in compiled.items()]
+    targets = [HostTarget(host, entry.variables, entry.locations) for host, entry in compiled.items()]
     calls = call_hosts(
         targets, work, forks=options.forks, options=options.connection, factory=factory, batch_size=options.serial, on_done=done
     )

@@ -1,10 +1,12 @@
 """A lab of Debian hosts: containers on the host network, one loopback
 address each, sshd on port 22 of that address, keys made per lab.
 
-State lives in ``.lab/<name>/`` (in the current folder unless
-``PROVISION_LAB_DIR`` says otherwise): the lab's SSH key pair, its own
-known_hosts (host keys read from each container out of band, so SSH verifies
-them for real), and an inventory for ``provision apply``.
+State lives in ``lab/<name>/`` of provision's state folder
+(``provision.statedir``: ``~/.local/state/provision``, or
+``PROVISION_LAB_DIR`` instead of ``.../lab``), so that ``lab status``,
+``lab inventory`` and ``lab down`` find a lab from any folder: the lab's SSH
+key pair, its own known_hosts (host keys read from each container out of
+band, so SSH verifies them for real), and an inventory for ``provision apply``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 
 from provision.lab.docker import LabError, docker_client, docker_errors
 from provision.lab.image import DEFAULT_SUITE, SUITES, build_image, check_suite
+from provision.statedir import private_dir, state_dir
 
 LABEL = "provision.lab"
 SSH_WAIT_SECONDS = 60.0
@@ -92,7 +95,8 @@ def parse_suite_options(values: Sequence[str], names: list[str]) -> dict[str, st
 
 
 def lab_root() -> Path:
-    return Path(os.environ.get("PROVISION_LAB_DIR", ".lab")).resolve()
+    override = os.environ.get("PROVISION_LAB_DIR")
+    return Path(override).expanduser().resolve() if override else state_dir() / "lab"
 
 
 def address_block(name: str) -> str:
@@ -159,7 +163,7 @@ class Lab:
             raise LabError(f"a lab holds 1 to 250 hosts, not {len(names)}")
         chosen = assign_suites(names, suites)
         images = {suite: build_image(self.client, say, suite) for suite in SUITES if suite in chosen.values()}
-        self.directory.mkdir(parents=True, exist_ok=True)
+        private_dir(self.directory)
         public_key = self._ensure_key()
         block = address_block(f"{self.namespace}/{self.name}")
         prefix, third = block.rsplit(".", 1)
@@ -184,19 +188,30 @@ class Lab:
         self.inventory_file.write_text(self.inventory_text(hosts))
         return hosts
 
-    def down(self) -> None:
+    def down(self) -> list[str]:
+        """Remove the containers, loopback addresses and state of the lab; say what went.
+
+        The key pair stays, so that a lab started again under the same name
+        keeps the key an operator may have copied elsewhere."""
         NotFound = docker_errors().NotFound
 
+        removed: list[str] = []
         for container in self.client.containers.list(all=True, filters={"label": f"{LABEL}={self.namespace}/{self.name}"}):
             container.remove(force=True)
+            removed.append(f"container {container.name}")
         for host in self.hosts():
             with contextlib.suppress(NotFound):
                 self.client.containers.get(host.container).remove(force=True)
+                removed.append(f"container {host.container}")
         for host in self.hosts():
             for address in [host.address, *host.extra_addresses]:
-                self._remove_address(address)
-        if self.state_file.exists():
-            self.state_file.unlink()
+                if self._remove_address(address):
+                    removed.append(f"address {address}/32 from lo")
+        for path in (self.state_file, self.inventory_file, self.known_hosts):
+            if path.exists():
+                path.unlink()
+                removed.append(f"file {path}")
+        return removed
 
     def stop(self, name: str) -> None:
         """Stop one host's container (it keeps its disk); for failure tests."""
@@ -259,8 +274,9 @@ class Lab:
         if done.returncode != 0 and "File exists" not in done.stderr:
             raise LabError(f"cannot add {address} to lo: {done.stderr.strip()}")
 
-    def _remove_address(self, address: str) -> None:
-        subprocess.run(["ip", "addr", "del", f"{address}/32", "dev", "lo"], capture_output=True, check=False)
+    def _remove_address(self, address: str) -> bool:
+        done = subprocess.run(["ip", "addr", "del", f"{address}/32", "dev", "lo"], capture_output=True, check=False)
+        return done.returncode == 0
 
     def _start_container(self, image: str, host: LabHost, public_key: str) -> None:
         NotFound = docker_errors().NotFound
@@ -294,6 +310,14 @@ class Lab:
         lines = [
             f"# Lab {self.name!r}, written by 'provision lab up'. Use it beside another",
             "# inventory: provision apply -i inventories/example -i " + str(self.inventory_file),
+            "#",
+            "# host: the address sshd of the host listens on (127.x.y.z, on this machine's lo).",
+            f"# lab_addresses: {EXTRA_ADDRESSES} more loopback addresses that belong to the host alone (added",
+            "#   to lo by 'lab up', removed by 'lab down'), for services to bind or listen on. Postfix",
+            "#   transports bound to them, one per address:",
+            "#     postfix_transports:",
+            '#       - {name: out1, bind_address: "{{ lab_addresses[0] }}"}',
+            '#       - {name: out2, bind_address: "{{ lab_addresses[1] }}"}',
             "all:",
             "  vars:",
             "    user: root",

@@ -51,19 +51,33 @@ class Scenario:
 
 
 def find_scenario(role: str, name: str, base: Path | None = None) -> Scenario:
-    # The current project's, then the bundled role's own, then (in a checkout) the repository's molecule/.
+    """The role's own scenario (the current project's, then the bundled role's),
+    else a project-wide ``molecule/NAME`` whose site.yml applies the role."""
     here = base or Path.cwd()
     candidates = [here / "roles" / role / "molecule" / name, here / "molecule" / name, roles_dir() / role / "molecule" / name]
     repository = checkout_dir()
     if repository is not None:
         candidates.append(repository / "molecule" / name)
     candidates = list(dict.fromkeys(candidates))
+    passed_over: list[str] = []
     for folder in candidates:
-        if (folder / "hosts.yml").is_file() or (folder / "hosts").is_file():
-            beside_role = folder.parent.parent.parent if folder.parent.name == "molecule" and folder.parent.parent.name == role else None
-            return Scenario(role, name, folder, [beside_role] if beside_role else [])
+        if not ((folder / "hosts.yml").is_file() or (folder / "hosts").is_file()):
+            continue
+        beside_role = folder.parent.parent.parent if folder.parent.name == "molecule" and folder.parent.parent.name == role else None
+        scenario = Scenario(role, name, folder, [beside_role] if beside_role else [])
+        # A project-wide scenario serves the roles it applies; another role's own scenario is looked for further on.
+        if beside_role is None and role not in applied_roles(scenario):
+            passed_over.append(f"{folder} (applies {', '.join(sorted(applied_roles(scenario))) or 'no role'})")
+            continue
+        return scenario
     looked = ", ".join(str(c) for c in candidates)
-    raise ProvisionError(f"no scenario {name!r} for role {role!r} (looked for an inventory in: {looked})")
+    also = f"; passed over {'; '.join(passed_over)}" if passed_over else ""
+    raise ProvisionError(f"no scenario {name!r} for role {role!r} (looked for an inventory in: {looked}{also})")
+
+
+def applied_roles(scenario: Scenario) -> set[str]:
+    project = scenario.project()
+    return {r.name for host in project.select(None) for r in project.host_roles(host).roles} if project.plays else set()
 
 
 def lab_name(scenario: Scenario, suite: str = DEFAULT_SUITE) -> str:
@@ -91,21 +105,22 @@ def _failures(results: list[HostResult]) -> list[str]:
     return [f"{r.host}: {r.status}: {'; '.join(r.errors)}" for r in results if r.status in ("failed", "unreachable")]
 
 
-def run_scenario(scenario: Scenario, keep: bool, say: Say, suite: str = DEFAULT_SUITE) -> str:
-    """Molecule's steps for one scenario, every host from ``suite``'s image:
-    "passed", or "refused" when the role declares it cannot run on the suite."""
+def run_scenario(scenario: Scenario, keep: bool, say: Say, suite: str = DEFAULT_SUITE, name: str | None = None) -> str:
+    """Molecule's steps for one scenario on a lab named ``name`` (default ROLE-SCENARIO[-SUITE]), every
+    host from ``suite``'s image: "passed", or "refused" when the role declares it cannot run on the suite.
+    The lab is removed unless ``keep``."""
     from provision.lab.lab import Lab
 
     project = scenario.project()
     require_site(project)
     hosts = project.select(None)
-    assigned = {role.name for host in hosts for role in project.host_roles(host).roles}
+    assigned = applied_roles(scenario)
     if scenario.role not in assigned:
         raise ProvisionError(
             f"scenario {scenario.directory} does not apply role {scenario.role!r} (it applies: {', '.join(sorted(assigned))})"
         )
     check_suite(suite)
-    lab = Lab(lab_name(scenario, suite), namespace=os.environ.get("PROVISION_LAB_NAMESPACE", DEFAULT_NAMESPACE))
+    lab = Lab(name or lab_name(scenario, suite), namespace=os.environ.get("PROVISION_LAB_NAMESPACE", DEFAULT_NAMESPACE))
     try:
         say(f"create: {len(hosts)} {suite} lab host(s) for {scenario.directory}")
         lab.up(names=hosts, say=say, suites=suite)
@@ -128,8 +143,8 @@ def run_scenario(scenario: Scenario, keep: bool, say: Say, suite: str = DEFAULT_
         if keep:
             say(f"kept: the lab is still up (provision lab status --name {lab.name}; inventory {lab.inventory_file})")
         else:
-            say("destroy")
-            lab.down()
+            removed = lab.down()
+            say(f"destroy: {len(removed)} removed ({', '.join(r for r in removed if r.startswith('container'))})")
 
 
 def _converge(scenario: Scenario, lab: object, step: str, say: Say) -> list[HostResult]:

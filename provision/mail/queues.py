@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from provision.agent.protocol import MailAction, MailInstanceResult
+from provision.agent.protocol import MailAction, MailAnswer, MailInstanceResult
 from provision.connectors import connect
 from provision.engine.agent_call import call_agent
 from provision.engine.hosts import ConnectionOptions, ConnectorFactory, HostSession, HostStatus, HostTarget, call_hosts
@@ -30,10 +30,14 @@ class MailResult:
     status: HostStatus = HostStatus.OK
     instances: list[MailInstanceResult] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    skipped: str | None = None
+    """Why the host was skipped (no mail system, or not the instance asked for)."""
 
 
-def host_variables(project: Project, host: str) -> dict[str, Any]:
-    return project.variables(host, project.host_roles(host))[0]
+def host_target(project: Project, host: str) -> HostTarget:
+    """The host with its variables (its connection settings) and where each was set."""
+    variables, locations = project.variables(host, project.host_roles(host))
+    return HostTarget(host, variables, locations)
 
 
 def run_mail(
@@ -47,22 +51,33 @@ def run_mail(
 ) -> list[MailResult]:
     """Run one mail action on every host (in parallel, one round trip each); never raises for a host."""
 
-    def work(session: HostSession) -> list[MailInstanceResult]:
+    def work(session: HostSession) -> MailAnswer:
         answer = call_agent(session.connector, {"op": "mail", "action": action, "instance": instance}, 600.0)
         if not answer.get("ok"):
             raise RemoteError(str(answer.get("error")))
-        return list(answer.get("instances", []))
+        return answer
 
-    targets = [HostTarget(host, host_variables(project, host)) for host in hosts]
+    targets = [host_target(project, host) for host in hosts]
     results = []
     for call in call_hosts(targets, work, forks=forks, options=options, factory=factory):
-        result = MailResult(call.host, call.status, call.value or [], list(call.errors))
+        answer = call.value or {}
+        result = MailResult(call.host, call.status, list(answer.get("instances", [])), list(call.errors))
+        if call.value is not None and not result.instances:
+            result.status, result.skipped = HostStatus.SKIPPED, answer.get("absent", "no mail system here")
         failed = [i for i in result.instances if _failed(i)]
         if failed:
             result.status = HostStatus.FAILED
             result.errors = [f"{i['name']}: {_failure_text(i)}" for i in failed]
         results.append(result)
     return results
+
+
+def held(instance: MailInstanceResult) -> int | None:
+    """Messages on hold in the instance's queue after the action, when it was read."""
+    queue = instance.get("queue")
+    if queue is None or "error" in queue:
+        return None
+    return int(queue.get("queues", {}).get("hold", 0))
 
 
 def _failed(instance: MailInstanceResult) -> bool:
@@ -100,6 +115,7 @@ def queue_rows(results: list[MailResult]) -> list[dict[str, Any]]:
                     "instance": instance["name"] if instance["name"] != "-" else "postfix",
                     "count": queue.get("count", 0),
                     "deferred": queue.get("queues", {}).get("deferred", 0),
+                    "held": queue.get("queues", {}).get("hold", 0),
                     "oldest_age": age(queue.get("now", int(time.time())) - oldest) if oldest else "-",
                     "top_destinations": ", ".join(f"{d} ({n})" for d, n in queue.get("top_destinations", [])) or "-",
                 }

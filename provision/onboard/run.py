@@ -85,8 +85,8 @@ def onboard(inventories: list[Path], options: OnboardOptions, console: Console) 
 
 def _on_host(project: Project, options: OnboardOptions, work: Callable[[HostSession], T]) -> HostCall[T]:
     """The work on the host being onboarded, over the one way every command talks to hosts."""
-    variables = project.variables(options.host, project.host_roles(options.host))[0]
-    (call,) = call_hosts([HostTarget(options.host, variables)], work, forks=1, options=options.connection)
+    variables, locations = project.variables(options.host, project.host_roles(options.host))
+    (call,) = call_hosts([HostTarget(options.host, variables, locations)], work, forks=1, options=options.connection)
     return call
 
 
@@ -116,11 +116,12 @@ def _step_inventory(inventories: list[Path], options: OnboardOptions, console: C
             continue
         diff = difflib.unified_diff((before or "").splitlines(True), after.splitlines(True), str(path), str(path))
         console.print(Text(f"{path}: {'would change' if options.dry_run else 'changed'}"))
-        console.print("".join(diff).rstrip("\n"), markup=False, highlight=False)
+        # soft_wrap: a long line stays one line (the terminal folds it), so no line of the diff loses its +/-.
+        console.print("".join(diff).rstrip("\n"), markup=False, highlight=False, soft_wrap=True)
     if edit.kept_keys:
         console.print(Text(f"kept as you set them in {edit.host_vars_file.name}: {', '.join(edit.kept_keys)}"))
     if options.dry_run:
-        console.print(managed, markup=False, highlight=False)
+        console.print(managed, markup=False, highlight=False, soft_wrap=True)
     else:
         write(edit)
     return edit

@@ -55,6 +55,8 @@ class CompiledHost:
     ``requires``: it is compiled again with its facts once the probe answers."""
     refine: Callable[[HostFacts], CompiledHost] | None = field(default=None, repr=False, compare=False)
     """Compiles this host again with its facts (set by ``compile_hosts``)."""
+    locations: dict[str, Location | None] = field(default_factory=dict)
+    """Where each variable was set (an error about a connection variable names its line)."""
 
 
 @dataclass
@@ -181,7 +183,7 @@ class Project:
         used_facts = isinstance(pending, PendingFacts) and pending.uses > 0
         needs_facts = used_facts or any(role.requires for role in assigned.roles)
         refine = functools.partial(self.compile, host, tags) if needs_facts and facts is None else None
-        return CompiledHost(desired, secrets, values, needs_facts, refine)
+        return CompiledHost(desired, secrets, values, needs_facts, refine, where)
 
     def _desired(
         self,

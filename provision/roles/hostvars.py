@@ -9,6 +9,7 @@ against each role's declared types before anything renders.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -17,6 +18,7 @@ from provision.inventory.vault import VaultText
 from provision.roles.loader import Role
 from provision.roles.render import Renderer, contains_template
 from provision.roles.variables import VariableSpec, VariableValueError, check_value
+from provision.yamlfile import LocatedDict, LocatedList
 
 
 class _Stop(BaseException):
@@ -100,9 +102,11 @@ def _render_value(value: Any, renderer: Renderer, context: Mapping[str, Any], ke
         except TemplateError as exc:
             raise VariableError(exc.message, where) from None
     if isinstance(value, list):
-        return [_render_value(v, renderer, context, key, where) for v in value]
+        items = [_render_value(v, renderer, context, key, where) for v in value]
+        return value.located_copy(items) if isinstance(value, LocatedList) else items
     if isinstance(value, dict):
-        return {k: _render_value(v, renderer, context, key, where) for k, v in value.items()}
+        rendered = {k: _render_value(v, renderer, context, key, where) for k, v in value.items()}
+        return value.located_copy(rendered) if isinstance(value, LocatedDict) else rendered
     return value
 
 
@@ -137,7 +141,34 @@ def _check(spec: VariableSpec, value: Any, where: Location, role: Role) -> Any:
     try:
         return check_value(value, spec)
     except VariableValueError as exc:
-        raise VariableError(f"variable {spec.name}{exc.path}: {exc.message}", where) from None
+        raise VariableError(f"variable {spec.name}{exc.path}: {exc.message}", locate(value, exc.path) or where) from None
+
+
+_PATH_STEP = re.compile(r"\[(\d+)\]|\.([^.\[]+)")
+
+
+def locate(value: Any, path: str) -> Location | None:
+    """Where the part ``path`` ("[1].port", ".tls.cert_file") of a value was written.
+
+    Mappings loaded from YAML know where each key stands; the deepest one on
+    the path that does gives the line (a list item that is a plain value is
+    found at its list's key)."""
+    found: Location | None = None
+    for step in _PATH_STEP.finditer(path):
+        index, key = step.groups()
+        if index is not None:
+            if not isinstance(value, list) or int(index) >= len(value):
+                break
+            if isinstance(value, LocatedList):
+                found = value.where(int(index)) or found
+            value = value[int(index)]
+        else:
+            if not isinstance(value, dict) or key not in value:
+                break
+            if isinstance(value, LocatedDict):
+                found = value.where(key) or found
+            value = value[key]
+    return found
 
 
 # Ansible's own password variables: secrets whether or not a role declares them.

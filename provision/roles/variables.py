@@ -51,6 +51,9 @@ TYPES = (
     "lookup_key",
     "alias_name",
     "alias_target",
+    "listen",
+    "address_port",
+    "inet_interface",
 )
 
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)(?!-)[A-Za-z0-9_-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9_-]{1,63}(?<!-))*\.?$")
@@ -151,6 +154,9 @@ _EXPECTED = {
     "lookup_key": "a lookup table key (an address, @domain, domain or IP address)",
     "alias_name": "a local alias name (such as postmaster)",
     "alias_target": "an address, /file, |command or :include:/file, or a list of them",
+    "listen": "a port, or an address and a port (such as 8080, 192.0.2.1:80 or [2001:db8::1]:443)",
+    "address_port": "an address and a port (such as *:80, 192.0.2.1:80 or [2001:db8::1]:443)",
+    "inet_interface": "all, loopback-only, or an IPv4 or IPv6 address",
 }
 
 
@@ -209,28 +215,124 @@ def _is_cidr(text: str) -> bool:
     return "/" in text
 
 
+# Ansible's argument_spec converts what it can (module_utils/common/validation.py:
+# check_type_int, check_type_float, check_type_bool, check_type_list), so that
+# values copied from Ansible variables, often strings, work unchanged here.
+_INTEGER_TEXT = re.compile(r"^\s*[-+]?\d+\s*$")
+_BOOLEANS_TRUE = frozenset({"y", "yes", "on", "1", "true", "t"})
+_BOOLEANS_FALSE = frozenset({"n", "no", "off", "0", "false", "f"})
+
+
+def _as_int(value: Any) -> int | None:
+    """An integer, or text that is one ("500"); None for anything else (a bool is not a number here)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and _INTEGER_TEXT.match(value):
+        return int(value)
+    return None
+
+
 def _check_int(value: Any, spec: VariableSpec) -> Any:
-    if isinstance(value, bool) or not isinstance(value, int):
+    number = _as_int(value)
+    if number is None:
         raise VariableValueError(f"expected {spec.describe()}, got {_kind(value)} {value!r}")
-    return value
+    return number
 
 
 def _check_float(value: Any, spec: VariableSpec) -> Any:
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise VariableValueError(f"expected {spec.describe()}, got {_kind(value)} {value!r}")
     return value
 
 
 def _check_bool(value: Any, spec: VariableSpec) -> Any:
-    if not isinstance(value, bool):
-        raise VariableValueError(f"expected {spec.describe()}, got {_kind(value)} {value!r}")
-    return value
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower() if isinstance(value, (str, int, float)) else None
+    if text in _BOOLEANS_TRUE:
+        return True
+    if text in _BOOLEANS_FALSE:
+        return False
+    raise VariableValueError(f"expected {spec.describe()}, got {_kind(value)} {value!r}")
 
 
 def _check_port(value: Any, spec: VariableSpec) -> Any:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+    number = _as_int(value)
+    if number is None or not 1 <= number <= 65535:
         raise VariableValueError(f"expected {spec.describe()}, got {value!r}")
-    return value
+    return number
+
+
+def _port_text(text: str) -> int | None:
+    return int(text) if text.isascii() and text.isdigit() and 1 <= int(text) <= 65535 else None
+
+
+def _split_address_port(text: str) -> tuple[str | None, str]:
+    """("192.0.2.1", "80") from "192.0.2.1:80", ("2001:db8::1", "443") from "[2001:db8::1]:443", (None, "80") from "80"."""
+    if text.startswith("["):
+        address, bracket, rest = text[1:].partition("]")
+        if not bracket or not rest.startswith(":"):
+            raise VariableValueError(f"{text!r}: an IPv6 address in brackets must be followed by :PORT")
+        return address, rest[1:]
+    if ":" not in text:
+        return None, text
+    address, _, port = text.rpartition(":")
+    if ":" in address:
+        raise VariableValueError(f"{text!r}: write an IPv6 address in brackets, as [2001:db8::1]:443")
+    return address, port
+
+
+def _address_port(value: Any, spec: VariableSpec, *, address_required: bool, wildcard: bool) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool) and not address_required:
+        value = str(value)
+    text = _check_string(value, spec)
+    address, port = _split_address_port(text.strip())
+    if _port_text(port) is None:
+        raise VariableValueError(f"expected {spec.describe()}, got {value!r} (the port must be 1 to 65535)")
+    if address is None:
+        if address_required:
+            raise VariableValueError(f"expected {spec.describe()}, got {value!r} (no address)")
+        return text
+    if wildcard and address == "*":
+        return text
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        raise VariableValueError(f"expected {spec.describe()}, got {value!r} ({address!r} is not an IP address)") from None
+    if parsed.version == 6 and not text.startswith("["):
+        raise VariableValueError(f"{text!r}: write an IPv6 address in brackets, as [2001:db8::1]:443")
+    return text
+
+
+def _check_listen(value: Any, spec: VariableSpec) -> Any:
+    return _address_port(value, spec, address_required=False, wildcard=False)
+
+
+def _check_address_port(value: Any, spec: VariableSpec) -> Any:
+    return _address_port(value, spec, address_required=True, wildcard=True)
+
+
+def _check_inet_interface(value: Any, spec: VariableSpec) -> Any:
+    text = _check_string(value, spec)
+    if text in ("all", "loopback-only"):
+        return text
+    bare = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+    try:
+        parsed = ipaddress.ip_address(bare)
+    except ValueError:
+        raise VariableValueError(f"expected {spec.describe()}, got {value!r}") from None
+    if bare != text and parsed.version != 6:
+        raise VariableValueError(f"expected {spec.describe()}, got {value!r} (brackets are for IPv6 addresses)")
+    return text
 
 
 def _check_duration(value: Any, spec: VariableSpec) -> Any:
@@ -251,9 +353,22 @@ def _check_mode(value: Any, spec: VariableSpec) -> Any:
     return value
 
 
+def _as_list(value: Any) -> list[Any] | None:
+    """A list, or what Ansible's check_type_list makes one of: "a, b" (split on commas) or a number."""
+    if isinstance(value, list):
+        return value
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",")] if value.strip() else []
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return [str(value)]
+    return None
+
+
 def _check_list(value: Any, spec: VariableSpec) -> Any:
-    if not isinstance(value, list):
+    converted = _as_list(value)
+    if converted is None:
         raise VariableValueError(f"expected {spec.describe()}, got {_kind(value)}")
+    value = converted
     if spec.elements is None:
         for index, item in enumerate(value):
             _reject_newlines_deep(item, f"[{index}]")
@@ -511,6 +626,9 @@ _CHECKS: dict[str, Callable[[Any, VariableSpec], Any]] = {
     "lookup_key": _check_lookup_key,
     "alias_name": _check_alias_name,
     "alias_target": _check_alias_target,
+    "listen": _check_listen,
+    "address_port": _check_address_port,
+    "inet_interface": _check_inet_interface,
 }
 _PLAIN = VariableSpec("value")
 

@@ -17,6 +17,9 @@ STATUS_STYLE = {"ok": "green", "changed": "yellow", "failed": "bold red", "unrea
 JSON_VERSION = 1
 
 
+CONVERGE_STATUSES = (HostStatus.OK, HostStatus.CHANGED, HostStatus.FAILED, HostStatus.UNREACHABLE)
+
+
 def totals(results: list[HostResult]) -> dict[str, int]:
     counts = Counter(r.status for r in results)
     # "interrupted" only after a Ctrl-C, so that a finished run's summary keeps its four keys.
@@ -100,7 +103,8 @@ def _print_details(console: Console, result: HostResult, check: bool, show_diff:
     for entry in result.files:
         _line(console, result.host, "yellow", f"{verb} {entry.path} ({', '.join(entry.reasons)})")
         if show_diff and entry.diff:
-            console.print(Text(entry.diff.rstrip("\n")), style="dim" if entry.secret else "")
+            # soft_wrap: each diff line stays one line, its +/- first (the terminal folds it).
+            console.print(Text(entry.diff.rstrip("\n")), style="dim" if entry.secret else "", soft_wrap=True)
     for path in result.directories:
         _line(console, result.host, "yellow", f"{verb} directory {path}")
     for package in result.packages:

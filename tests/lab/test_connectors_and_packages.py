@@ -78,11 +78,16 @@ def test_packages_come_from_the_mirror_and_services_are_started(example_lab: Lab
         """,
         },
     )
-    args = ["-i", str(inventory), "-i", str(example_lab.inventory_file), "--json"]
+    args = ["-i", str(inventory), "-i", str(example_lab.inventory_file), "--limit", "example-1"]
+    # Piped, as under cron or CI: the long step is said as it starts, the host as it ends.
     first = provision("apply", *args)
     assert first.returncode == 0, first.stdout + first.stderr
-    result = json.loads(first.stdout)["hosts"]["example-1"]
-    assert result["packages"] == ["cron"] and result["round_trips"] == 3
+    progress = first.stderr.splitlines()
+    assert progress[0] == "example-1: installing package cron..." and progress[1].startswith("[1/1] example-1: changed, ")
+    (run,) = json.loads(provision("history", "--host", "example-1", "--json", "--last", "1").stdout)
+    result = run["hosts"]["example-1"]
+    assert result["packages"] == ["cron"] and result["round_trips"] == 3 and run["command"] == "apply"
+    args.append("--json")
     host = testinfra.get_host(f"docker://{example_lab.host('example-1').container}")
     assert host.package("cron").is_installed
     assert host.process.filter(comm="cron")

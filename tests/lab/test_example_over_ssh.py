@@ -153,3 +153,13 @@ def test_ssh_login_shows_the_motd(example_lab: Lab) -> None:
     assert "example-1: Outbound mail relay" in text
     assert "Roles: motd, sshd" in text
     assert "Live addresses:" in text and example_lab.host("example-1").address in text
+
+
+def test_a_key_the_host_refuses_is_named(example_lab: Lab, tmp_path: Path) -> None:
+    wrong = tmp_path / "not-authorised_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(wrong)], check=True)
+    override = tmp_path / "key.yml"
+    override.write_text(f"all:\n  hosts:\n    example-1: {{ssh_key: {wrong}}}\n")
+    done = provision("check", *inventory_args(example_lab, override), "--limit", "example-1")
+    assert done.returncode == 1
+    assert "example-1: unreachable: authentication to" in done.stdout and f"failed with the key {wrong}" in " ".join(done.stdout.split())

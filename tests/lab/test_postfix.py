@@ -269,6 +269,12 @@ def test_mail_commands_across_hosts_and_instances(mail_lab: Lab, sink: SmtpSink,
     table = mail("queue")
     assert "postfix-out" in table.stdout and "remote.example.org (3)" in table.stdout
 
+    # Deferred now (a requeue would send them through the maildrop, which postsuper -h leaves alone).
+    held = mail("hold", "--instance", "postfix-out")
+    assert held.returncode == 0 and "postfix-2 postfix-out: put on hold: 3 held, 3 in the queue" in held.stdout
+    released = mail("release", "--instance", "postfix-out")
+    assert released.returncode == 0 and "postfix-2 postfix-out: released: 0 held, 3 in the queue" in released.stdout
+
     assert mail("flush").returncode == 0
     assert mail("requeue", "--instance", "postfix-out").returncode == 0
     check = mail("check")
@@ -314,3 +320,50 @@ def test_starttls_with_the_configured_certificate(mail_lab: Lab, sink: SmtpSink,
     # OpenSSL 3.2 and later (Debian 13) print "CN=name", older ones "CN = name".
     assert "Protocol version: TLSv1.3" in handshake and re.search(r"CN ?= ?postfix-1[.]example[.]net", handshake)
     converge(mail_lab, tmp_path, {"postfix-1": base_vars(mail_lab, "postfix-1", sink.address)})
+
+
+def test_hosts_without_a_mail_system_are_skipped(mail_lab: Lab, example_lab: Lab, sink: SmtpSink, tmp_path: Path) -> None:
+    converge(mail_lab, tmp_path, {"postfix-2": instance_vars(mail_lab, sink.address)})
+    # The example's web host (never given Postfix) beside the mail host, in one inventory.
+    web = example_lab.host("example-3")
+    mixed = tmp_path / "mixed.yml"
+    mixed.write_text(
+        f"all:\n  hosts:\n    example-3:\n      host: {web.address}\n      user: root\n"
+        f"      ssh_key: {example_lab.key_file}\n      known_hosts: {example_lab.known_hosts}\n"
+    )
+
+    def mail(*args: str) -> subprocess.CompletedProcess[str]:
+        inventory = ["-i", str(mail_lab.inventory_file), "-i", str(mixed), "--limit", "postfix-2:example-3"]
+        return subprocess.run(["provision", "mail", *args, *inventory], capture_output=True, text=True, check=False, timeout=300)
+
+    assert example_lab.exec("example-3", ["sh", "-c", "command -v postconf || echo none"])[1].strip() == "none"
+    queue = mail("queue")
+    assert queue.returncode == 0, queue.stdout + queue.stderr
+    assert "example-3: skipped: no Postfix instance and no provision-mta here" in queue.stdout
+    assert "failed" not in queue.stdout
+    document = json.loads(mail("queue", "--json").stdout)["hosts"]
+    assert (document["example-3"]["status"], document["postfix-2"]["status"]) == ("skipped", "ok")
+    only_there = mail("flush", "--instance", "postfix-out")
+    assert only_there.returncode == 0 and "example-3: skipped" in only_there.stdout
+    nowhere = mail("queue", "--instance", "postfix-typo")
+    assert nowhere.returncode == 1 and "no instance 'postfix-typo' on any of the 2 selected host(s)" in nowhere.stderr
+    assert "postfix-2: skipped: no instance postfix-typo here (instances: postfix, postfix-out)" in nowhere.stdout
+
+
+def test_an_interface_postfix_refuses_fails_with_postfix_s_reason(mail_lab: Lab, sink: SmtpSink, tmp_path: Path) -> None:
+    host_vars = base_vars(mail_lab, "postfix-1", sink.address)
+    converge(mail_lab, tmp_path, {"postfix-1": host_vars})
+    before = sh(mail_lab, "postfix-1", "sha256sum /etc/postfix/main.cf")
+    # An address of this test suite's own block that no interface has: the controller cannot know, the host refuses it.
+    host_vars["postfix_inet_interfaces"] = [mail_lab.host("postfix-1").address, "127.87.9.9"]
+    done = apply(mail_lab, tmp_path, {"postfix-1": host_vars})
+    assert done.returncode == 1
+    (error,) = json.loads(done.stdout)["hosts"]["postfix-1"]["errors"]
+    lines = error.splitlines()
+    assert lines[0].startswith("commit: handler 'restart postfix' failed (exit 1), previous files restored")
+    assert "postfix: fatal: parameter inet_interfaces: no local interface found for 127.87.9.9" in lines[1:]
+    assert not any("pf()" in line or "postfix_log" in line or "tail -c" in line for line in lines)  # not the shell that ran it
+    # Only what the log gained during the handler: nothing from the converges before it.
+    assert not any("daemon started" in line or "reload --" in line for line in lines), error
+    assert sh(mail_lab, "postfix-1", "sha256sum /etc/postfix/main.cf") == before
+    assert sh(mail_lab, "postfix-1", "postfix status >/dev/null 2>&1 && echo running").strip() == "running"

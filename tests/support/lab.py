@@ -76,7 +76,9 @@ def run_roles(
     target = folder / f"inv-{uuid.uuid4().hex[:6]}" if fresh else folder
     target.mkdir(exist_ok=True)
     (target / "hosts.yml").write_text(yaml.safe_dump({"all": {"hosts": hosts}}))
-    (target / "site.yml").write_text(f"- hosts: all\n  roles: [{', '.join(roles)}]\n")
+    # Only the hosts given: the lab's inventory names every lab host, and a host
+    # converged with defaults (Postfix on all interfaces) can clash with others on this machine.
+    (target / "site.yml").write_text(f"- hosts: {':'.join(hosts)}\n  roles: [{', '.join(roles)}]\n")
     return subprocess.run(
         ["provision", command, "-i", str(target), "-i", str(lab.inventory_file), "--json", "--limit", limit or ":".join(hosts)],
         capture_output=True,
