@@ -257,7 +257,7 @@ POSTFIX_FILE -= {"dot dot", "leading hash", "leading space", "trailing space"}
 # - motd and the sshd banner: plain text files shown as they are (control characters are refused everywhere);
 # - host names, addresses, durations, names with patterns: upper case only (DNS and Postfix ignore case).
 ACCEPTED: dict[tuple[str, str], set[str]] = {
-    ("apache", "apache_listen[]"): {"colon", "upper case"},
+    ("apache", "apache_listen[]"): {"upper case"},  # an address[:port] type (issue 14): a colon only where it separates the port
     ("apache", "apache_server_name"): {"upper case"},
     ("apache", "apache_server_admin"): {
         "single quote",
@@ -359,7 +359,7 @@ ACCEPTED: dict[tuple[str, str], set[str]] = {
     ("postfix", "postfix_myorigin"): {"upper case"},
     ("postfix", "postfix_mydestination[]"): {"dollar", "upper case"},
     ("postfix", "postfix_mynetworks[]"): {"upper case"},
-    ("postfix", "postfix_inet_interfaces[]"): {"colon", "upper case"},
+    ("postfix", "postfix_inet_interfaces[]"): {"upper case"},  # an address[:port] type (issue 14): a colon only where it separates the port
     ("postfix", "postfix_relayhost"): {"colon", "upper case"},
     ("postfix", "postfix_compatibility_level"): {"upper case"},
     ("postfix", "postfix_maillog_file"): {"upper case"},
@@ -392,7 +392,7 @@ ACCEPTED: dict[tuple[str, str], set[str]] = {
     ("postfix", "postfix_tls.protocols"): {"space", "comma", "equals", "angle brackets", "upper case"},
     ("postfix", "postfix_instances[].name"): set(),
     ("postfix", "postfix_instances[].group"): set(),
-    ("postfix", "postfix_instances[].inet_interfaces[]"): {"colon", "upper case"},
+    ("postfix", "postfix_instances[].inet_interfaces[]"): {"upper case"},  # an address[:port] type (issue 14): a colon only where it separates the port
     ("postfix", "postfix_instances[].myhostname"): {"upper case"},
     ("postfix", "postfix_instances[].main{key}"): {"upper case"},
     ("postfix", "postfix_instances[].main{}"): PRINTABLE - {"close brace", "leading space", "open brace", "trailing space"},

@@ -295,7 +295,7 @@ def _address_port(value: Any, spec: VariableSpec, *, address_required: bool, wil
     if isinstance(value, int) and not isinstance(value, bool) and not address_required:
         value = str(value)
     text = _check_string(value, spec)
-    address, port = _split_address_port(text.strip())
+    address, port = _split_address_port(text)  # no surrounding blanks: the value lands in a config as it is
     if _port_text(port) is None:
         raise VariableValueError(f"expected {spec.describe()}, got {value!r} (the port must be 1 to 65535)")
     if address is None:

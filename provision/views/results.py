@@ -22,8 +22,9 @@ CONVERGE_STATUSES = (HostStatus.OK, HostStatus.CHANGED, HostStatus.FAILED, HostS
 
 def totals(results: list[HostResult]) -> dict[str, int]:
     counts = Counter(r.status for r in results)
-    # "interrupted" only after a Ctrl-C, so that a finished run's summary keeps its four keys.
-    return {status.value: counts.get(status, 0) for status in HostStatus if status is not HostStatus.INTERRUPTED or counts.get(status)}
+    # A converge's four outcomes always; "interrupted" only after a Ctrl-C ("skipped" is provision mail's).
+    shown = [*CONVERGE_STATUSES, *([HostStatus.INTERRUPTED] if counts.get(HostStatus.INTERRUPTED) else [])]
+    return {status.value: counts.get(status, 0) for status in shown}
 
 
 def to_json(command: str, results: list[HostResult], check: bool) -> str:
