@@ -9,7 +9,7 @@ import os
 import time
 from collections.abc import Iterator
 
-from provision_mta.queue import QUEUES, Envelope, Queue, fsync_folder, read_envelope
+from provision_mta.queue import CORRUPT, QUEUES, CorruptQueueFile, Envelope, Queue, fsync_folder, read_envelope
 
 # Where each action takes messages from, and where it puts them.
 MOVES = {
@@ -20,26 +20,39 @@ MOVES = {
 }
 
 
-def _messages(queue: Queue) -> Iterator[tuple[str, str, Envelope]]:
-    """(queue name, queue ID, envelope) of every readable message, queue by queue."""
+def _messages(queue: Queue, unreadable: list[tuple[str, str, str]] | None = None) -> Iterator[tuple[str, str, Envelope]]:
+    """(queue name, queue ID, envelope) of every readable message, queue by queue;
+    the ones that cannot be read are added to ``unreadable`` (queue, ID, why)."""
     for name in QUEUES:
         for queue_id in queue.list(name):
             try:
                 yield name, queue_id, read_envelope(queue.folder(name) / queue_id)
-            except (OSError, ValueError):  # delivered or moved meanwhile
+            except CorruptQueueFile as exc:
+                if unreadable is not None:
+                    unreadable.append((name, queue_id, str(exc)))
+            except OSError:  # delivered or moved meanwhile
                 continue
 
 
 def listing(queue: Queue) -> list[str]:
     lines = []
     now = time.time()
-    for name, queue_id, envelope in _messages(queue):
+    unreadable: list[tuple[str, str, str]] = []
+    for name, queue_id, envelope in _messages(queue, unreadable):
         mark = {"hold": "!", "active": "*"}.get(name, "")
         age = int(now - envelope.arrival)
         lines.append(f"{queue_id}{mark} {envelope.size:>8} {age:>6}s {envelope.sender or 'MAILER-DAEMON'}")
         for recipient in envelope.recipients:
             reason = envelope.reasons.get(recipient)
             lines.append(f"    {recipient}" + (f"  ({reason})" if reason else ""))
+    # As Postfix's corrupt queue: kept for the operator to look at, never delivered.
+    unreadable += [(CORRUPT, queue_id, "moved to corrupt") for queue_id in queue.list(CORRUPT)]
+    for name, queue_id, why in unreadable:
+        try:
+            size = (queue.folder(name) / queue_id).stat().st_size
+        except OSError:
+            continue
+        lines.append(f"{queue_id}# {size:>8}         unreadable queue file in {name}/: {why}")
     return lines
 
 
@@ -68,7 +81,7 @@ def act(queue: Queue, action: str, which: str) -> int:
     """Apply ``action`` to one queue ID or ALL; returns how many messages it touched."""
     count = 0
     if action == "delete":
-        for name in ("maildrop", "incoming", "deferred", "hold"):
+        for name in ("maildrop", "incoming", "deferred", "hold", *([CORRUPT] if which != "ALL" else [])):
             for queue_id in queue.list(name):
                 if which in ("ALL", queue_id):
                     try:
