@@ -189,7 +189,7 @@ def smtp_deliver(
     """
     # SMTP lines end in CRLF; a message written with bare LF (a bounce, a local
     # submission) would otherwise arrive as one endless line.
-    data = re.sub(rb"\r?\n", b"\r\n", data)
+    data = fold_long_lines(re.sub(rb"\r?\n", b"\r\n", data))
     last_error = "no next hop"
     for hop in hops:
         key = (hop.address, hop.port, bind_address, helo_name)
@@ -229,6 +229,25 @@ def smtp_deliver(
                 break
             return _keep_or_close(key, client, outcome)
     return [Outcome(r, DEFERRED, last_error) for r in recipients]
+
+
+# Postfix's smtp_line_length_limit: intake takes longer lines (as Postfix's smtpd
+# does), a next hop may refuse them (RFC 5321 4.5.3.1.6), so they are broken.
+LINE_LENGTH_LIMIT = 999
+_LONG_LINE = re.compile(rb"[^\n]{%d}" % (LINE_LENGTH_LIMIT + 2))
+
+
+def fold_long_lines(data: bytes) -> bytes:
+    """Lines over 999 bytes broken by inserting CRLF and a space, as Postfix's smtp client does."""
+    if not _LONG_LINE.search(data):
+        return data
+    lines = []
+    for line in data.split(b"\r\n"):
+        while len(line) > LINE_LENGTH_LIMIT:
+            lines.append(line[:LINE_LENGTH_LIMIT])
+            line = b" " + line[LINE_LENGTH_LIMIT:]
+        lines.append(line)
+    return b"\r\n".join(lines)
 
 
 def _keep_or_close(key: Key, client: smtplib.SMTP, outcomes: list[Outcome]) -> list[Outcome]:
