@@ -9,6 +9,9 @@
   file descriptors allow. At the limit a process stops accepting: new
   clients wait in the listen queue, as Postfix's do when every smtpd
   process is busy, and are taken as sessions end.
+- At that limit, sessions idle for 10 s are closed (Postfix's default
+  ``smtpd_timeout = ${stress?{10}:{300}}s``), so that idle clients cannot
+  keep the others waiting for long.
 - An accept that fails (out of file descriptors or memory) pauses accepting
   for a second and is logged once per minute with a count, never a traceback
   per connection.
@@ -39,6 +42,7 @@ _RESERVED_FDS = 64
 _FDS_PER_SESSION = 2
 _BURST = 64
 LOG_INTERVAL = 60.0
+STRESS_TIMEOUT = 10.0
 
 
 def raise_file_limit() -> int:
@@ -90,10 +94,12 @@ class Listener:
         self.loop, self.sockets, self.factory, self.config, self.counts = loop, sockets, factory, config, counts
         self.share = share
         self.open = 0
+        self.sessions: set[SmtpSession] = set()
         self.paused = False
         self.stopped = False
         self.log = Throttled()
         self._resume_handle: asyncio.TimerHandle | None = None
+        self._sweeping: asyncio.TimerHandle | None = None
 
     def start(self) -> None:
         for sock in self.sockets:
@@ -114,6 +120,22 @@ class Listener:
         for sock in self.sockets:
             self.loop.remove_reader(sock.fileno())
 
+    def _under_stress(self) -> None:
+        """At the session limit: every second, close the sessions idle for STRESS_TIMEOUT."""
+        if self._sweeping is not None:
+            return
+        self._sweep()
+
+    def _sweep(self) -> None:
+        self._sweeping = None
+        if self.stopped or self.open < self.share:
+            return
+        limit = min(STRESS_TIMEOUT, self.config().smtpd_timeout)
+        for session in list(self.sessions):
+            if session.idle_for() >= limit:
+                session.time_out()
+        self._sweeping = self.loop.call_later(1.0, self._sweep)
+
     def _resume(self) -> None:
         self._resume_handle = None
         if self.paused and not self.stopped and self.open < self.share:
@@ -123,6 +145,7 @@ class Listener:
         for _ in range(_BURST):
             if self.open >= self.share:
                 self._unlisten()  # the rest wait in the listen queue until a session ends
+                self._under_stress()
                 return
             try:
                 connection, peer = sock.accept()
@@ -161,11 +184,13 @@ class Listener:
                 return
             ended = True
             self.open -= 1
+            self.sessions.discard(protocol)
             self.counts.closed(client)
             if self.paused and not self.stopped and self._resume_handle is None and self.open < self.share:
                 self._listen()
 
         protocol = self.factory(closed)
+        self.sessions.add(protocol)
         task = self.loop.create_task(self.loop.connect_accepted_socket(lambda: protocol, connection))
 
         def made(done: asyncio.Task[object]) -> None:

@@ -148,7 +148,7 @@ class SmtpSession(SMTP):
         self.intake, self.config, self._on_close = intake, config, on_close
         self._last_read = 0.0
         self._idle: asyncio.TimerHandle | None = None
-        self._closed = False
+        self._ended = False
 
     # smtpd_timeout, per read as in Postfix: a client that keeps sending is never cut off.
 
@@ -168,6 +168,13 @@ class SmtpSession(SMTP):
         if idle < self.config.smtpd_timeout:
             self._idle = self.loop.call_later(self.config.smtpd_timeout - idle, self._check_idle)
             return
+        self.time_out()
+
+    def idle_for(self) -> float:
+        return self.loop.time() - self._last_read
+
+    def time_out(self) -> None:
+        """Postfix's answer to a client that said nothing for too long, then the end of the session."""
         if self.transport is not None and not self.transport.is_closing():
             assert isinstance(self.transport, asyncio.WriteTransport)
             self.transport.write(f"421 4.4.2 {self.config.myhostname} Error: timeout exceeded\r\n".encode())
@@ -177,8 +184,8 @@ class SmtpSession(SMTP):
         if self._idle is not None:
             self._idle.cancel()
         super().connection_lost(error)
-        if not self._closed:
-            self._closed = True
+        if not self._ended:
+            self._ended = True
             self._on_close()
 
     def _client(self) -> str:

@@ -10,6 +10,7 @@ Addresses: every MTA test lives in 127.81.0.0/16 (this suite's block), one
 from __future__ import annotations
 
 import contextlib
+import os
 import resource
 import signal
 import smtplib
@@ -47,6 +48,11 @@ class Daemon:
     nofile: int | None = None
     """RLIMIT_NOFILE to start it with (as systemd's LimitNOFILE would), or the test's own."""
     arguments: list[str] = field(default_factory=list)
+    passwd: Path | None = None
+    """A passwd file the daemon sees as /etc/passwd (a mount namespace of its own),
+    for local users with mailboxes in the test's folder; the machine's stays as it is."""
+    code: Path | None = None
+    """Run the provision_mta package from this source tree (bench/mta.py: before and after)."""
     process: subprocess.Popen[bytes] | None = None
 
     def start(self, wait: bool = True) -> None:
@@ -56,15 +62,17 @@ class Daemon:
             if limit is not None:
                 resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
 
+        command = [sys.executable, "-m", "provision_mta.daemon", "-c", str(self.config_directory), "serve", "--port", str(self.port)]
+        if self.passwd is not None:
+            # unshare execs in place: the PID is the daemon's, for kill -9 and the Maildir names.
+            mount = 'mount --bind "$0" /etc/passwd && exec "$@"'
+            command = ["unshare", "--mount", "--propagation", "private", "sh", "-c", mount, str(self.passwd), *command]
+        environment = {**os.environ, "PYTHONPATH": str(self.code)} if self.code is not None else None
         # A file, not a pipe: the daemon logs every delivery, and a full pipe would stall it.
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [
-                    sys.executable, "-m", "provision_mta.daemon", "-c", str(self.config_directory),
-                    "serve", "--port", str(self.port), *self.arguments,
-                ],
-                stdout=log, stderr=subprocess.STDOUT, preexec_fn=limited,
-            )  # fmt: skip
+                [*command, *self.arguments], stdout=log, stderr=subprocess.STDOUT, preexec_fn=limited, env=environment, cwd=self.code
+            )
         if not wait:
             return
         deadline = time.monotonic() + 15
@@ -98,6 +106,15 @@ class Daemon:
 
     def queued(self, queues: tuple[str, ...] = QUEUES) -> list[Path]:
         return [p for name in queues if (self.queue / name).is_dir() for p in (self.queue / name).iterdir() if not p.name.startswith(".")]
+
+
+def passwd_with(folder: Path, user: str) -> tuple[Path, Path]:
+    """The machine's passwd plus ``user`` (root's IDs) with a home in ``folder``: (the file, the home)."""
+    home = folder / user
+    home.mkdir(parents=True, exist_ok=True)
+    passwd = folder / "passwd"
+    passwd.write_text(Path("/etc/passwd").read_text() + f"{user}:x:0:0:test mailbox:{home}:/usr/sbin/nologin\n")
+    return passwd, home
 
 
 def main_cf(folder: Path, settings: dict[str, str]) -> None:
