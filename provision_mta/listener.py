@@ -34,6 +34,7 @@ from collections.abc import Callable
 
 from provision_mta.anvil import SessionCounts
 from provision_mta.config import MtaConfig
+from provision_mta.memory import give_back
 from provision_mta.smtpd import SmtpSession
 
 # Descriptors kept for everything but sessions: the queue's writers, the log, the listening sockets...
@@ -100,6 +101,7 @@ class Listener:
         self.log = Throttled()
         self._resume_handle: asyncio.TimerHandle | None = None
         self._sweeping: asyncio.TimerHandle | None = None
+        self._trimming: asyncio.TimerHandle | None = None
 
     def start(self) -> None:
         for sock in self.sockets:
@@ -161,6 +163,12 @@ class Listener:
                 return
             self._session(connection, str(peer[0]))
 
+    def _give_back(self) -> None:
+        """Once the sessions are gone, the memory their buffers took goes back (see ``memory``)."""
+        self._trimming = None
+        if self.open == 0:
+            give_back()
+
     def _session(self, connection: socket.socket, client: str) -> None:
         config = self.config()
         connection.setblocking(False)
@@ -188,6 +196,8 @@ class Listener:
             self.counts.closed(client)
             if self.paused and not self.stopped and self._resume_handle is None and self.open < self.share:
                 self._listen()
+            if self.open == 0 and self._trimming is None:
+                self._trimming = self.loop.call_later(1.0, self._give_back)
 
         protocol = self.factory(closed)
         self.sessions.add(protocol)

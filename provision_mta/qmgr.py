@@ -44,7 +44,8 @@ from provision_mta.config import MtaConfig
 from provision_mta.connections import CACHE
 from provision_mta.delivery import BOUNCED, DEFERRED, DELIVERED, Outcome, maildir_deliver, mbox_deliver, next_hops, smtp_deliver
 from provision_mta.master_cf import SmtpTransport, sender_map, smtp_transports
-from provision_mta.queue import CorruptQueueFile, Envelope, GroupCommitter, Queue, new_queue_id, read_message
+from provision_mta.memory import give_back
+from provision_mta.queue import CorruptQueueFile, Envelope, GroupCommitter, Queue, new_queue_id, read_envelope, read_message
 from provision_mta.submit import pickup
 
 
@@ -90,6 +91,7 @@ class QueueManager:
         self._mailboxes: dict[str, asyncio.Semaphore] = defaultdict(self._mailbox_limit)
         self._working: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._busy_since_trim = False
 
     def _destination_limit(self) -> asyncio.Semaphore:
         return asyncio.Semaphore(self.config.default_destination_concurrency_limit)
@@ -119,6 +121,9 @@ class QueueManager:
                     last_scan = time.time()
                     self.scan_deferred(force=False)
                 CACHE.expire()
+                if self._busy_since_trim and not self._working:
+                    self._busy_since_trim = False
+                    give_back()  # the messages of the last burst are delivered: their memory goes back
             except OSError as exc:  # out of file descriptors, a folder gone: said once a round, tried again
                 log(f"queue scan failed: {exc}")
             self.kick.clear()
@@ -167,6 +172,7 @@ class QueueManager:
         if queue_id in self._working:
             return
         self._working.add(queue_id)
+        self._busy_since_trim = True
         task = asyncio.create_task(self._deliver(queue_id))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -174,7 +180,9 @@ class QueueManager:
     async def _deliver(self, queue_id: str) -> None:
         path = self.queue.folder("active") / queue_id
         try:
-            envelope, data = read_message(path)
+            # The envelope only: the message is read by each delivery, in its thread, when its
+            # turn comes, so the queue manager holds at most a message per delivery thread.
+            envelope = read_envelope(path)
         except CorruptQueueFile as exc:
             self._corrupt(queue_id, "active", str(exc))
             self._working.discard(queue_id)
@@ -185,8 +193,8 @@ class QueueManager:
             return
         try:
             done = set(envelope.done) | self.queue.journal_read(queue_id)
-            outcomes = await self._attempt(envelope, data, done)
-            await self._finish(envelope, data, outcomes)
+            outcomes = await self._attempt(envelope, path, done)
+            await self._finish(envelope, path, outcomes)
         except Exception as exc:  # a bug or a full disk must not strand the message in active, nor stop the others
             self._defer_after_error(envelope, f"{type(exc).__name__}: {exc}")
         finally:
@@ -206,7 +214,7 @@ class QueueManager:
     def _backoff(self, attempts: int) -> float:
         return float(min(self.config.maximal_backoff_time, self.config.minimal_backoff_time * 2 ** max(attempts - 1, 0)))
 
-    async def _attempt(self, envelope: Envelope, data: bytes, done: set[str]) -> list[Outcome]:
+    async def _attempt(self, envelope: Envelope, path: Path, done: set[str]) -> list[Outcome]:
         routing = self.config.routing
         by_domain: dict[str, list[str]] = defaultdict(list)
         outcomes: list[Outcome] = []
@@ -231,7 +239,7 @@ class QueueManager:
                     continue
                 mailboxes.add(mailbox)
                 if f"local:{mailbox}" not in done:
-                    deliveries.append(self._local(envelope, recipient, mailbox, data))
+                    deliveries.append(self._local(envelope, recipient, mailbox, path))
             outcomes += [Outcome(recipient, BOUNCED, f"{target}: {why}") for target, why in expansion.refused]
             for address in expansion.remote:
                 by_domain[address.rpartition("@")[2].lower()].append(address)
@@ -244,22 +252,26 @@ class QueueManager:
             # An address reached twice (given, and again through an alias) gets one RCPT.
             pending = [r for r in dict.fromkeys(recipients) if f"smtp:{r}" not in done]
             if pending:
-                remote.append(self._remote(domain, pending, envelope, data, transport, sole))
+                remote.append(self._remote(domain, pending, envelope, path, transport, sole))
         local_outcomes, remote_outcomes = await asyncio.gather(asyncio.gather(*deliveries), asyncio.gather(*remote))
         outcomes += local_outcomes
         for result in remote_outcomes:
             outcomes += result
         return outcomes
 
-    async def _local(self, envelope: Envelope, recipient: str, user: str, data: bytes) -> Outcome:
+    async def _local(self, envelope: Envelope, recipient: str, user: str, path: Path) -> Outcome:
         async with self._mailboxes[user]:
-            return await asyncio.to_thread(self._local_delivery, envelope, recipient, user, data)
+            return await asyncio.to_thread(self._local_delivery, envelope, recipient, user, path)
 
-    def _local_delivery(self, envelope: Envelope, recipient: str, user: str, data: bytes) -> Outcome:
+    def _local_delivery(self, envelope: Envelope, recipient: str, user: str, path: Path) -> Outcome:
         try:
             account = pwd.getpwnam(user)
         except KeyError:
             return Outcome(recipient, BOUNCED, f"unknown user: {user}")
+        try:
+            _envelope, data = read_message(path)
+        except OSError as exc:
+            return Outcome(recipient, DEFERRED, f"cannot read the queue file: {exc}")
         # As Postfix's local(8): the envelope, kept in the delivered copy.
         newline = b"\r\n" if b"\r\n" in data[:1000] else b"\n"
         stamped = f"Return-Path: <{envelope.sender}>".encode() + newline + f"Delivered-To: {recipient}".encode() + newline + data
@@ -286,7 +298,7 @@ class QueueManager:
             log(f"{queue_id}: cannot journal the delivery to {key}: {exc}")
 
     async def _remote(
-        self, domain: str, recipients: list[str], envelope: Envelope, data: bytes, transport: SmtpTransport, sole: bool
+        self, domain: str, recipients: list[str], envelope: Envelope, path: Path, transport: SmtpTransport, sole: bool
     ) -> list[Outcome]:
         async with self._limits[domain]:
             try:
@@ -296,21 +308,25 @@ class QueueManager:
             except ConnectionError as exc:
                 return [Outcome(r, DEFERRED, str(exc)) for r in recipients]
             helo = transport.helo_name or self.config.myhostname
-            active = self.queue.folder("active") / envelope.queue_id
 
             def accepted(outcomes: list[Outcome]) -> None:
                 if sole and all(o.status == DELIVERED for o in outcomes):
-                    active.unlink(missing_ok=True)  # a crash from here on cannot send it again
+                    path.unlink(missing_ok=True)  # a crash from here on cannot send it again
                     return
                 for outcome in outcomes:
                     if outcome.status == DELIVERED:
                         self._journal(envelope.queue_id, f"smtp:{outcome.recipient}")
 
-            return await asyncio.to_thread(
-                smtp_deliver, hops, envelope.sender, recipients, data, transport.bind_address, helo, on_accepted=accepted
-            )
+            def deliver() -> list[Outcome]:
+                try:
+                    _envelope, data = read_message(path)
+                except OSError as exc:
+                    return [Outcome(r, DEFERRED, f"cannot read the queue file: {exc}") for r in recipients]
+                return smtp_deliver(hops, envelope.sender, recipients, data, transport.bind_address, helo, on_accepted=accepted)
 
-    async def _finish(self, envelope: Envelope, data: bytes, outcomes: list[Outcome]) -> None:
+            return await asyncio.to_thread(deliver)
+
+    async def _finish(self, envelope: Envelope, path: Path, outcomes: list[Outcome]) -> None:
         for outcome in outcomes:  # Postfix's log line, for operators and for onboarding's check
             status = {"delivered": "sent"}.get(outcome.status, outcome.status)
             print(f"provision-mta: {envelope.queue_id}: to=<{outcome.recipient}>, status={status} ({outcome.detail})", flush=True)
@@ -323,21 +339,22 @@ class QueueManager:
             deferred = []
         if failed and envelope.sender:  # never a bounce for a bounce (null sender)
             bounce_id = new_queue_id()
+            _envelope, data = read_message(path)
             text = bounce_message(self.config.myhostname, envelope.sender, envelope.queue_id, failed, data)
+            del data
             await self.committer.commit(Envelope(bounce_id, "", [envelope.sender], time.time()), text)
             self.kick.set()
-        active = self.queue.folder("active") / envelope.queue_id
         if deferred:
             envelope.recipients = list(dict.fromkeys(o.recipient for o in deferred))
             envelope.attempts += 1
             envelope.next_try = time.time() + self._backoff(envelope.attempts)
             envelope.reasons = {o.recipient: o.detail for o in deferred}
             envelope.done = sorted(set(envelope.done) | self.queue.journal_read(envelope.queue_id))
-            self.queue.rewrite("active", envelope, data)
+            self.queue.rewrite_envelope("active", envelope)
             self.queue.journal_clear(envelope.queue_id)
             self.queue.move(envelope.queue_id, "active", "deferred")
         else:
             # Gone already when the next hop's 250 removed it. Not fsync'd: undone by a
             # power loss, the removal means a second delivery, never a lost message.
-            active.unlink(missing_ok=True)
+            path.unlink(missing_ok=True)
             self.queue.journal_clear(envelope.queue_id)

@@ -186,6 +186,31 @@ class Queue:
         os.replace(self.folder(source) / queue_id, target)
         return target
 
+    def rewrite_envelope(self, queue: str, envelope: Envelope) -> None:
+        """A new envelope for a message's file, the message copied across in
+        pieces (never whole in memory); atomic, and nothing left on failure."""
+        target = self.folder(queue) / envelope.queue_id
+        temporary = target.with_name(TEMPORARY_PREFIX + envelope.queue_id)
+        with target.open("rb") as source:
+            source.readline()
+            source.readline()
+            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                os.write(descriptor, MAGIC + envelope.to_line())
+                while chunk := source.read(_BUFFER * 4):
+                    view = memoryview(chunk)
+                    while view:
+                        view = view[os.write(descriptor, view) :]
+                os.fsync(descriptor)
+                os.close(descriptor)
+                os.replace(temporary, target)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.close(descriptor)
+                temporary.unlink(missing_ok=True)
+                raise
+        fsync_folder(target.parent)
+
     def rewrite(self, queue: str, envelope: Envelope, data: bytes) -> None:
         """Replace a message's file (a new envelope after a delivery attempt), atomically."""
         target = self.folder(queue) / envelope.queue_id

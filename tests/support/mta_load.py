@@ -31,10 +31,10 @@ def process_tree(pid: int) -> list[int]:
     return found
 
 
-def rss_mib(pid: int) -> float:
-    """Resident memory of ``pid`` and its descendants, MiB."""
+def rss_mib(pid: int, tree: bool = True) -> float:
+    """Resident memory of ``pid`` and its descendants (or ``pid`` alone), MiB."""
     total = 0
-    for member in process_tree(pid):
+    for member in process_tree(pid) if tree else [pid]:
         try:
             status = Path(f"/proc/{member}/status").read_text()
         except OSError:
@@ -44,12 +44,18 @@ def rss_mib(pid: int) -> float:
     return total / 1024
 
 
+def daemon_memory(pid: int) -> tuple[float, float]:
+    """(intake processes, queue manager) of a running ``provision-mta serve``, MiB."""
+    own = rss_mib(pid, tree=False)
+    return rss_mib(pid) - own, own
+
+
 @dataclass
 class MemorySampler:
-    """Samples a process tree's memory every 50 ms in a thread, for its peak."""
+    """Samples a daemon's memory (intake, queue manager) every 50 ms in a thread, for the peaks."""
 
     pid: int
-    samples: list[float] = field(default_factory=list)
+    samples: list[tuple[float, float]] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def __enter__(self) -> MemorySampler:
@@ -59,7 +65,7 @@ class MemorySampler:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.samples.append(rss_mib(self.pid))
+            self.samples.append(daemon_memory(self.pid))
             time.sleep(0.05)
 
     def __exit__(self, *exc: object) -> None:
@@ -67,8 +73,8 @@ class MemorySampler:
         self._thread.join()
 
     @property
-    def peak(self) -> float:
-        return max(self.samples, default=0.0)
+    def peaks(self) -> tuple[float, float]:
+        return max((s[0] for s in self.samples), default=0.0), max((s[1] for s in self.samples), default=0.0)
 
 
 class Flood:
