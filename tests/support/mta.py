@@ -220,11 +220,16 @@ class Raw:
     def code(self, line: bytes) -> int:
         return self.command(line)[0]
 
-    def message(self, sender: bytes, recipients: list[bytes], data: bytes, helo: bytes = b"client.example.org") -> list[int]:
-        """EHLO, MAIL, RCPT..., DATA, the data (dot-stuffing and the final dot are the caller's), one code per step."""
+    def begin(self, sender: bytes, recipients: list[bytes], helo: bytes = b"client.example.org") -> list[int]:
+        """EHLO, MAIL, RCPT..., DATA: one code per step (the data is the caller's)."""
         codes = [self.code(b"EHLO " + helo), self.code(b"MAIL FROM:<" + sender + b">")]
         codes += [self.code(b"RCPT TO:<" + r + b">") for r in recipients]
         codes.append(self.code(b"DATA"))
+        return codes
+
+    def message(self, sender: bytes, recipients: list[bytes], data: bytes, helo: bytes = b"client.example.org") -> list[int]:
+        """:meth:`begin`, then the data (dot-stuffing and the final dot are the caller's) and its reply."""
+        codes = self.begin(sender, recipients, helo)
         if codes[-1] == 354:
             self.send(data)
             codes.append(self.reply()[0])
