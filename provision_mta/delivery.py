@@ -274,6 +274,9 @@ def _transaction(
     except (OSError, smtplib.SMTPException) as exc:
         client.close()
         return f"lost connection with {hop}: {exc}"
+    except BaseException:  # not a verdict of the hop's (smtplib refusing a line end...): the caller's to handle
+        client.close()
+        raise
     outcomes = [_refused(r, *refused[r]) if r in refused else Outcome(r, DELIVERED, str(hop)) for r in recipients]
     on_accepted(outcomes)
     return outcomes

@@ -212,7 +212,8 @@ class QueueManager:
             log(f"{envelope.queue_id}: cannot defer: {exc}")
 
     def _backoff(self, attempts: int) -> float:
-        return float(min(self.config.maximal_backoff_time, self.config.minimal_backoff_time * 2 ** max(attempts - 1, 0)))
+        doublings = min(max(attempts - 1, 0), 32)  # past that the maximum holds anyway; 2**huge would not fit a float
+        return float(min(self.config.maximal_backoff_time, self.config.minimal_backoff_time * 2**doublings))
 
     async def _attempt(self, envelope: Envelope, path: Path, done: set[str]) -> list[Outcome]:
         routing = self.config.routing

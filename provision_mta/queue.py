@@ -294,16 +294,17 @@ class IncomingFile:
                 self._flush()
 
     def _flush(self) -> None:
+        assert self._descriptor is not None
         try:
-            assert self._descriptor is not None
-            view = memoryview(self._buffer)
-            while view:
-                view = view[os.write(self._descriptor, view) :]
-            view.release()
-            del self._buffer[:]
+            with memoryview(self._buffer) as whole:
+                written = 0
+                while written < len(whole):
+                    written += os.write(self._descriptor, whole[written:])
         except OSError as exc:
             self.error = exc
             self.discard()
+            return
+        del self._buffer[:]
 
     def finish(self) -> None:
         """In a committer thread: the rest written, fsync'd, renamed into place."""
@@ -397,8 +398,9 @@ class GroupCommitter:
         def finish(item: _Pending) -> Exception | None:
             try:
                 item.message.finish()
-            except OSError as exc:
-                return exc
+            except Exception as exc:  # whatever it is, that message's session hears 451; the committer goes on
+                item.message.discard()
+                return exc if isinstance(exc, OSError) else OSError(f"queue file write error: {exc!r}")
             return None
 
         outcomes = list(self._writers.map(finish, batch))
