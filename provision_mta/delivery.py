@@ -200,27 +200,14 @@ def smtp_deliver(
                 return _keep_or_close(key, cached, outcome)
             last_error = outcome  # lost on the way: not a verdict on the hop, try a new connection
         # As Postfix's "may": a TLS handshake that fails is retried in plain text.
-        for use_tls in (True, False):
-            source = (bind_address, 0) if bind_address else None
-            client = smtplib.SMTP(timeout=timeout, local_hostname=helo_name or None, source_address=source)
-            # smtplib names the TLS peer after the host given to its constructor (which
-            # would connect outside this try), not to connect(); Postfix sends no SNI either.
-            client._host = hop.address  # type: ignore[attr-defined]
+        # As Postfix's "may": a TLS handshake that fails is retried in plain text.
+        for context in (opportunistic_tls(), None):
             try:
-                client.connect(hop.address, hop.port)
-                client.ehlo()
-                if use_tls and client.has_extn("starttls"):
-                    context = ssl.create_default_context()
-                    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # opportunistic: encrypted, not verified
-                    try:
-                        client.starttls(context=context)
-                    except (ssl.SSLError, OSError, ValueError) as exc:
-                        client.close()
-                        last_error = f"TLS with {hop} failed: {exc}"
-                        continue
-                    client.ehlo()
+                client = open_session(hop, bind_address, helo_name, timeout, context)
+            except TlsFailed as exc:
+                last_error = f"TLS with {hop} failed: {exc.__cause__}"
+                continue
             except (OSError, smtplib.SMTPException) as exc:
-                client.close()
                 last_error = f"connect to {hop}: {exc}"
                 break  # the next hop, if any
             outcome = _transaction(client, hop, sender, recipients, data, on_accepted)
@@ -248,6 +235,43 @@ def fold_long_lines(data: bytes) -> bytes:
             line = b" " + line[LINE_LENGTH_LIMIT:]
         lines.append(line)
     return b"\r\n".join(lines)
+
+
+class TlsFailed(Exception):
+    """The next hop offered STARTTLS and the handshake failed (the cause is chained)."""
+
+
+def opportunistic_tls() -> ssl.SSLContext:
+    """Postfix's smtp_tls_security_level = may: encrypted, the certificate not verified."""
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    return context
+
+
+def open_session(hop: Hop, bind_address: str, helo_name: str, timeout: float, tls: ssl.SSLContext | None) -> smtplib.SMTP:
+    """A session with ``hop``: connected from ``bind_address``, EHLO as ``helo_name``,
+    and STARTTLS with ``tls`` where the hop offers it.
+
+    The hop's address goes to smtplib's constructor, which connects: smtplib names
+    the TLS peer (the server name the handshake checks, and SNI where it is a name)
+    after the host given to its constructor, not to connect(). An address sends no
+    SNI, as Postfix sends none. tests/test_mta_delivery.py checks this against a
+    real STARTTLS server whose certificate is for the address, with verification on.
+    """
+    source = (bind_address, 0) if bind_address else None
+    client = smtplib.SMTP(hop.address, hop.port, local_hostname=helo_name or None, timeout=timeout, source_address=source)
+    try:
+        client.ehlo()
+        if tls is not None and client.has_extn("starttls"):
+            try:
+                client.starttls(context=tls)
+            except (ssl.SSLError, OSError, ValueError) as exc:
+                raise TlsFailed() from exc
+            client.ehlo()
+    except BaseException:
+        client.close()
+        raise
+    return client
 
 
 def _keep_or_close(key: Key, client: smtplib.SMTP, outcomes: list[Outcome]) -> list[Outcome]:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from provision_mta.delivery import Hop, TlsFailed, open_session
 from tests.support.mta import Daemon, relay_config, self_signed, smtp_client
 from tests.support.smtp_sink import SmtpSink
 
@@ -101,3 +102,27 @@ def test_no_more_deliveries_to_one_destination_at_once_than_its_concurrency_limi
     finally:
         running.stop()
     assert sink.handler.most_in_flight == 3  # reached, never passed
+
+
+def test_starttls_names_the_peer_by_the_address_it_connects_to(tmp_path: Path) -> None:
+    """open_session gives smtplib the hop's address at construction, which smtplib
+    uses as the TLS peer's name (it used to be set through smtplib's private _host).
+    With verification on and a certificate for the address, the handshake succeeds;
+    for another address it fails: if smtplib ever named the peer otherwise, this says so."""
+    for_sink = self_signed(tmp_path, "sink", alt=f"IP:{SINK}")
+    for_other = self_signed(tmp_path, "other", alt="IP:127.81.2.99")
+    results = {}
+    for name, (key, cert) in (("right", for_sink), ("wrong", for_other)):
+        serving = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        serving.load_cert_chain(cert, key)
+        with SmtpSink(SINK, SINK_PORT, tls_context=serving):
+            verifying = ssl.create_default_context(cafile=str(cert))  # check_hostname and CERT_REQUIRED
+            try:
+                client = open_session(Hop("sink.example.test", SINK, SINK_PORT), "", "tester.example.test", 10, verifying)
+            except TlsFailed as exc:
+                results[name] = f"failed: {exc.__cause__}"
+                continue
+            results[name] = "verified" if isinstance(client.sock, ssl.SSLSocket) else "plain"
+            client.quit()
+    assert results["right"] == "verified"
+    assert results["wrong"].startswith("failed:") and "127.81.2.10" in results["wrong"]
