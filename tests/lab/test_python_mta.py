@@ -180,7 +180,7 @@ def queued(lab: Lab, queue: str, timeout: float = 30) -> None:
         time.sleep(0.3)
 
 
-SERVE = "pgrep -f 'provision[.]mta.daemon -c /etc/postfix serve'"
+SERVE = "pgrep -f 'provision_mta[.]daemon -c /etc/postfix serve'"
 
 
 def test_config_change_reloads_without_a_restart_and_keeps_queued_mail(pmta_lab: Lab, dns_server: DnsServer, inventory: Path) -> None:
