@@ -58,7 +58,7 @@ def test_renders_the_postfix_files_from_postfix_variables(compile_mta: Callable[
     assert "--dns-server 127.0.0.53:5353" in files["/etc/systemd/system/provision-mta.service"].decode()
     assert "\nLimitNOFILE=4096\n" in files["/etc/systemd/system/provision-mta.service"].decode()
     init = files["/etc/init.d/provision-mta"].decode()
-    assert "\nNOFILE=4096\n" in init and 'ulimit -n $NOFILE 2>/dev/null || ulimit -n \\$(ulimit -Hn); exec $DAEMON' in init
+    assert "\nNOFILE=4096\n" in init and "ulimit -n $NOFILE 2>/dev/null || ulimit -n \\$(ulimit -Hn); exec $DAEMON" in init
     assert files[WHEEL] == build_wheel()
 
 
