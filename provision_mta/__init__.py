@@ -9,5 +9,5 @@ completes headers as a message streams in), the queue on disk (``queue``),
 local submission and pickup (``submit``), the queue manager (``qmgr``) with
 its delivery agents (``delivery``, ``aliases``, ``connections``, ``bounce``),
 operator commands (``admin``), the daemon and its command line (``daemon``,
-``supervise``) and the wheel the python_mta role ships (``wheel``).
+``supervise``, ``throttle`` for repeated log lines, ``memory``) and the wheel the python_mta role ships (``wheel``).
 """

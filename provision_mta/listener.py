@@ -28,21 +28,19 @@ import contextlib
 import errno
 import resource
 import socket
-import sys
-import time
 from collections.abc import Callable
 
 from provision_mta.anvil import SessionCounts
 from provision_mta.config import MtaConfig
 from provision_mta.memory import give_back
 from provision_mta.smtpd import SmtpSession
+from provision_mta.throttle import Throttled
 
 # Descriptors kept for everything but sessions: the queue's writers, the log, the listening sockets...
 _RESERVED_FDS = 64
 # A session holds its socket and, during DATA, its queue file.
 _FDS_PER_SESSION = 2
 _BURST = 64
-LOG_INTERVAL = 60.0
 STRESS_TIMEOUT = 10.0
 
 
@@ -62,24 +60,6 @@ def session_share(config: MtaConfig, processes: int, file_limit: int) -> int:
     if config.session_limit <= 0:
         return by_files
     return max(1, min(-(-config.session_limit // processes), by_files))
-
-
-class Throttled:
-    """One log line per ``interval`` per kind of event, with how often it happened meanwhile."""
-
-    def __init__(self, interval: float = LOG_INTERVAL) -> None:
-        self.interval = interval
-        self._last: dict[str, float] = {}
-        self._count: dict[str, int] = {}
-
-    def say(self, kind: str, text: str) -> None:
-        now = time.monotonic()
-        self._count[kind] = self._count.get(kind, 0) + 1
-        if now - self._last.get(kind, -self.interval) >= self.interval:
-            count, self._count[kind] = self._count[kind], 0
-            self._last[kind] = now
-            more = f" ({count - 1} more since the last report)" if count > 1 else ""
-            print(f"provision-mta: {text}{more}", file=sys.stderr, flush=True)
 
 
 class Listener:

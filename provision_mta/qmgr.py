@@ -47,6 +47,7 @@ from provision_mta.master_cf import SmtpTransport, sender_map, smtp_transports
 from provision_mta.memory import give_back
 from provision_mta.queue import CorruptQueueFile, Envelope, GroupCommitter, Queue, new_queue_id, read_envelope, read_message
 from provision_mta.submit import pickup
+from provision_mta.throttle import Throttled
 
 
 def log(text: str) -> None:
@@ -92,6 +93,7 @@ class QueueManager:
         self._working: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._busy_since_trim = False
+        self._trouble = Throttled()
 
     def _destination_limit(self) -> asyncio.Semaphore:
         return asyncio.Semaphore(self.config.default_destination_concurrency_limit)
@@ -124,8 +126,8 @@ class QueueManager:
                 if self._busy_since_trim and not self._working:
                     self._busy_since_trim = False
                     give_back()  # the messages of the last burst are delivered: their memory goes back
-            except OSError as exc:  # out of file descriptors, a folder gone: said once a round, tried again
-                log(f"queue scan failed: {exc}")
+            except OSError as exc:  # out of file descriptors, a full disk for pickup: tried again each round, said once a minute
+                self._trouble.say("scan", f"queue scan failed: {exc}")
             self.kick.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.kick.wait(), timeout=1.0)
