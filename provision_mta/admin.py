@@ -1,6 +1,7 @@
 """Operator commands on the queue, as Postfix users know them
 (postqueue -p/-j/-f, postsuper -d/-r/-h/-H): list, json, flush, delete, requeue,
-hold, release. A message being delivered (in ``active``) is left alone."""
+hold, release. A message being delivered (in ``active``) is never touched there:
+hold and delete wait for its attempt to end (see :func:`act`)."""
 
 from __future__ import annotations
 
@@ -77,27 +78,45 @@ def json_lines(queue: Queue) -> list[str]:
     return lines
 
 
+# How long hold and delete wait for a message under delivery (in ``active``) to come out of it.
+ACTIVE_WAIT = 5.0
+
+
 def act(queue: Queue, action: str, which: str) -> int:
-    """Apply ``action`` to one queue ID or ALL; returns how many messages it touched."""
-    count = 0
+    """Apply ``action`` to one queue ID or ALL; returns how many messages it touched.
+    A message in ``active`` is being delivered and is not touched there; hold and
+    delete (as Postfix's postsuper -h/-d, which reach active mail too) wait for it
+    to come out, a few seconds at most."""
     if action == "delete":
-        for name in ("maildrop", "incoming", "deferred", "hold", *([CORRUPT] if which != "ALL" else [])):
-            for queue_id in queue.list(name):
-                if which in ("ALL", queue_id):
-                    try:
-                        os.unlink(queue.folder(name) / queue_id)
-                    except FileNotFoundError:
-                        continue
-                    count += 1
-            fsync_folder(queue.folder(name))
-        return count
-    sources, target = MOVES[action]
-    for name in sources:
-        for queue_id in queue.list(name):
-            if which in ("ALL", queue_id) and name != target:
-                try:
-                    queue.move(queue_id, name, target)
-                except FileNotFoundError:  # the queue manager took it meanwhile
-                    continue
-                count += 1
+        sources: tuple[str, ...] = ("maildrop", "incoming", "deferred", "hold", *([CORRUPT] if which != "ALL" else []))
+        target = ""
+    else:
+        sources, target = MOVES[action]
+    under_way = [queue_id for queue_id in queue.list("active") if which in ("ALL", queue_id)] if action in ("delete", "hold") else []
+    count = sum(_act_on(queue, name, queue_id, target) for name in sources for queue_id in queue.list(name) if which in ("ALL", queue_id))
+    deadline = time.monotonic() + ACTIVE_WAIT
+    while under_way and time.monotonic() < deadline:
+        time.sleep(0.05)
+        left = []
+        for queue_id in under_way:
+            done = any(_act_on(queue, name, queue_id, target) for name in sources)
+            if not done and (queue.folder("active") / queue_id).exists():
+                left.append(queue_id)
+            count += done
+        under_way = left
     return count
+
+
+def _act_on(queue: Queue, name: str, queue_id: str, target: str) -> bool:
+    """Delete (no target) or move one message; False when it is not there (any more)."""
+    if name == target:
+        return False
+    try:
+        if target:
+            queue.move(queue_id, name, target)
+        else:
+            os.unlink(queue.folder(name) / queue_id)
+            fsync_folder(queue.folder(name))
+    except FileNotFoundError:  # the queue manager took it meanwhile
+        return False
+    return True
