@@ -11,9 +11,20 @@ are followed: the MTA never runs commands.
 from __future__ import annotations
 
 import pwd
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from provision_mta.address import AddressError, Routing, route
+from provision_mta.config import MtaConfig
+
+
+def load_aliases(config: MtaConfig) -> dict[str, list[str]]:
+    """Every alias file main.cf names (hash:/etc/aliases is built from the text file /etc/aliases: that is read)."""
+    table: dict[str, list[str]] = {}
+    for path in config.alias_files:
+        if path.exists():
+            table.update(parse_aliases(path.read_text()))
+    return table
 
 
 def parse_aliases(text: str) -> dict[str, list[str]]:
@@ -46,11 +57,12 @@ class Expansion:
 def expand(
     name: str,
     aliases: dict[str, list[str]],
-    is_local: Callable[[str], bool],
+    routing: Routing,
     allow_files: set[str],
     use_forward: bool = True,
 ) -> Expansion:
-    """Expand one local name; ``is_local(domain)`` tells local domains apart."""
+    """Expand one local name; a target with a domain (or % and !) is resolved by
+    :func:`address.route`, the function intake decided with; a bare name is local."""
     result = Expansion()
     seen: set[str] = set()
 
@@ -76,13 +88,19 @@ def expand(
         if item.startswith("/"):
             result.refused.append((item, "mail to files is not allowed"))
             return
-        user, _, domain = item.partition("@")
-        if domain and not is_local(domain):
-            if item.lower() not in seen:
-                seen.add(item.lower())
-                result.remote.append(item)
-            return
-        key = user.lower()
+        key = item.lower()
+        if depth > 0 and any(char in item for char in "@%!"):  # the name itself is routed already
+            try:
+                where = route(item, routing)
+            except AddressError as exc:
+                result.refused.append((item, f"not an address: {exc}"))
+                return
+            if not where.local:
+                if where.address.lower() not in seen:
+                    seen.add(where.address.lower())
+                    result.remote.append(where.address)
+                return
+            key = where.user
         if key in seen:
             return
         seen.add(key)

@@ -14,6 +14,9 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from provision_mta.address import Routing, literal_address
+from provision_mta.master_cf import smtpd_maxproc
+
 DEFAULTS = {
     "myhostname": "",
     "mydomain": "",
@@ -42,6 +45,19 @@ DEFAULTS = {
     "home_mailbox": "Maildir/",
     "mail_spool_directory": "/var/mail",
     "allow_mail_to_files": "",
+    # Address resolution (see address.route), as Postfix's trivial-rewrite.
+    "allow_percent_hack": "yes",
+    "swap_bangpath": "yes",
+    "resolve_dequoted_address": "yes",
+    # Who exists here: unknown local recipients are refused at RCPT (no backscatter).
+    "local_recipient_maps": "proxy:unix:passwd.byname $alias_maps",
+    # Sessions: per client address (421 past it), and in all (past it, clients wait in the listen queue).
+    "smtpd_client_connection_count_limit": "50",
+    "smtpd_client_event_limit_exceptions": "$mynetworks",
+    "default_process_limit": "100",
+    # Free space the queue must keep: MAIL FROM gets 452 below max(this, 1.5 x message_size_limit).
+    "queue_minfree": "0",
+    "local_destination_concurrency_limit": "2",
 }
 # Set by the postfix role or Debian's main.cf, harmless to the MTA: not worth a warning.
 IGNORED = {
@@ -53,6 +69,7 @@ IGNORED = {
     "meta_directory", "manpage_directory", "sample_directory", "html_directory", "sendmail_path", "newaliases_path",
     "mailq_path", "smtpd_tls_session_cache_database", "smtp_tls_session_cache_database", "smtp_tls_CApath",
     "smtpd_tls_chain_files", "smtp_tls_CAfile", "multi_instance_wrapper", "multi_instance_enable",
+    "smtpd_peername_lookup",
 }  # fmt: skip
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -90,6 +107,27 @@ def split_list(value: str) -> list[str]:
     return [item for item in re.split(r"[\s,]+", value) if item]
 
 
+def boolean(name: str, value: str) -> bool:
+    if value.lower() not in ("yes", "no"):
+        raise ValueError(f"{name} = {value}: expected yes or no")
+    return value.lower() == "yes"
+
+
+def networks(value: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    return [ipaddress.ip_network(item.replace("[", "").replace("]", ""), strict=False) for item in split_list(value)]
+
+
+def _own_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """An address of this host: one a socket can be bound to."""
+    family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.bind((str(address), 0))
+    except OSError:
+        return False
+    return True
+
+
 @dataclass
 class MtaConfig:
     myhostname: str
@@ -119,21 +157,69 @@ class MtaConfig:
     alias_files: list[Path] = field(default_factory=list)
     allow_mail_to_files: set[str] = field(default_factory=set)
     sender_transport_maps: list[str] = field(default_factory=list)
+    allow_percent_hack: bool = True
+    swap_bangpath: bool = True
+    resolve_dequoted_address: bool = True
+    local_recipient_maps: list[str] = field(default_factory=lambda: ["unix:passwd.byname"])
+    """Postfix lookup tables: ``unix:passwd.byname`` (proxy: dropped) and type:file; empty: every local name exists."""
+    smtpd_client_connection_count_limit: int = 50
+    connection_limit_exceptions: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = field(default_factory=list)
+    session_limit: int = 100
+    """smtpd's maxproc in master.cf, else default_process_limit: sessions at once, all intake processes
+    together (0: no limit but the file descriptors)."""
+    queue_minfree: int = 0
+    local_destination_concurrency_limit: int = 2
     unsupported: list[str] = field(default_factory=list)
 
     def in_mynetworks(self, address: str) -> bool:
-        try:
-            client = ipaddress.ip_address(address)
-        except ValueError:
-            return False
-        return any(client in network for network in self.mynetworks)
+        return _in(address, self.mynetworks)
+
+    def limit_exempt(self, address: str) -> bool:
+        """smtpd_client_event_limit_exceptions: clients no per-client limit applies to."""
+        return _in(address, self.connection_limit_exceptions)
 
     def is_local_domain(self, domain: str) -> bool:
-        return domain.lower().rstrip(".") in self.mydestination
+        """In mydestination, or a domain literal naming one of our addresses (as Postfix's resolver)."""
+        domain = domain.lower().rstrip(".")
+        literal = literal_address(domain)
+        if literal is None:
+            return domain in self.mydestination
+        if self.inet_interfaces in (["all"], []):
+            return _own_address(literal)
+        interfaces = ["127.0.0.1", "::1"] if self.inet_interfaces == ["loopback-only"] else self.inet_interfaces
+        return any(str(literal) == item.strip("[]") for item in interfaces)
+
+    @property
+    def routing(self) -> Routing:
+        return Routing(
+            self.is_local_domain,
+            self.myorigin,
+            self.recipient_delimiter,
+            self.allow_percent_hack,
+            self.swap_bangpath,
+            self.resolve_dequoted_address,
+        )
+
+    @property
+    def minimum_free_space(self) -> int:
+        """Postfix's queue_minfree rule: never less than 1.5 times message_size_limit."""
+        return max(self.queue_minfree, self.message_size_limit * 3 // 2)
+
+
+def _in(address: str, where: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+    try:
+        client = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    if isinstance(client, ipaddress.IPv6Address) and client.ipv4_mapped is not None:
+        client = client.ipv4_mapped
+    return any(client in network for network in where)
 
 
 def load_config(main_cf: Path) -> MtaConfig:
     given = parse_main_cf(main_cf.read_text(encoding="utf-8")) if main_cf.exists() else {}
+    master_cf = main_cf.with_name("master.cf")
+    maxproc = smtpd_maxproc(master_cf.read_text()) if master_cf.exists() else None
     values = {**DEFAULTS, **given}
     if not values["myhostname"]:
         values["myhostname"] = socket.getfqdn()
@@ -143,15 +229,12 @@ def load_config(main_cf: Path) -> MtaConfig:
     def get(name: str) -> str:
         return expand(values[name], values)
 
-    networks = []
-    for item in split_list(get("mynetworks")):
-        networks.append(ipaddress.ip_network(item.replace("[", "").replace("]", ""), strict=False))
     interfaces = split_list(get("inet_interfaces"))
     return MtaConfig(
         myhostname=get("myhostname"),
         myorigin=get("myorigin"),
         mydestination={d.lower().rstrip(".") for d in split_list(get("mydestination"))},
-        mynetworks=networks,
+        mynetworks=networks(get("mynetworks")),
         inet_interfaces=interfaces,
         queue_directory=Path(get("queue_directory")),
         message_size_limit=int(get("message_size_limit")),
@@ -176,5 +259,15 @@ def load_config(main_cf: Path) -> MtaConfig:
         allow_mail_to_files=set(split_list(get("allow_mail_to_files"))),
         # "hash:/etc/postfix/sender_transport, randmap:{out1,out2}": split on top-level commas only.
         sender_transport_maps=re.findall(r"[a-z]+:(?:\{[^}]*\}|[^\s,]+)", get("sender_dependent_default_transport_maps")),
+        allow_percent_hack=boolean("allow_percent_hack", get("allow_percent_hack")),
+        swap_bangpath=boolean("swap_bangpath", get("swap_bangpath")),
+        resolve_dequoted_address=boolean("resolve_dequoted_address", get("resolve_dequoted_address")),
+        # "proxy:unix:passwd.byname" is the same table read through Postfix's proxymap.
+        local_recipient_maps=[item.removeprefix("proxy:") for item in split_list(get("local_recipient_maps"))],
+        smtpd_client_connection_count_limit=int(get("smtpd_client_connection_count_limit")),
+        connection_limit_exceptions=networks(get("smtpd_client_event_limit_exceptions")),
+        session_limit=int(get("default_process_limit")) if maxproc is None else maxproc,
+        queue_minfree=int(get("queue_minfree")),
+        local_destination_concurrency_limit=int(get("local_destination_concurrency_limit")),
         unsupported=sorted(name for name in given if name not in DEFAULTS and name not in IGNORED),
     )

@@ -27,17 +27,21 @@ import dns.resolver
 
 from provision_mta.admin import act, json_lines, listing
 from provision_mta.aliases import parse_aliases
+from provision_mta.anvil import SessionCounts
 from provision_mta.config import MtaConfig, load_config
 from provision_mta.intake import IntakeProcesses, bind, smtpd_main
+from provision_mta.listener import raise_file_limit
 from provision_mta.nameserver import NameserverError, parse_nameserver, resolver_for
 from provision_mta.qmgr import QueueManager, TransportChooser
-from provision_mta.queue import QUEUES, GroupCommitter, Queue
+from provision_mta.queue import CORRUPT, QUEUES, GroupCommitter, Queue
 from provision_mta.smtpd import tls_context
 from provision_mta.submit import SubmitError, submit
 
 
-async def serve(config_directory: Path, config: MtaConfig, port: int, resolver: dns.resolver.Resolver, intake_processes: int) -> None:
-    """The queue manager here, SMTP intake in ``intake_processes`` children (see ``intake``)."""
+async def serve(config_directory: Path, config: MtaConfig, port: int, resolver: dns.resolver.Resolver, intake_processes: int) -> int:
+    """The queue manager here, SMTP intake in ``intake_processes`` children (see ``intake``).
+    Returns the exit status: 1 when the queue manager died, so that a supervisor starts it all again."""
+    raise_file_limit()
     master_cf = config_directory / "master.cf"
     queue = Queue(config.queue_directory)
     queue.recover()
@@ -80,14 +84,24 @@ async def serve(config_directory: Path, config: MtaConfig, port: int, resolver: 
 
     loop.add_signal_handler(signal.SIGHUP, reload)
     print(f"provision-mta: listening on {', '.join(hosts or ['*'])} port {port}, queue {config.queue_directory}", flush=True)
-    await stop.wait()
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait([stopping, delivering], return_when=asyncio.FIRST_COMPLETED)
+    status = 0
+    if delivering.done() and not stop.is_set():
+        # Accepting mail nobody delivers would only fill the queue silently.
+        error = delivering.exception()
+        print(f"provision-mta: the queue manager died: {type(error).__name__}: {error}; stopping", file=sys.stderr, flush=True)
+        status = 1
+        stop.set()
     # Intake first: sessions in DATA finish their commit, then nothing new arrives.
     await intake.stop()
     watching.cancel()
     for sock in sockets:
         sock.close()
-    await delivering
+    if not delivering.done():
+        await delivering
     committer.close()
+    return status
 
 
 def _warn_unsupported(config: MtaConfig) -> None:
@@ -153,6 +167,9 @@ def main(argv: list[str] | None = None) -> None:
     child.add_argument("--notify-fd", type=int, required=True)
     child.add_argument("--parent", type=int, required=True)
     child.add_argument("--priority", type=int, default=0)
+    child.add_argument("--counts-fd", type=int, required=True)
+    child.add_argument("--slot", type=int, required=True)
+    child.add_argument("--slots", type=int, required=True)
     commands.add_parser("sendmail", help="submit a message from standard input (sendmail's options follow)")
     args = parser.parse_args(raw)
     if args.command == "supervise":
@@ -178,9 +195,10 @@ def main(argv: list[str] | None = None) -> None:
         except NameserverError as exc:
             sys.exit(f"provision-mta: {exc}")
         _warn_unsupported(config)
-        asyncio.run(serve(args.config_directory, config, args.port, resolver, max(1, args.intake_processes)))
+        sys.exit(asyncio.run(serve(args.config_directory, config, args.port, resolver, max(1, args.intake_processes))))
     elif args.command == "smtpd":
-        smtpd_main(args.config_directory, args.listen_fd, args.notify_fd, args.parent, args.priority)
+        counts = SessionCounts(args.counts_fd, args.slots, args.slot)
+        smtpd_main(args.config_directory, args.listen_fd, args.notify_fd, args.parent, args.priority, counts)
     elif args.command == "check":
         try:
             check(args.config_directory, args.root)
@@ -199,7 +217,7 @@ def main(argv: list[str] | None = None) -> None:
 def _queue_command(config: MtaConfig, action: str, which: str | None) -> None:
     queue = Queue(config.queue_directory)
     if action == "count":
-        print(json.dumps({name: len(queue.list(name)) for name in QUEUES}))
+        print(json.dumps({name: len(queue.list(name)) for name in (*QUEUES, CORRUPT)}))
     elif action == "list":
         print("\n".join(listing(queue)) or "Mail queue is empty")
     elif action == "json":

@@ -189,7 +189,7 @@ def smtp_deliver(
     """
     # SMTP lines end in CRLF; a message written with bare LF (a bounce, a local
     # submission) would otherwise arrive as one endless line.
-    data = re.sub(rb"\r?\n", b"\r\n", data)
+    data = fold_long_lines(re.sub(rb"\r?\n", b"\r\n", data))
     last_error = "no next hop"
     for hop in hops:
         key = (hop.address, hop.port, bind_address, helo_name)
@@ -200,27 +200,14 @@ def smtp_deliver(
                 return _keep_or_close(key, cached, outcome)
             last_error = outcome  # lost on the way: not a verdict on the hop, try a new connection
         # As Postfix's "may": a TLS handshake that fails is retried in plain text.
-        for use_tls in (True, False):
-            source = (bind_address, 0) if bind_address else None
-            client = smtplib.SMTP(timeout=timeout, local_hostname=helo_name or None, source_address=source)
-            # smtplib names the TLS peer after the host given to its constructor (which
-            # would connect outside this try), not to connect(); Postfix sends no SNI either.
-            client._host = hop.address  # type: ignore[attr-defined]
+        # As Postfix's "may": a TLS handshake that fails is retried in plain text.
+        for context in (opportunistic_tls(), None):
             try:
-                client.connect(hop.address, hop.port)
-                client.ehlo()
-                if use_tls and client.has_extn("starttls"):
-                    context = ssl.create_default_context()
-                    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # opportunistic: encrypted, not verified
-                    try:
-                        client.starttls(context=context)
-                    except (ssl.SSLError, OSError, ValueError) as exc:
-                        client.close()
-                        last_error = f"TLS with {hop} failed: {exc}"
-                        continue
-                    client.ehlo()
+                client = open_session(hop, bind_address, helo_name, timeout, context)
+            except TlsFailed as exc:
+                last_error = f"TLS with {hop} failed: {exc.__cause__}"
+                continue
             except (OSError, smtplib.SMTPException) as exc:
-                client.close()
                 last_error = f"connect to {hop}: {exc}"
                 break  # the next hop, if any
             outcome = _transaction(client, hop, sender, recipients, data, on_accepted)
@@ -229,6 +216,62 @@ def smtp_deliver(
                 break
             return _keep_or_close(key, client, outcome)
     return [Outcome(r, DEFERRED, last_error) for r in recipients]
+
+
+# Postfix's smtp_line_length_limit: intake takes longer lines (as Postfix's smtpd
+# does), a next hop may refuse them (RFC 5321 4.5.3.1.6), so they are broken.
+LINE_LENGTH_LIMIT = 999
+_LONG_LINE = re.compile(rb"[^\n]{%d}" % (LINE_LENGTH_LIMIT + 2))
+
+
+def fold_long_lines(data: bytes) -> bytes:
+    """Lines over 999 bytes broken by inserting CRLF and a space, as Postfix's smtp client does."""
+    if not _LONG_LINE.search(data):
+        return data
+    lines = []
+    for line in data.split(b"\r\n"):
+        while len(line) > LINE_LENGTH_LIMIT:
+            lines.append(line[:LINE_LENGTH_LIMIT])
+            line = b" " + line[LINE_LENGTH_LIMIT:]
+        lines.append(line)
+    return b"\r\n".join(lines)
+
+
+class TlsFailed(Exception):
+    """The next hop offered STARTTLS and the handshake failed (the cause is chained)."""
+
+
+def opportunistic_tls() -> ssl.SSLContext:
+    """Postfix's smtp_tls_security_level = may: encrypted, the certificate not verified."""
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    return context
+
+
+def open_session(hop: Hop, bind_address: str, helo_name: str, timeout: float, tls: ssl.SSLContext | None) -> smtplib.SMTP:
+    """A session with ``hop``: connected from ``bind_address``, EHLO as ``helo_name``,
+    and STARTTLS with ``tls`` where the hop offers it.
+
+    The hop's address goes to smtplib's constructor, which connects: smtplib names
+    the TLS peer (the server name the handshake checks, and SNI where it is a name)
+    after the host given to its constructor, not to connect(). An address sends no
+    SNI, as Postfix sends none. tests/test_mta_delivery.py checks this against a
+    real STARTTLS server whose certificate is for the address, with verification on.
+    """
+    source = (bind_address, 0) if bind_address else None
+    client = smtplib.SMTP(hop.address, hop.port, local_hostname=helo_name or None, timeout=timeout, source_address=source)
+    try:
+        client.ehlo()
+        if tls is not None and client.has_extn("starttls"):
+            try:
+                client.starttls(context=tls)
+            except (ssl.SSLError, OSError, ValueError) as exc:
+                raise TlsFailed() from exc
+            client.ehlo()
+    except BaseException:
+        client.close()
+        raise
+    return client
 
 
 def _keep_or_close(key: Key, client: smtplib.SMTP, outcomes: list[Outcome]) -> list[Outcome]:
@@ -255,6 +298,9 @@ def _transaction(
     except (OSError, smtplib.SMTPException) as exc:
         client.close()
         return f"lost connection with {hop}: {exc}"
+    except BaseException:  # not a verdict of the hop's (smtplib refusing a line end...): the caller's to handle
+        client.close()
+        raise
     outcomes = [_refused(r, *refused[r]) if r in refused else Outcome(r, DELIVERED, str(hop)) for r in recipients]
     on_accepted(outcomes)
     return outcomes

@@ -9,7 +9,9 @@ commits each message durably (fsync'd, see ``queue``) before its 250, then
 writes a byte to a pipe that wakes the queue manager. A child that dies is
 started again; the sockets stay bound in the parent meanwhile, so clients
 only queue up. A child dies with its parent (Linux's parent-death signal),
-so a kill -9 of ``serve`` leaves no orphan holding the port.
+so a kill -9 of ``serve`` leaves no orphan holding the port. The children
+count sessions per client together in shared memory (see ``anvil``) and
+each accepts its share of the session limit (see ``listener``).
 """
 
 from __future__ import annotations
@@ -25,7 +27,10 @@ import sys
 import time
 from pathlib import Path
 
+from provision_mta import anvil
+from provision_mta.anvil import SessionCounts
 from provision_mta.config import load_config
+from provision_mta.listener import Listener, raise_file_limit, session_share
 from provision_mta.queue import GroupCommitter, Queue
 from provision_mta.smtpd import SmtpFactory
 
@@ -63,13 +68,16 @@ class IntakeProcesses:
         self.children: list[subprocess.Popen[bytes] | None] = [None] * count
         self.stopping = False
         self.priority = 0
+        self.counts_fd = anvil.create(count)
+        self.counts = SessionCounts(self.counts_fd, count, 0)
 
     def _start(self, slot: int) -> None:
         fds = [s.fileno() for s in self.sockets]
+        self.counts.clear(slot)  # the sessions of a child that died are gone with it
         command = [sys.executable, "-m", "provision_mta.daemon", "-c", str(self.config_directory), "smtpd"]
         command += ["--parent", str(os.getpid()), "--notify-fd", str(self.notify_fd), *[f"--listen-fd={fd}" for fd in fds]]
-        command += [f"--priority={self.priority}"]
-        self.children[slot] = subprocess.Popen(command, pass_fds=[*fds, self.notify_fd])
+        command += [f"--priority={self.priority}", f"--counts-fd={self.counts_fd}", f"--slot={slot}", f"--slots={len(self.children)}"]
+        self.children[slot] = subprocess.Popen(command, pass_fds=[*fds, self.notify_fd, self.counts_fd])
 
     def start(self) -> None:
         """Start the children, then lower the queue manager's own priority: as in
@@ -113,7 +121,7 @@ class IntakeProcesses:
                     child.kill()
 
 
-def smtpd_main(config_directory: Path, listen_fds: list[int], notify_fd: int, parent: int, priority: int) -> None:
+def smtpd_main(config_directory: Path, listen_fds: list[int], notify_fd: int, parent: int, priority: int, counts: SessionCounts) -> None:
     """The child: accept, commit, notify; until SIGTERM or the parent's death."""
     with contextlib.suppress(OSError):  # started again by a parent that lowered its own priority
         os.setpriority(os.PRIO_PROCESS, 0, priority)
@@ -122,10 +130,10 @@ def smtpd_main(config_directory: Path, listen_fds: list[int], notify_fd: int, pa
     if os.getppid() != parent:  # the parent died before the signal was armed
         sys.exit(1)
     os.set_blocking(notify_fd, False)
-    asyncio.run(_serve_intake(config_directory, [socket.socket(fileno=fd) for fd in listen_fds], notify_fd))
+    asyncio.run(_serve_intake(config_directory, [socket.socket(fileno=fd) for fd in listen_fds], notify_fd, counts))
 
 
-async def _serve_intake(config_directory: Path, sockets: list[socket.socket], notify_fd: int) -> None:
+async def _serve_intake(config_directory: Path, sockets: list[socket.socket], notify_fd: int, counts: SessionCounts) -> None:
     config = load_config(config_directory / "main.cf")
     committer = GroupCommitter(Queue(config.queue_directory))
 
@@ -135,7 +143,9 @@ async def _serve_intake(config_directory: Path, sockets: list[socket.socket], no
 
     factory = SmtpFactory(config, committer, queued)
     loop = asyncio.get_running_loop()
-    servers = [await loop.create_server(factory, sock=sock) for sock in sockets]
+    share = session_share(config, counts.processes, raise_file_limit())
+    listener = Listener(loop, sockets, factory, lambda: factory.intake.config, counts, share)
+    listener.start()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
@@ -147,8 +157,9 @@ async def _serve_intake(config_directory: Path, sockets: list[socket.socket], no
 
     loop.add_signal_handler(signal.SIGHUP, reload)
     await stop.wait()
-    for server in servers:
-        server.close()
-    for server in servers:
-        await server.wait_closed()
+    listener.stop()
+    # Sessions in DATA finish it and their commit; idle ones are dropped with the process.
+    deadline = loop.time() + 30
+    while factory.intake.in_data and loop.time() < deadline:
+        await asyncio.sleep(0.05)
     committer.close()

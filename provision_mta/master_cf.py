@@ -96,6 +96,16 @@ def smtp_transports(text: str) -> dict[str, SmtpTransport]:
     return found
 
 
+def smtpd_maxproc(text: str) -> int | None:
+    """The maxproc column of the ``smtpd`` inet service (Postfix's cap on SMTP
+    sessions at once); None where it is ``-`` (default_process_limit) or absent."""
+    for entry in _entries(text):
+        fields = entry.split()
+        if len(fields) >= 8 and fields[1] == "inet" and fields[7] == "smtpd":
+            return None if fields[6] == "-" else int(fields[6].rstrip("?"))
+    return None
+
+
 def sender_map(text: str) -> dict[str, str]:
     """A Postfix lookup table's source (``key value`` lines): sender or @domain → transport."""
     table = {}

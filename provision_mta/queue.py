@@ -1,34 +1,46 @@
 """The queue on disk, and the group commit that makes intake durable and fast.
 
 Folders as Postfix has them: ``incoming`` (accepted, not yet looked at),
-``active``, ``deferred``, ``hold``, plus ``maildrop`` for local submission.
-A message is one file: a magic line, one line of JSON envelope, the raw
-message. Queue files are 0600 in 0700 folders.
+``active``, ``deferred``, ``hold``, plus ``maildrop`` for local submission
+and ``corrupt`` for files that cannot be read as queue files. A message is
+one file: a magic line, one line of JSON envelope, the raw message. Queue
+files are 0600 in 0700 folders.
 
-Durability: the client hears 250 only after the message file *and* its
-folder entry are on disk. Doing that per message costs two fsyncs each;
+Intake streams a message into ``incoming/.tmp-ID`` as it arrives
+(:class:`IncomingFile`), so no session holds more than a buffer of it in
+memory. Durability: the client hears 250 only after the message file *and*
+its folder entry are on disk. Doing that per message costs two fsyncs each;
 instead a committer thread takes every message that arrived while the last
-batch was being flushed, writes them all, fsyncs them together (concurrent
-fsyncs share the file system's journal commit) and the folder once, then
-answers every waiting session. Under load one flush serves many sessions.
+batch was being flushed, fsyncs them together (concurrent fsyncs share the
+file system's journal commit), renames them into place, fsyncs the folder
+once, then answers every waiting session. Under load one flush serves many
+sessions. A write that fails (a full disk) removes its temporary file.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import secrets
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 QUEUES = ("maildrop", "incoming", "active", "deferred", "hold")
+CORRUPT = "corrupt"
 MAGIC = b"PROVISION-MTA-1\n"
 TEMPORARY_PREFIX = ".tmp-"
+JOURNAL_PREFIX = ".done-"
+_BUFFER = 65536
+
+
+class CorruptQueueFile(ValueError):
+    """A file in a queue folder that is not a queue file this MTA can read."""
 
 
 @dataclass
@@ -40,13 +52,57 @@ class Envelope:
     client: str = ""
     helo: str = ""
     size: int = 0
+    """The message's size in bytes; computed from the file when it is read."""
     attempts: int = 0
     next_try: float = 0.0
     # Per recipient: the last delivery attempt's reason, for mailq and bounces.
     reasons: dict[str, str] = field(default_factory=dict)
+    done: list[str] = field(default_factory=list)
+    """Deliveries made in earlier attempts (see ``qmgr``), never made again."""
 
     def to_line(self) -> bytes:
         return json.dumps(asdict(self), separators=(",", ":")).encode() + b"\n"
+
+    @classmethod
+    def from_line(cls, line: bytes, name: str) -> Envelope:
+        """Parsed strictly: every field known and of its type, the queue ID the file's name."""
+        try:
+            values = json.loads(line)
+        except ValueError as exc:
+            raise CorruptQueueFile(f"envelope is not JSON: {exc}") from None
+        if not isinstance(values, dict):
+            raise CorruptQueueFile("envelope is not a JSON object")
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise CorruptQueueFile(f"unknown envelope field {unknown[0]!r}")
+        missing = [name for name in ("queue_id", "sender", "recipients", "arrival") if name not in values]
+        if missing:
+            raise CorruptQueueFile(f"envelope lacks {missing[0]!r}")
+        for key, value in values.items():
+            if not _of_type(value, _TYPES[key]):
+                raise CorruptQueueFile(f"envelope field {key!r} has the wrong type")
+        if values["queue_id"] != name:
+            raise CorruptQueueFile(f"envelope names queue ID {values['queue_id']!r}")
+        return cls(**values)
+
+
+_TYPES: dict[str, Any] = {
+    "queue_id": str, "sender": str, "recipients": list[str], "arrival": float, "client": str, "helo": str,
+    "size": int, "attempts": int, "next_try": float, "reasons": dict[str, str], "done": list[str],
+}  # fmt: skip
+
+
+def _of_type(value: object, wanted: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if wanted is float:
+        return isinstance(value, (int, float))
+    if wanted is int or wanted is str:
+        return isinstance(value, wanted)
+    if wanted == list[str]:
+        return isinstance(value, list) and all(isinstance(item, str) for item in value)
+    return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
 
 
 def new_queue_id() -> str:
@@ -59,20 +115,30 @@ def message_bytes(envelope: Envelope, data: bytes) -> bytes:
 
 
 def read_message(path: Path) -> tuple[Envelope, bytes]:
+    """Raises OSError (gone, unreadable) or :class:`CorruptQueueFile`."""
     raw = path.read_bytes()
     if not raw.startswith(MAGIC):
-        raise ValueError(f"{path}: not a queue file")
-    header_end = raw.index(b"\n", len(MAGIC))
-    fields: dict[str, Any] = json.loads(raw[len(MAGIC) : header_end])
-    return Envelope(**fields), raw[header_end + 1 :]
+        raise CorruptQueueFile("not a queue file")
+    header_end = raw.find(b"\n", len(MAGIC))
+    if header_end < 0:
+        raise CorruptQueueFile("no envelope line")
+    envelope = Envelope.from_line(raw[len(MAGIC) : header_end], path.name)
+    data = raw[header_end + 1 :]
+    envelope.size = len(data)
+    return envelope, data
 
 
 def read_envelope(path: Path) -> Envelope:
+    """The envelope alone (for listings), without reading the message."""
     with path.open("rb") as handle:
         if handle.readline() != MAGIC:
-            raise ValueError(f"{path}: not a queue file")
-        fields: dict[str, Any] = json.loads(handle.readline())
-    return Envelope(**fields)
+            raise CorruptQueueFile("not a queue file")
+        line = handle.readline()
+        if not line.endswith(b"\n"):
+            raise CorruptQueueFile("no envelope line")
+        envelope = Envelope.from_line(line, path.name)
+        envelope.size = os.fstat(handle.fileno()).st_size - handle.tell()
+    return envelope
 
 
 def fsync_folder(folder: Path) -> None:
@@ -88,7 +154,7 @@ class Queue:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        for name in QUEUES:
+        for name in (*QUEUES, CORRUPT):
             (root / name).mkdir(parents=True, exist_ok=True, mode=0o700)
             os.chmod(root / name, 0o700)
 
@@ -96,12 +162,16 @@ class Queue:
         return self.root / name
 
     def recover(self) -> int:
-        """After a crash: drop half-written files no client was ever answered for."""
+        """After a crash: drop half-written files no client was ever answered for,
+        and delivery journals whose message has left ``active``."""
         removed = 0
         for name in QUEUES:
             for path in self.folder(name).glob(TEMPORARY_PREFIX + "*"):
                 path.unlink(missing_ok=True)
                 removed += 1
+        for path in self.folder("active").glob(JOURNAL_PREFIX + "*"):
+            if not (path.parent / path.name[len(JOURNAL_PREFIX) :]).exists():
+                path.unlink(missing_ok=True)
         return removed
 
     def move(self, queue_id: str, source: str, target: str) -> None:
@@ -110,12 +180,47 @@ class Queue:
         # message is looked at (delivered) again. A process crash keeps the rename.
         os.replace(self.folder(source) / queue_id, self.folder(target) / queue_id)
 
+    def quarantine(self, queue_id: str, source: str) -> Path:
+        """Move a file that cannot be read out of the way, as Postfix's ``corrupt`` queue."""
+        target = self.folder(CORRUPT) / queue_id
+        os.replace(self.folder(source) / queue_id, target)
+        return target
+
+    def rewrite_envelope(self, queue: str, envelope: Envelope) -> None:
+        """A new envelope for a message's file, the message copied across in
+        pieces (never whole in memory); atomic, and nothing left on failure."""
+        target = self.folder(queue) / envelope.queue_id
+        temporary = target.with_name(TEMPORARY_PREFIX + envelope.queue_id)
+        with target.open("rb") as source:
+            source.readline()
+            source.readline()
+            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                os.write(descriptor, MAGIC + envelope.to_line())
+                while chunk := source.read(_BUFFER * 4):
+                    view = memoryview(chunk)
+                    while view:
+                        view = view[os.write(descriptor, view) :]
+                os.fsync(descriptor)
+                os.close(descriptor)
+                os.replace(temporary, target)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.close(descriptor)
+                temporary.unlink(missing_ok=True)
+                raise
+        fsync_folder(target.parent)
+
     def rewrite(self, queue: str, envelope: Envelope, data: bytes) -> None:
         """Replace a message's file (a new envelope after a delivery attempt), atomically."""
         target = self.folder(queue) / envelope.queue_id
         temporary = target.with_name(TEMPORARY_PREFIX + envelope.queue_id)
-        _write_synced(temporary, message_bytes(envelope, data))
-        os.replace(temporary, target)
+        write_synced(temporary, message_bytes(envelope, data))
+        try:
+            os.replace(temporary, target)
+        except OSError:
+            temporary.unlink(missing_ok=True)
+            raise
         fsync_folder(target.parent)
 
     def list(self, queue: str) -> list[str]:
@@ -127,22 +232,111 @@ class Queue:
                 return name
         return None
 
+    # The delivery journal of a message in ``active``: one line per delivery made
+    # in this attempt, appended the moment it is made (see ``qmgr``).
 
-def _write_synced(path: Path, data: bytes) -> None:
+    def journal(self, queue_id: str) -> Path:
+        return self.folder("active") / (JOURNAL_PREFIX + queue_id)
+
+    def journal_done(self, queue_id: str, key: str) -> None:
+        """Append ``key``. No fsync: a process killed now keeps the write (the page
+        cache survives it); only a power loss could cost it, and then a delivery
+        is made twice, never lost."""
+        descriptor = os.open(self.journal(queue_id), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(descriptor, key.encode("utf-8", "surrogateescape") + b"\n")
+        finally:
+            os.close(descriptor)
+
+    def journal_read(self, queue_id: str) -> set[str]:
+        try:
+            text = self.journal(queue_id).read_bytes().decode("utf-8", "surrogateescape")
+        except FileNotFoundError:
+            return set()
+        return {line for line in text.split("\n") if line}
+
+    def journal_clear(self, queue_id: str) -> None:
+        self.journal(queue_id).unlink(missing_ok=True)
+
+
+def write_synced(path: Path, data: bytes) -> None:
+    """Create ``path`` with ``data``, fsync'd; on any failure nothing is left behind."""
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         view = memoryview(data)
         while view:
             view = view[os.write(descriptor, view) :]
         os.fsync(descriptor)
-    finally:
+    except OSError:
         os.close(descriptor)
+        path.unlink(missing_ok=True)
+        raise
+    os.close(descriptor)
+
+
+class IncomingFile:
+    """A message on its way into ``incoming``: ``.tmp-ID`` written as it arrives,
+    envelope first. A failed write is kept as ``error`` (the caller answers 451
+    once the client has finished sending) and the file is removed at once."""
+
+    def __init__(self, queue: Queue, envelope: Envelope) -> None:
+        self.folder = queue.folder("incoming")
+        self.queue_id = envelope.queue_id
+        self.temporary = self.folder / (TEMPORARY_PREFIX + envelope.queue_id)
+        self.error: OSError | None = None
+        self._buffer = bytearray(MAGIC + envelope.to_line())
+        self._descriptor: int | None = os.open(self.temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+
+    def write(self, data: bytes) -> None:
+        if self.error is None:
+            self._buffer += data
+            if len(self._buffer) >= _BUFFER:
+                self._flush()
+
+    def _flush(self) -> None:
+        assert self._descriptor is not None
+        try:
+            with memoryview(self._buffer) as whole:
+                written = 0
+                while written < len(whole):
+                    written += os.write(self._descriptor, whole[written:])
+        except OSError as exc:
+            self.error = exc
+            self.discard()
+            return
+        del self._buffer[:]
+
+    def finish(self) -> None:
+        """In a committer thread: the rest written, fsync'd, renamed into place."""
+        if self.error is None:
+            self._flush()
+        if self.error is not None:
+            raise self.error
+        assert self._descriptor is not None
+        try:
+            os.fsync(self._descriptor)
+            os.replace(self.temporary, self.folder / self.queue_id)
+        except OSError as exc:
+            self.error = exc
+            self.discard()
+            raise
+        os.close(self._descriptor)
+        self._descriptor = None
+
+    def discard(self) -> None:
+        """Nothing of this message stays (a failed write, a client gone, a message refused)."""
+        del self._buffer[:]
+        if self._descriptor is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._descriptor)
+            self._descriptor = None
+        with contextlib.suppress(OSError):
+            self.temporary.unlink()
 
 
 @dataclass
 class _Pending:
-    envelope: Envelope
-    data: bytes
+    message: IncomingFile
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[None]
 
@@ -161,14 +355,25 @@ class GroupCommitter:
         self.batches = 0
         self.committed = 0
 
+    def open(self, envelope: Envelope) -> IncomingFile:
+        return IncomingFile(self.queue, envelope)
+
     async def commit(self, envelope: Envelope, data: bytes) -> None:
-        """Returns once the message is durable in ``incoming``: only then may the client hear 250."""
+        """A whole message at once (a bounce); durable in ``incoming`` when this returns."""
+        message = self.open(envelope)
+        message.write(data)
+        await self.commit_file(message)
+
+    async def commit_file(self, message: IncomingFile) -> None:
+        """Returns once the message is durable in ``incoming``: only then may the client hear 250.
+        Raises OSError (the file is gone then) or RuntimeError (shutting down)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         with self._wake:
             if self._closed:
+                message.discard()
                 raise RuntimeError("the queue is shutting down")
-            self._pending.append(_Pending(envelope, data, loop, future))
+            self._pending.append(_Pending(message, loop, future))
             self._wake.notify()
         await future
 
@@ -190,21 +395,20 @@ class GroupCommitter:
             self._flush(batch)
 
     def _flush(self, batch: list[_Pending]) -> None:
-        incoming = self.queue.folder("incoming")
-
-        def write(item: _Pending) -> Exception | None:
-            temporary = incoming / (TEMPORARY_PREFIX + item.envelope.queue_id)
+        def finish(item: _Pending) -> Exception | None:
             try:
-                _write_synced(temporary, message_bytes(item.envelope, item.data))
-                os.replace(temporary, incoming / item.envelope.queue_id)
-            except OSError as exc:
-                return exc
+                item.message.finish()
+            except Exception as exc:  # whatever it is, that message's session hears 451; the committer goes on
+                item.message.discard()
+                return exc if isinstance(exc, OSError) else OSError(f"queue file write error: {exc!r}")
             return None
 
-        outcomes = list(self._writers.map(write, batch))
+        outcomes = list(self._writers.map(finish, batch))
         try:
-            fsync_folder(incoming)
+            fsync_folder(self.queue.folder("incoming"))
         except OSError as exc:
+            # Renamed but not known durable: the client is told 451 and may send again;
+            # the file stays (a second copy, never a lost one).
             outcomes = [exc] * len(batch)
         self.batches += 1
         for item, error in zip(batch, outcomes, strict=True):

@@ -13,9 +13,20 @@ import time
 from email.parser import BytesHeaderParser
 from email.utils import getaddresses
 
+from provision_mta.address import AddressError, parse_mailbox
 from provision_mta.cleanup import complete_headers, qualify, received_line
 from provision_mta.config import MtaConfig
-from provision_mta.queue import TEMPORARY_PREFIX, Envelope, Queue, _write_synced, fsync_folder, message_bytes, new_queue_id, read_message
+from provision_mta.queue import (
+    TEMPORARY_PREFIX,
+    CorruptQueueFile,
+    Envelope,
+    Queue,
+    fsync_folder,
+    message_bytes,
+    new_queue_id,
+    read_message,
+    write_synced,
+)
 
 
 class SubmitError(Exception):
@@ -88,31 +99,46 @@ def submit(config: MtaConfig, argv: list[str], data: bytes) -> str:
         recipients += found
     if not recipients:
         raise SubmitError("no recipients given (add them as arguments, or use -t)")
+    sender = sender if sender is not None else getpass.getuser()
+    # Checked here, where the caller can be told: a CR or LF in an address would
+    # otherwise reach a header (Return-Path) or the next hop's MAIL FROM.
+    for address in [sender, *recipients] if sender else recipients:
+        try:
+            parse_mailbox(address)
+        except AddressError as exc:
+            raise SubmitError(f"{address!r}: bad address syntax: {exc}") from None
     queue = Queue(config.queue_directory)
-    envelope = Envelope(new_queue_id(), sender if sender is not None else getpass.getuser(), recipients, time.time(), client="local")
+    envelope = Envelope(new_queue_id(), sender, recipients, time.time(), client="local")
     folder = queue.folder("maildrop")
     temporary = folder / (TEMPORARY_PREFIX + envelope.queue_id)
-    _write_synced(temporary, message_bytes(envelope, data))
-    os.replace(temporary, folder / envelope.queue_id)
+    write_synced(temporary, message_bytes(envelope, data))
+    try:
+        os.replace(temporary, folder / envelope.queue_id)
+    except OSError:
+        temporary.unlink(missing_ok=True)
+        raise
     fsync_folder(folder)
     return envelope.queue_id
 
 
-def pickup(config: MtaConfig, queue: Queue) -> list[str]:
-    """maildrop → cleanup → incoming; returns the queue IDs picked up."""
-    picked = []
+def pickup(config: MtaConfig, queue: Queue) -> list[tuple[str, str]]:
+    """maildrop → cleanup → incoming. A file it cannot read goes to ``corrupt``;
+    returns those, with the reason, for the caller to log."""
+    corrupt = []
     for queue_id in queue.list("maildrop"):
         path = queue.folder("maildrop") / queue_id
         try:
             envelope, data = read_message(path)
-        except (OSError, ValueError):
+        except CorruptQueueFile as exc:
+            queue.quarantine(queue_id, "maildrop")
+            corrupt.append((queue_id, str(exc)))
+            continue
+        except OSError:
             continue
         envelope.sender = qualify(envelope.sender, config.myorigin)
         envelope.recipients = [qualify(r, config.myorigin) for r in envelope.recipients]
         data = complete_headers(data, envelope.sender, config.myhostname, queue_id, received_line(config.myhostname, queue_id))
-        envelope.size = len(data)
         queue.rewrite("incoming", envelope, data)
         path.unlink()
         fsync_folder(path.parent)
-        picked.append(queue_id)
-    return picked
+    return corrupt

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from provision_mta.address import Routing
 from provision_mta.aliases import expand, parse_aliases
 from provision_mta.delivery import maildir_deliver, mbox_deliver
+from tests.support.mta import Daemon, mta
 from tests.support.smtp_sink import SmtpSink
-from tests.test_mta_intake import Daemon
-from tests.test_mta_local import mta
 
 ALIASES = """\
 # comment
@@ -40,6 +40,9 @@ def local(domain: str) -> bool:
     return domain in ("mta.example.test", "localhost")
 
 
+ROUTING = Routing(local, "mta.example.test")
+
+
 @pytest.mark.parametrize(
     ("name", "allow", "users", "remote", "refused"),
     [
@@ -55,7 +58,7 @@ def local(domain: str) -> bool:
 def test_expansion(
     table: dict[str, list[str]], name: str, allow: set[str], users: list[str], remote: list[str], refused: list[str]
 ) -> None:
-    result = expand(name, table, local, allow, use_forward=False)
+    result = expand(name, table, ROUTING, allow, use_forward=False)
     assert (result.local_users, result.remote) == (users, remote)
     targets = [target for target, _why in result.refused]
     if refused == ["listed-include"]:
@@ -99,8 +102,8 @@ def test_mbox_waits_for_another_programs_dot_lock(tmp_path: Path) -> None:
 
 
 def test_alias_to_a_remote_address_and_a_refused_pipe_through_the_daemon(tmp_path: Path) -> None:
-    sink_address, sink_port = "127.77.8.1", 2547
-    running = Daemon(tmp_path / "etc", tmp_path / "spool", address="127.77.7.1", port=2546)
+    sink_address, sink_port = "127.81.5.10", 2547
+    running = Daemon(tmp_path / "etc", tmp_path / "spool", address="127.81.5.1", port=2546)
     running.config_directory.mkdir()
     (running.config_directory / "aliases").write_text("abuse: ops@remote.example.org\nrobot: |/usr/bin/true\n")
     settings = {
@@ -116,10 +119,19 @@ def test_alias_to_a_remote_address_and_a_refused_pipe_through_the_daemon(tmp_pat
         try:
             # Given directly and reached again through the alias: one RCPT.
             report = mta(
-                running, "sendmail", "-f", "app@remote.example.org", "abuse", "ops@remote.example.org", stdin=b"Subject: report\n\nhi\n"
+                running.config_directory,
+                "sendmail",
+                "-f",
+                "app@remote.example.org",
+                "abuse",
+                "ops@remote.example.org",
+                stdin=b"Subject: report\n\nhi\n",
             )
             assert report.returncode == 0
-            assert mta(running, "sendmail", "-f", "app@remote.example.org", "robot", stdin=b"Subject: run\n\nhi\n").returncode == 0
+            assert (
+                mta(running.config_directory, "sendmail", "-f", "app@remote.example.org", "robot", stdin=b"Subject: run\n\nhi\n").returncode
+                == 0
+            )
             received = {m.subject: m for m in sink.wait_for(2, timeout=30)}
         finally:
             running.stop()

@@ -23,10 +23,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_mta_delivery import configure
-from tests.test_mta_intake import Daemon, load_with_kills
+from tests.support.mta import Daemon, load_with_kills, relay_config
 
-SINK, SINK_PORT = "127.77.1.1", 2527
+ADDRESS = "127.81.3.1"
+SINK, SINK_PORT = "127.81.3.10", 2527
+OUT = ("127.81.3.21", "127.81.3.22")
 TOTAL, CLIENTS, KILLS = 2000, 20, 3
 CONCURRENCY = 20  # default_destination_concurrency_limit: the most deliveries in flight at a kill
 
@@ -60,8 +61,8 @@ def sink(tmp_path: Path) -> Iterator[CountingSink]:
 
 @pytest.fixture
 def daemon(tmp_path: Path) -> Iterator[Daemon]:
-    running = Daemon(tmp_path / "etc", tmp_path / "spool")
-    configure(running.config_directory, running.queue, sender_dependent_default_transport_maps="")
+    running = Daemon(tmp_path / "etc", tmp_path / "spool", ADDRESS)
+    relay_config(running.config_directory, running.queue, ADDRESS, SINK, SINK_PORT, OUT, sender_dependent_default_transport_maps="")
     running.start()
     yield running
     running.stop_if_running()

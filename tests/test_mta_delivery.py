@@ -7,56 +7,36 @@ SMTP, a real sink (aiosmtpd) on loopback."""
 from __future__ import annotations
 
 import ssl
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from provision_mta.delivery import Hop, TlsFailed, open_session
+from tests.support.mta import Daemon, relay_config, self_signed, smtp_client
 from tests.support.smtp_sink import SmtpSink
-from tests.test_mta_intake import ADDRESS, Daemon, client
 
-SINK, SINK_PORT = "127.77.1.1", 2527
-OUT1, OUT2 = "127.77.2.1", "127.77.2.2"
+ADDRESS = "127.81.2.1"
+SINK, SINK_PORT = "127.81.2.10", 2527
+OUT1, OUT2 = "127.81.2.21", "127.81.2.22"
 
 
-def configure(folder: Path, queue: Path, **extra: str) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    settings = {
-        "myhostname": "mta.example.test",
-        "mydestination": "$myhostname",
-        "mynetworks": "127.0.0.0/8",
-        "inet_interfaces": ADDRESS,
-        "queue_directory": str(queue),
-        "relayhost": f"[{SINK}]:{SINK_PORT}",
-        "sender_dependent_default_transport_maps": f"hash:{folder}/sender_transport, randmap:{{out2}}",
-        "minimal_backoff_time": "1s",
-        "maximal_backoff_time": "2s",
-        "queue_run_delay": "1s",
-        **extra,
-    }
-    (folder / "main.cf").write_text("".join(f"{name} = {value}\n" for name, value in settings.items()))
-    service = "unix  -       -       n       -       -       smtp"
-    (folder / "master.cf").write_text(
-        f"smtp      {service}\n"
-        f"out1      {service}\n  -o smtp_bind_address={OUT1}\n  -o smtp_helo_name=out1.example.test\n"
-        f"out2      {service}\n  -o {{ smtp_bind_address = {OUT2} }}\n  -o smtp_helo_name=out2.example.test\n"
-    )
-    (folder / "sender_transport").write_text("@news.example.test out1:\n")
+def configure(daemon: Daemon, **extra: str) -> Daemon:
+    relay_config(daemon.config_directory, daemon.queue, ADDRESS, SINK, SINK_PORT, (OUT1, OUT2), **extra)
+    return daemon
 
 
 @pytest.fixture
 def daemon(tmp_path: Path) -> Iterator[Daemon]:
-    running = Daemon(tmp_path / "etc", tmp_path / "spool")
-    configure(running.config_directory, running.queue)
+    running = configure(Daemon(tmp_path / "etc", tmp_path / "spool", ADDRESS))
     running.start()
     yield running
     running.stop_if_running()
 
 
 def send(sender: str, recipient: str, subject: str) -> None:
-    with client() as smtp:
+    with smtp_client(ADDRESS) as smtp:
         smtp.sendmail(sender, [recipient], f"From: {sender}\r\nSubject: {subject}\r\n\r\nhello\r\n".encode())
 
 
@@ -86,8 +66,7 @@ def test_deferred_while_the_next_hop_is_down_then_delivered(daemon: Daemon) -> N
 
 
 def test_lifetime_passed_bounces_to_the_sender_once(tmp_path: Path) -> None:
-    running = Daemon(tmp_path / "etc", tmp_path / "spool")
-    configure(running.config_directory, running.queue, maximal_queue_lifetime="2s")
+    running = configure(Daemon(tmp_path / "etc", tmp_path / "spool", ADDRESS), maximal_queue_lifetime="2s")
     running.start()
     try:
         send("letters@news.example.test", "reader@remote.example.org", "too late")
@@ -103,12 +82,7 @@ def test_lifetime_passed_bounces_to_the_sender_once(tmp_path: Path) -> None:
 
 
 def test_outbound_starttls_is_used_when_the_next_hop_offers_it(daemon: Daemon, tmp_path: Path) -> None:
-    key, cert = tmp_path / "sink.key", tmp_path / "sink.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2",
-         "-subj", "/CN=sink.example.test"],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    key, cert = self_signed(tmp_path, "sink.example.test")
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
     with SmtpSink(SINK, SINK_PORT, tls_context=context) as sink:
@@ -118,8 +92,7 @@ def test_outbound_starttls_is_used_when_the_next_hop_offers_it(daemon: Daemon, t
 
 
 def test_no_more_deliveries_to_one_destination_at_once_than_its_concurrency_limit(tmp_path: Path) -> None:
-    running = Daemon(tmp_path / "etc", tmp_path / "spool")
-    configure(running.config_directory, running.queue, default_destination_concurrency_limit="3")
+    running = configure(Daemon(tmp_path / "etc", tmp_path / "spool", ADDRESS), default_destination_concurrency_limit="3")
     running.start()
     try:
         with SmtpSink(SINK, SINK_PORT, delay=0.3) as sink:
@@ -129,3 +102,27 @@ def test_no_more_deliveries_to_one_destination_at_once_than_its_concurrency_limi
     finally:
         running.stop()
     assert sink.handler.most_in_flight == 3  # reached, never passed
+
+
+def test_starttls_names_the_peer_by_the_address_it_connects_to(tmp_path: Path) -> None:
+    """open_session gives smtplib the hop's address at construction, which smtplib
+    uses as the TLS peer's name (it used to be set through smtplib's private _host).
+    With verification on and a certificate for the address, the handshake succeeds;
+    for another address it fails: if smtplib ever named the peer otherwise, this says so."""
+    for_sink = self_signed(tmp_path, "sink", alt=f"IP:{SINK}")
+    for_other = self_signed(tmp_path, "other", alt="IP:127.81.2.99")
+    results = {}
+    for name, (key, cert) in (("right", for_sink), ("wrong", for_other)):
+        serving = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        serving.load_cert_chain(cert, key)
+        with SmtpSink(SINK, SINK_PORT, tls_context=serving):
+            verifying = ssl.create_default_context(cafile=str(cert))  # check_hostname and CERT_REQUIRED
+            try:
+                client = open_session(Hop("sink.example.test", SINK, SINK_PORT), "", "tester.example.test", 10, verifying)
+            except TlsFailed as exc:
+                results[name] = f"failed: {exc.__cause__}"
+                continue
+            results[name] = "verified" if isinstance(client.sock, ssl.SSLSocket) else "plain"
+            client.quit()
+    assert results["right"] == "verified"
+    assert results["wrong"].startswith("failed:") and "127.81.2.10" in results["wrong"]

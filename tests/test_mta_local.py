@@ -4,19 +4,20 @@ and hold / release / flush / delete on a live queue. Real daemon, real sink."""
 
 from __future__ import annotations
 
+import json
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support.mta import Daemon, wait_until
+from tests.support.mta import mta as mta_command
 from tests.support.smtp_sink import SmtpSink
-from tests.test_mta_intake import Daemon
 
-ADDRESS, PORT = "127.77.5.1", 2536
-SINK, SINK_PORT = "127.77.6.1", 2537
+ADDRESS, PORT = "127.81.4.1", 2536
+SINK, SINK_PORT = "127.81.4.10", 2537
 
 
 @pytest.fixture
@@ -40,15 +41,7 @@ def daemon(tmp_path: Path) -> Iterator[Daemon]:
 
 
 def mta(daemon: Daemon, *args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
-    command = [sys.executable, "-m", "provision_mta.daemon", "-c", str(daemon.config_directory), *args]
-    return subprocess.run(command, input=stdin, capture_output=True, check=False, timeout=60)
-
-
-def wait_until(condition: object, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.2)
+    return mta_command(daemon.config_directory, *args, stdin=stdin)
 
 
 def test_sendmail_t_delivers_to_every_header_recipient_and_drops_bcc(daemon: Daemon) -> None:
@@ -76,8 +69,6 @@ def test_hold_release_flush_delete(daemon: Daemon) -> None:
         assert mta(daemon, "sendmail", "-i", f"r{number}@remote.example.org", stdin=b"Subject: q\n\nhi\n").returncode == 0
 
     def counts() -> dict[str, int]:
-        import json
-
         return dict(json.loads(mta(daemon, "queue", "count").stdout))
 
     wait_until(lambda: counts()["deferred"] == 3)  # the next hop is down
@@ -99,7 +90,7 @@ def test_hold_release_flush_delete(daemon: Daemon) -> None:
 
 def test_local_mail_to_an_mbox_in_the_spool_with_its_envelope(tmp_path: Path) -> None:
     """home_mailbox empty: Postfix's default, an mbox in mail_spool_directory."""
-    running = Daemon(tmp_path / "etc", tmp_path / "spool", address="127.77.5.2", port=PORT)
+    running = Daemon(tmp_path / "etc", tmp_path / "spool", address="127.81.4.2", port=PORT)
     running.config_directory.mkdir()
     settings = {
         "myhostname": "mta.example.test",

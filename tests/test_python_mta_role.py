@@ -46,6 +46,7 @@ def test_renders_the_postfix_files_from_postfix_variables(compile_mta: Callable[
             "postfix_transport_selection": "sender",
             "postfix_sender_transports": {"@news.example.test": "out1"},
             "python_mta_dns_server": "127.0.0.53:5353",
+            "python_mta_nofile": 4096,
         }
     )
     main = files["/etc/postfix/main.cf"].decode()
@@ -55,6 +56,9 @@ def test_renders_the_postfix_files_from_postfix_variables(compile_mta: Callable[
     assert files["/etc/postfix/sender_transport"].decode().endswith("@news.example.test out1:\n")
     assert "--dns-server 127.0.0.53:5353" in files["/etc/init.d/provision-mta"].decode()
     assert "--dns-server 127.0.0.53:5353" in files["/etc/systemd/system/provision-mta.service"].decode()
+    assert "\nLimitNOFILE=4096\n" in files["/etc/systemd/system/provision-mta.service"].decode()
+    init = files["/etc/init.d/provision-mta"].decode()
+    assert "\nNOFILE=4096\n" in init and "ulimit -n $NOFILE 2>/dev/null || ulimit -n \\$(ulimit -Hn); exec $DAEMON" in init
     assert files[WHEEL] == build_wheel()
 
 
