@@ -48,11 +48,21 @@ def _regex_replace(value: Any, pattern: str, replacement: str = "") -> str:
 
 
 def _weighted_names(transports: Any) -> list[str]:
-    """Each transport's name repeated by its weight (for randmap:{...})."""
+    """Each transport's name repeated by its weight (for randmap:{...}); weight 0
+    (an address before its warm-up starts) leaves it out, but never all of them."""
     names: list[str] = []
     for transport in transports:
-        names += [_line(transport["name"])] * int(transport.get("weight") or 1)
+        weight = transport.get("weight")
+        names += [_line(transport["name"])] * (1 if weight is None else int(weight))
+    if transports and not names:
+        raise ValueError("every transport of random selection is before its warm-up start: nothing could send")
     return names
+
+
+def _warmup(transports: Any, on: Any = None, volumes: Any = None) -> list[dict[str, Any]]:
+    from provision.roles.warmup import transports_on
+
+    return transports_on(transports, on, volumes or None)
 
 
 def _local_ca_pem(directory: str) -> str:
@@ -64,6 +74,7 @@ def _local_ca_pem(directory: str) -> str:
 FILTERS: dict[str, Callable[..., Any]] = {
     "local_ca_pem": _local_ca_pem,
     "weighted_names": _weighted_names,
+    "warmup": _warmup,
     "line": _line,
     "apache_quote": _apache_quote,
     "shell_quote": lambda v: shlex.quote(_line(v)),

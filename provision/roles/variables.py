@@ -11,6 +11,7 @@ line built from a variable can never smuggle in an extra directive.
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 import re
 from collections.abc import Callable
@@ -36,6 +37,7 @@ TYPES = (
     "size",
     "email",
     "mode",
+    "date",
 )
 
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)(?!-)[A-Za-z0-9_-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9_-]{1,63}(?<!-))*\.?$")
@@ -103,6 +105,7 @@ _EXPECTED = {
     "size": "a size in bytes (optionally with k, m or g)",
     "email": "an email address",
     "mode": "an octal file mode (such as '0644')",
+    "date": "a date written YYYY-MM-DD",
 }
 
 
@@ -269,6 +272,22 @@ def _check_path(value: Any, spec: VariableSpec) -> Any:
     return value
 
 
+def _check_date(value: Any, spec: VariableSpec) -> Any:
+    """YAML reads an unquoted 2026-12-01 as a date: both forms give the ISO text."""
+    if isinstance(value, dt.datetime) or not isinstance(value, (dt.date, str)):
+        raise VariableValueError(f"expected {spec.describe()}, got {_kind(value)} {value!r}")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    try:
+        return dt.date.fromisoformat(value).isoformat() if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value) else _bad_date(value, spec)
+    except ValueError:
+        return _bad_date(value, spec)
+
+
+def _bad_date(value: Any, spec: VariableSpec) -> Any:
+    raise VariableValueError(f"expected {spec.describe()}, got {value!r}")
+
+
 _CHECKS: dict[str, Callable[[Any, VariableSpec], Any]] = {
     "str": lambda value, spec: (_check_string(value, spec), value)[1],
     "int": _check_int,
@@ -288,6 +307,7 @@ _CHECKS: dict[str, Callable[[Any, VariableSpec], Any]] = {
     "size": _check_size,
     "email": _checked(lambda t: bool(_EMAIL.match(t))),
     "mode": _check_mode,
+    "date": _check_date,
 }
 
 
