@@ -223,8 +223,10 @@ def _add_role(
     if not _selected(role_tags, tags):
         return
     for package in role.packages:
-        if package not in desired.packages:
-            desired.packages.append(package)
+        # A package may be templated; one that renders empty is not wanted on this host.
+        name = renderer.render_string(package, context, where).strip() if "{{" in package else package
+        if name and name not in desired.packages:
+            desired.packages.append(name)
     for service in role.services:
         if service.when is None or renderer.evaluate(service.when, context, where):
             desired.services.append(DesiredService(service.name, service.state, service.enabled, role.name))

@@ -20,6 +20,8 @@ from provision.roles.builders import builder_names
 from provision.roles.variables import TYPES, VariableSpec
 from provision.yamlfile import LocatedDict, load_yaml_file
 
+# What the engine can decide after the probe (provision/engine/converge.py).
+GENERATOR_KINDS = ("certificates", "dkim_keys")
 
 @dataclass
 class FileResource:
@@ -311,8 +313,9 @@ def parse_role(name: str, definition: Path) -> Role:
         raise RoleError("'facts' must map names to shell commands", _where(data, "facts", definition))
     role.facts = dict(facts)
     for entry in _entries(data, "generate", definition):
-        if not isinstance(entry, dict) or entry.get("kind") != "certificates" or "data" not in entry:
-            raise RoleError("a generate entry needs kind: certificates and data", _where(entry, None, definition))
+        if not isinstance(entry, dict) or entry.get("kind") not in GENERATOR_KINDS or "data" not in entry:
+            kinds = " or ".join(GENERATOR_KINDS)
+            raise RoleError(f"a generate entry needs kind: {kinds} and data", _where(entry, None, definition))
         role.generate.append(dict(entry))
 
     role.files = _parse_files(data, definition)

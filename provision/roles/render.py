@@ -71,7 +71,15 @@ def _local_ca_pem(directory: str) -> str:
     return local_ca_pem(directory)
 
 
+def _dkim_key_entries(keys: Any) -> list[dict[str, Any]]:
+    """The dkim role's keys with the path each has on the host."""
+    from provision.roles.dkim import key_path, record_name
+
+    return [{**key, "path": key_path(key), "record": record_name(key)} for key in keys]
+
+
 FILTERS: dict[str, Callable[..., Any]] = {
+    "dkim_key_entries": _dkim_key_entries,
     "local_ca_pem": _local_ca_pem,
     "weighted_names": _weighted_names,
     "warmup": _warmup,
