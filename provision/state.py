@@ -167,11 +167,13 @@ class Plan:
     """Drift that the plan cannot fix by writing (a directory where a file belongs)."""
     csr_requests: list[CsrSpec] = field(default_factory=list)
     """Keys the host makes itself, with a signing request brought back."""
+    key_requests: list[dict[str, Any]] = field(default_factory=list)
+    """Private keys the host makes itself (DKIM); only their public half comes back."""
 
     @property
     def changed(self) -> bool:
-        return bool(self.files or self.directories or self.packages or self.services or self.csr_requests)
+        return bool(self.files or self.directories or self.packages or self.services or self.csr_requests or self.key_requests)
 
     @property
     def needs_staging(self) -> bool:
-        return bool(self.packages or self.csr_requests) or any(change.content_changed for change in self.files)
+        return bool(self.packages or self.csr_requests or self.key_requests) or any(change.content_changed for change in self.files)

@@ -127,6 +127,19 @@ class CsrSpec(TypedDict, total=False):
     group: Optional[str]
 
 
+class KeySpec(TypedDict):
+    """A private key the host makes itself (DKIM); only its public half comes back."""
+
+    path: str
+    algorithm: str
+    """rsa or ed25519"""
+    bits: int
+    owner: str
+    group: str
+    name: str
+    """What the key is for, in messages (SELECTOR._domainkey.DOMAIN)."""
+
+
 class StageRequest(_Addressed):
     op: Literal["stage"]
     run_id: str
@@ -134,6 +147,7 @@ class StageRequest(_Addressed):
     files: List[StageFile]
     validators: List[ValidatorSpec]
     csr: List[CsrSpec]
+    keys: List[KeySpec]
 
 
 class Validation(CommandOutcome):
@@ -145,6 +159,8 @@ class StageAnswer(_Answer, total=False):
     validations: List[Validation]
     csrs: Dict[str, str]
     """CSR name -> PEM of the signing request."""
+    keys: Dict[str, str]
+    """Key path -> PEM of the public half of the key made (or found) there."""
 
 
 # --- commit ---------------------------------------------------------------
@@ -245,6 +261,8 @@ class MailAnswer(_Answer, total=False):
 class ReportRequest(_Addressed):
     op: Literal["report"]
     certificates: List[str]
+    public_keys: List[str]
+    """Private keys whose public half the report compares with DNS (DKIM)."""
 
 
 class ReportInstance(TypedDict, total=False):
@@ -260,6 +278,9 @@ class ReportInstance(TypedDict, total=False):
 class ReportAnswer(_Answer, total=False):
     instances: List[ReportInstance]
     certificates: Dict[str, Optional[str]]
+    addresses: Optional[List[str]]
+    """Every address configured on the host (ip -o addr); None without iproute2."""
+    public_keys: Dict[str, Optional[str]]
 
 
 class TestMessage(TypedDict):

@@ -113,8 +113,6 @@ def save_records(host: str, data: dict[str, Any], public_keys: dict[str, str | N
     return written
 
 
-
-
 def parse_record(text: str) -> dict[str, str]:
     """Tags of a DKIM key record (RFC 6376 3.6.1), with dkimpy's tag=value parser."""
     from dkim.util import InvalidTagValueList, parse_tag_value
