@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from provision.agent.protocol import CsrSpec
+    from provision.agent.protocol import CsrSpec, KeySpec
 
 
 def sha256(data: bytes) -> str:
@@ -167,7 +167,7 @@ class Plan:
     """Drift that the plan cannot fix by writing (a directory where a file belongs)."""
     csr_requests: list[CsrSpec] = field(default_factory=list)
     """Keys the host makes itself, with a signing request brought back."""
-    key_requests: list[dict[str, Any]] = field(default_factory=list)
+    key_requests: list[KeySpec] = field(default_factory=list)
     """Private keys the host makes itself (DKIM); only their public half comes back."""
 
     @property

@@ -187,6 +187,14 @@ MAX_CONTENT = 262144
 """The most bytes of a file's current content the probe sends back (for a diff or a merge)."""
 
 
+def public_half(path: str) -> Optional[str]:
+    """The public half (PEM) of the private key at ``path``: the private key never leaves the host."""
+    if not os.path.isfile(path):
+        return None
+    outcome = run("openssl pkey -in %s -pubout" % shlex.quote(path))
+    return outcome["output"] if outcome["exit"] == 0 else None
+
+
 def op_probe(request: ProbeRequest) -> ProbeAnswer:
     root = request["root"]
     limit = MAX_CONTENT
@@ -212,12 +220,7 @@ def op_probe(request: ProbeRequest) -> ProbeAnswer:
         if os.path.isfile(where) and os.path.getsize(where) <= limit:
             with open(where, "rb") as handle:
                 extra[path] = base64.b64encode(handle.read()).decode()
-    public_keys: Dict[str, Optional[str]] = {}
-    for path in request.get("public_keys", []):
-        where = host_path(root, path)
-        # The private key never leaves the host: only its public half does.
-        outcome = run("openssl pkey -in %s -pubout" % shlex.quote(where)) if os.path.isfile(where) else None
-        public_keys[path] = outcome["output"] if outcome and outcome["exit"] == 0 else None
+    public_keys = {path: public_half(host_path(root, path)) for path in request.get("public_keys", [])}
     return {
         "ok": True,
         "files": files,

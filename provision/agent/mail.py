@@ -17,7 +17,7 @@ import subprocess
 import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, cast
 
-from provision.agent.core import Failure, run
+from provision.agent.core import Failure, public_half, run
 
 if TYPE_CHECKING:
     from provision.agent.protocol import (
@@ -168,7 +168,26 @@ def op_report(request: ReportRequest) -> ReportAnswer:
         entry["queue"] = queue_summary(instance)
         instances.append(entry)
     certificates = {path: read_certificate(path) for path in request.get("certificates", [])}
-    return {"ok": True, "instances": instances, "certificates": certificates}
+    return {
+        "ok": True,
+        "instances": instances,
+        "certificates": certificates,
+        "addresses": host_addresses(),
+        "public_keys": {path: public_half(path) for path in request.get("public_keys", [])},
+    }
+
+
+def host_addresses() -> Optional[List[str]]:
+    """Every address configured on the host (``ip -o addr``), or None without iproute2."""
+    listing = run("ip -o addr show")
+    if listing["exit"] != 0:
+        return None
+    found = []
+    for line in listing["output"].splitlines():
+        fields = line.split()
+        if len(fields) >= 4 and fields[2] in ("inet", "inet6"):
+            found.append(fields[3].split("/")[0])
+    return found
 
 
 # What onboarding's test messages became, read from Postfix's own log:

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from provision.bundled import templates_dir
@@ -37,23 +38,28 @@ def write_html(report: Report, path: Path) -> None:
 def print_report(console: Console, report: Report) -> None:
     transports = Table(title="transports: bound address, reverse DNS and HELO", title_justify="left")
     # Names and addresses are never cut; the verdict wraps instead.
-    for column in ("host", "instance", "transport", "address", "HELO", "PTR", "FCrDNS"):
+    for column in ("host", "instance", "transport", "address", "on host", "HELO", "PTR", "FCrDNS"):
         transports.add_column(column, no_wrap=True)
+    transports.add_column("warm-up", overflow="fold")
     transports.add_column("verdict", overflow="fold")
     for host in report.hosts:
         for row in host.transports:
-            verdict = "[green]ok[/]" if not row.problems else "[red]" + "; ".join(row.problems) + "[/]"
+            verdict = "[green]ok[/]" if not row.problems else "[red]" + escape("; ".join(row.problems)) + "[/]"
             transports.add_row(
                 host.host,
                 row.instance,
                 row.service,
                 row.address,
-                row.helo_name,
-                ", ".join(row.ptr_names) or "-",
+                {True: "yes", False: "[red]no[/]", None: "?"}[row.configured],
+                escape(row.helo_name),
+                escape(", ".join(row.ptr_names)) or "-",
                 "yes" if row.fcrdns else "[red]no[/]",
+                escape(row.warmup) or "-",
                 verdict,
             )
     console.print(transports)
+    if report.domains:
+        print_domains(console, report)
     hosts = Table(title="hosts", title_justify="left")
     for column in ("host", "status", "drift", "queues", "certificates", "problems"):
         hosts.add_column(column)
@@ -74,4 +80,29 @@ def print_report(console: Console, report: Report) -> None:
     )
     for host in report.hosts:
         for problem in host.problems:
-            console.print(f"  [red]✗[/] {host.host}: {problem}", highlight=False)
+            console.print(f"  [red]✗[/] {host.host}: {escape(problem)}", highlight=False)
+    for domain in report.domains:
+        for problem in domain.problems:
+            console.print(f"  [red]✗[/] {domain.domain}: {escape(problem)}", highlight=False, soft_wrap=True)
+
+
+def print_domains(console: Console, report: Report) -> None:
+    """One row per sending domain: what receivers check about it (DNS data, escaped)."""
+    table = Table(title="sending domains: SPF, DKIM, DMARC, MTA-STS, TLS-RPT", title_justify="left")
+    for column in ("domain", "SPF", "DKIM", "DMARC", "MTA-STS", "TLS-RPT"):
+        table.add_column(column, overflow="fold")
+    table.add_column("problems", overflow="fold")
+    for domain in report.domains:
+        passing = sum(1 for a in domain.addresses if a.result == "pass")
+        spf = f"{passing}/{len(domain.addresses)} addresses, {domain.spf_lookups} lookups" if domain.spf_record else "[red]none[/]"
+        dkim = ", ".join(f"{s.selector} {'ok' if s.outcome == 'ok' else '[red]' + escape(s.outcome) + '[/]'}" for s in domain.selectors)
+        table.add_row(
+            escape(domain.domain),
+            spf,
+            dkim or "-",
+            f"p={escape(domain.dmarc_policy)}" if domain.dmarc_record else "[red]none[/]",
+            "yes" if domain.mta_sts_record else "-",
+            "yes" if domain.tls_rpt_record else "-",
+            "[green]ok[/]" if not domain.problems else f"[red]{len(domain.problems)}[/]",
+        )
+    console.print(table)

@@ -15,7 +15,10 @@ import base64
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from provision.agent.protocol import KeySpec
 
 KEY_DIR = "/etc/opendkim/keys"
 # A TXT record's strings hold at most 255 bytes each (RFC 1035 3.3.14).
@@ -24,7 +27,7 @@ TXT_STRING = 255
 
 @dataclass
 class DkimPlan:
-    key_requests: list[dict[str, Any]] = field(default_factory=list)
+    key_requests: list[KeySpec] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
@@ -50,8 +53,8 @@ def plan_keys(data: dict[str, Any], public_keys: dict[str, str | None]) -> DkimP
         plan.key_requests.append(
             {
                 "path": key["path"],
-                "algorithm": key["algorithm"],
-                "bits": key["bits"],
+                "algorithm": str(key["algorithm"]),
+                "bits": int(key.get("bits") or 2048),
                 "owner": data["owner"],
                 "group": data["group"],
                 "name": record_name(key),

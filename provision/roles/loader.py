@@ -23,6 +23,7 @@ from provision.yamlfile import LocatedDict, load_yaml_file
 # What the engine can decide after the probe (provision/engine/converge.py).
 GENERATOR_KINDS = ("certificates", "dkim_keys")
 
+
 @dataclass
 class FileResource:
     dest: str
