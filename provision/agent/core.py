@@ -176,7 +176,9 @@ def probe_service(name: str) -> ServiceState:
         return {"active": active, "enabled": enabled}
     script = "/etc/init.d/" + name
     if not os.path.exists(script):
-        return {"active": False, "enabled": None}
+        # As systemd says of a unit that does not exist: not enabled. A role that
+        # installs the script in this run then gets it enabled in the same run.
+        return {"active": False, "enabled": False}
     active = run("%s status" % shlex.quote(script))["exit"] == 0
     links = [f for f in os.listdir("/etc/rc2.d")] if os.path.isdir("/etc/rc2.d") else []
     enabled = any(f.startswith("S") and f[3:] == name for f in links)

@@ -196,7 +196,8 @@ def _add_role(
             path = renderer.render_string(directory.path, item, where)
             mode_text = renderer.render_string(directory.mode, item, where)
             mode = None if mode_text == "keep" else _mode(mode_text, where)
-            desired.directories[path] = DesiredDirectory(path, mode, directory.owner, directory.group, role.name)
+            owner, group = (renderer.render_string(text, item, where) for text in (directory.owner, directory.group))
+            desired.directories[path] = DesiredDirectory(path, mode, owner, group, role.name)
     for resource in role.files:
         if not _selected(role_tags | set(resource.tags), tags):
             continue
