@@ -125,3 +125,12 @@ def test_txt_value_of_an_ed25519_key_is_the_raw_key() -> None:
     pem = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
     raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     assert txt_value(pem) == "v=DKIM1; k=ed25519; p=" + base64.b64encode(raw).decode()
+
+
+def test_the_report_asks_for_certificates_only_of_the_certificates_generator(tmp_path: Path) -> None:
+    from provision.report.expected import report_certificate_paths, report_key_paths
+    from provision.roles.compiler import CompiledHost
+
+    compiled = CompiledHost(desired(tmp_path), [], {"dkim_keys": [{"domain": "example.test", "selector": "r1"}]})
+    assert report_certificate_paths(compiled) == []
+    assert report_key_paths(compiled) == ["/etc/opendkim/keys/example.test/r1.private"]

@@ -24,8 +24,9 @@ def expected_transports(variables: dict[str, Any]) -> dict[tuple[str, str], tupl
 def report_certificate_paths(compiled: CompiledHost) -> list[str]:
     """Certificates the host should have: the ssl role's and the ones Postfix is told to use."""
     paths: list[str] = []
-    for _kind, data in compiled.desired.generators:
-        paths += probe_paths(data)[0]
+    for kind, data in compiled.desired.generators:
+        if kind == "certificates":
+            paths += probe_paths(data)[0]
     cert_file = (compiled.variables.get("postfix_tls") or {}).get("cert_file")
     if cert_file:
         paths.append(str(cert_file))

@@ -206,6 +206,7 @@ def test_report_flags_the_broken_zone_then_goes_green(rep_lab: Lab, inventory: P
     assert done.returncode == 2, done.stderr
     document = json.loads(done.stdout)
     domains = {d["domain"]: d for d in document["domains"]}
+    assert set(domains) == {"example.test", "news.test"}, done.stdout
     example, news = domains["example.test"], domains["news.test"]
     assert {a["transport"]: a["result"] for a in example["addresses"]} == {"out1": "pass", "out2": "pass", "out3": "fail"}
     rsa_record = published_key(inventory, KEYS[0])
