@@ -3,6 +3,8 @@ never overwritten), the dry run (nothing written) and the refusals."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import os
 import subprocess
 from collections.abc import Callable
@@ -40,7 +42,7 @@ def provision(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_edit_keeps_comments_and_order_and_adds_the_host(inventory: Path) -> None:
-    values = onboard_vars("mx1.example.test", ["127.70.0.1", "127.70.0.2"], {"ansible_host": "127.70.0.9"})
+    values = onboard_vars("mx1.example.test", ["127.70.0.1", "127.70.0.2"], {"ansible_host": "127.70.0.9"}, dt.date(2026, 12, 1))
     edit = plan_inventory_edit(inventory, "mx1.example.test", "mail", values)
     write(edit)
     text = (inventory / "hosts.yml").read_text()
@@ -49,8 +51,8 @@ def test_edit_keeps_comments_and_order_and_adds_the_host(inventory: Path) -> Non
     )
     written = yaml.safe_load((inventory / "host_vars/mx1.example.test.yml").read_text())
     assert written["postfix_transports"] == [
-        {"name": "out1", "bind_address": "127.70.0.1", "helo_name": "out1.mx1.example.test"},
-        {"name": "out2", "bind_address": "127.70.0.2", "helo_name": "out2.mx1.example.test"},
+        {"name": "out1", "bind_address": "127.70.0.1", "helo_name": "out1.mx1.example.test", "warmup": {"start": "2026-12-01"}},
+        {"name": "out2", "bind_address": "127.70.0.2", "helo_name": "out2.mx1.example.test", "warmup": {"start": "2026-12-01"}},
     ]
     assert written["postfix_sender_transports"] == {
         "provision-verify+out1@mx1.example.test": "out1",

@@ -228,15 +228,25 @@ def _step_checklist(edit: InventoryEdit, deliveries: list[Any], report: Any, con
             fix = f"set helo_name to {row.ptr_names[0]} in {edit.host_vars_file}"
             items.append(f"{row.service}: HELO {row.helo_name} differs from the PTR name; {fix}")
     addresses = [row.address for row in host.transports]
-    if addresses:
+    for row in host.transports:
+        if row.configured is False:
+            items.append(f"{row.service}: {row.address} is not configured on the host: add it (the addresses role does)")
+    # Each sending domain's problem names the exact record to publish (SPF, DKIM, DMARC).
+    domains = getattr(report, "domains", [])
+    items += [f"{domain.domain}: {problem}" for domain in domains for problem in domain.problems]
+    if addresses and not domains:
         mechanisms = " ".join(f"ip{6 if ':' in a else 4}:{a}" for a in addresses)
         items.append(f"make sure the SPF records of the domains this host sends for include: {mechanisms}")
+    warming = [f"{row.service} ({row.warmup})" for row in host.transports if row.warmup]
+    if warming:
+        items.append("run 'provision apply' daily (cron) while addresses warm up: " + "; ".join(warming))
     if not deliveries and host.transports:
         items.append("verify delivery: re-run with --verify-to ADDRESS")
     if host.drift:
         items.append(f"drift remains after converging: {', '.join(host.drift)}")
     for number, item in enumerate(items, start=1):
-        console.print(f"  {number}. {item}", highlight=False)
+        # DNS data and records go out as they are: no rich markup in them.
+        console.print(f"  {number}. {item}", highlight=False, markup=False, soft_wrap=True)
     if not items:
         console.print("  nothing left: the host is converged, verified and its reverse DNS is in order")
 
