@@ -4,7 +4,6 @@ never overwritten), the dry run (nothing written) and the refusals."""
 from __future__ import annotations
 
 import datetime as dt
-
 import os
 import subprocess
 from collections.abc import Callable
