@@ -134,3 +134,46 @@ def test_the_report_asks_for_certificates_only_of_the_certificates_generator(tmp
     compiled = CompiledHost(desired(tmp_path), [], {"dkim_keys": [{"domain": "example.test", "selector": "r1"}]})
     assert report_certificate_paths(compiled) == []
     assert report_key_paths(compiled) == ["/etc/opendkim/keys/example.test/r1.private"]
+
+
+def compiled_roles(make_tree: Any, roles: list[str]) -> Any:
+    import yaml
+
+    from provision.roles.compiler import Project
+
+    keys = [{"domain": "example.test", "selector": "r1"}, {"domain": "example.test", "selector": "e1", "algorithm": "ed25519"}]
+    folder = make_tree(
+        {
+            "hosts.yml": "all:\n  hosts:\n    mx1.example.test:\n",
+            "host_vars/mx1.example.test.yml": yaml.safe_dump({"dkim_keys": keys, "dkim_address": "127.83.0.7"}),
+            "site.yml": f"- hosts: all\n  roles: [{', '.join(roles)}]\n",
+        }
+    )
+    return Project.load(folder).compile("mx1.example.test")
+
+
+def test_with_postfix_one_opendkim_per_algorithm_is_each_instances_milter(make_tree: Any) -> None:
+    compiled = compiled_roles(make_tree, ["dkim", "postfix"])
+    files = {path: entry.content.decode() for path, entry in compiled.desired.files.items()}
+    assert (
+        "smtpd_milters = inet:127.83.0.7:8891, inet:127.83.0.7:8892\nnon_smtpd_milters = $smtpd_milters\n" in files["/etc/postfix/main.cf"]
+    )
+    assert "SignatureAlgorithm      rsa-sha256\n" in files["/etc/opendkim-rsa.conf"]
+    assert "SignatureAlgorithm      ed25519-sha256\n" in files["/etc/opendkim-ed25519.conf"]
+    assert "Socket                  inet:8892@127.83.0.7\n" in files["/etc/opendkim-ed25519.conf"]
+    assert files["/etc/opendkim/SigningTable"].splitlines()[-1] == "*@example.test r1._domainkey.example.test"
+    assert files["/etc/opendkim/KeyTable.ed25519"].splitlines()[-1] == (
+        "e1._domainkey.example.test example.test:e1:/etc/opendkim/keys/example.test/e1.private"
+    )
+    assert "opendkim" in compiled.desired.packages
+    assert [s.name for s in compiled.desired.services] == ["opendkim-rsa", "opendkim-ed25519", "postfix"]
+    assert compiled.desired.generators[0][1]["owner"] == "opendkim"
+
+
+def test_with_python_mta_the_mta_signs_itself(make_tree: Any) -> None:
+    compiled = compiled_roles(make_tree, ["dkim", "python_mta"])
+    assert "opendkim" not in compiled.desired.packages and {"python3-dkim", "python3-nacl"} <= set(compiled.desired.packages)
+    assert not [p for p in compiled.desired.files if p.endswith(".conf") and "opendkim" in p]
+    assert "milter" not in compiled.desired.files["/etc/postfix/main.cf"].content.decode()
+    assert {"/etc/opendkim/KeyTable", "/etc/opendkim/KeyTable.ed25519"} <= set(compiled.desired.files)
+    assert compiled.desired.generators[0][1]["owner"] == "root"
