@@ -28,6 +28,8 @@ class DesiredFile:
     notify: tuple[str, ...] = ()
     merge: tuple[str, Any] | None = None
     """(kind, data): the content is the host's current file merged with data."""
+    change_note: str | None = None
+    """Added to the reasons when the content changes (why it is due, in words)."""
 
     @property
     def sha256(self) -> str:

@@ -92,3 +92,27 @@ def test_a_bad_start_date_names_the_variable(main_cf: Callable[[dict[str, Any]],
     transports = [*THREE["postfix_transports"][:2], {"name": "out3", "bind_address": "127.83.1.3", "warmup": {"start": bad}}]
     with pytest.raises(ProvisionError, match=r"postfix_transports\[2\]\.warmup\.start.*YYYY-MM-DD"):
         main_cf({**THREE, "postfix_transports": transports})
+
+
+def test_a_step_change_says_warm_up_step_due(compile_role: Callable[[str, str, dict[str, Any]], dict[str, str]], tmp_path: Any) -> None:
+    from provision.engine.plan import plan
+    from provision.state import ActualState, DesiredFile, DesiredState, FileFact, sha256
+
+    day2 = compile_role("postfix", "mx1.example.net", {**THREE, "postfix_warmup_date": "2026-12-02"})
+    day3 = compile_role("postfix", "mx1.example.net", {**THREE, "postfix_warmup_date": "2026-12-03"})
+    assert (
+        day2["/etc/postfix/provision-warmup"].splitlines()[1]
+        == "out3: day 2 of 4: 20% of its full weight, 400 messages a day per receiving domain"
+    )
+    assert day2["/etc/postfix/provision-warmup"] != day3["/etc/postfix/provision-warmup"]
+    path = "/etc/postfix/provision-warmup"
+    wanted = DesiredFile(path, day3[path].encode(), 0o644, "root", "root", "postfix", "content", change_note="warm-up step due")
+    on_host = FileFact(path, True, True, sha256(day2[path].encode()), 0o644, "root", "root")
+    (change,) = plan(DesiredState("h", files={path: wanted}), ActualState("h", files={path: on_host})).files
+    assert change.reasons == ("content", "warm-up step due")
+    same = FileFact(path, True, True, wanted.sha256, 0o600, "root", "root")
+    (mode_only,) = plan(DesiredState("h", files={path: wanted}), ActualState("h", files={path: same})).files
+    assert mode_only.reasons == ("mode",)  # no step is due when only the mode differs
+    assert "/etc/postfix/provision-warmup" not in compile_role(
+        "postfix", "mx1.example.net", {"postfix_transports": THREE["postfix_transports"][:2]}
+    )

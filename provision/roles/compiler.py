@@ -220,6 +220,7 @@ def _add_role(
                 validate=renderer.render_string(resource.validate, item, where) if resource.validate else None,
                 notify=tuple(renderer.render_string(n, item, where) for n in resource.notify),
                 merge=_merge(resource, renderer, item, where),
+                change_note=renderer.render_string(resource.change_note, item, where) or None if resource.change_note else None,
             )
     if not _selected(role_tags, tags):
         return

@@ -44,6 +44,8 @@ class FileResource:
     loop: str | list[Any] | None = None
     loop_var: str = "item"
     tags: list[str] = field(default_factory=list)
+    change_note: str | None = None
+    """Said beside the file when its content changes (check's "why"), such as "warm-up step due"."""
     location: Location | None = None
 
 
@@ -370,6 +372,7 @@ def _parse_files(data: Any, definition: Path) -> list[FileResource]:
                 loop=_loop(entry, definition),
                 loop_var=str(entry.get("loop_var", "item")),
                 tags=_str_list(entry.get("tags"), "tags", where),
+                change_note=entry.get("change_note"),
                 location=where,
             )
         )

@@ -291,6 +291,11 @@ def test_warmup_weights_give_the_expected_shares_of_300_messages(
 ) -> None:
     variables = host_vars(rep_lab, postfix_warmup_date=date)
     variables["postfix_transports"][2]["warmup"] = {"start": "2026-12-10", "weights": [1, 2]}
+    # What a daily cron check sees before the apply: the step is due.
+    checked = run_roles(rep_lab, inventory, ROLES, {HOST: variables}, command="check", fresh=False)
+    assert checked.returncode == 2, checked.stdout + checked.stderr
+    reasons = {f["path"]: f["reasons"] for f in json.loads(checked.stdout)["hosts"][HOST]["files"]}
+    assert "warm-up step due" in reasons["/etc/postfix/provision-warmup"], reasons
     converged(run_roles(rep_lab, inventory, ROLES, {HOST: variables}, fresh=False), HOST)
     tag = f"warm-{date}-{uuid.uuid4().hex[:4]}"
     send(rep_lab, "bulk@example.test", count=300, tag=tag)
