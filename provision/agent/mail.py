@@ -240,7 +240,24 @@ def op_mail_test(request: MailTestRequest) -> MailTestAnswer:
             found[queue_ids[queue_id]] = {"queue_id": queue_id, "program": program, "relay": relay, "status": status, "detail": detail}
     for queue_id, message_id in queue_ids.items():
         found.setdefault(message_id, {"queue_id": queue_id, "status": "queued"})
-    return {"ok": True, "log": log, "log_found": bool(text), "messages": found}
+    return {"ok": True, "log": log, "log_found": bool(text), "messages": found, "senders": sent_from(text, request.get("senders", []))}
+
+
+# The queue manager names each message's sender: "QUEUEID: from=<sender>, size=...".
+SENDER_LINE = re.compile(r"\b([0-9A-Za-z]{6,}): from=<([^>]*)>")
+
+
+def sent_from(text: str, senders: List[str]) -> Dict[str, SeenMessage]:
+    """Per sender, the latest of its messages the log shows sent (and by which smtp client)."""
+    wanted = set(senders)
+    by_queue_id = {m.group(1): m.group(2) for m in SENDER_LINE.finditer(text) if m.group(2) in wanted}
+    found: Dict[str, SeenMessage] = {}
+    for line in text.splitlines():
+        delivery = DELIVERY_LINE.search(line)
+        if delivery and delivery.group(2) in by_queue_id and delivery.group(4) == "sent":
+            program, queue_id, relay, status, detail = delivery.groups()
+            found[by_queue_id[queue_id]] = {"queue_id": queue_id, "program": program, "relay": relay, "status": status, "detail": detail}
+    return found
 
 
 OPERATIONS: Dict[str, Callable[[Any], Any]] = {

@@ -294,6 +294,8 @@ class MailTestRequest(_Addressed):
     config_directory: str
     submit: List[TestMessage]
     message_ids: List[str]
+    senders: List[str]
+    """Senders whose latest delivery the log shows (a transport verified before)."""
 
 
 class SeenMessage(TypedDict, total=False):
@@ -308,6 +310,8 @@ class MailTestAnswer(_Answer, total=False):
     log: str
     log_found: bool
     messages: Dict[str, SeenMessage]
+    senders: Dict[str, SeenMessage]
+    """Sender -> its latest message that the log shows sent."""
 
 
 Request = Union[ProbeRequest, StageRequest, CommitRequest, MailRequest, ReportRequest, MailTestRequest]

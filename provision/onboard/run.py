@@ -193,7 +193,11 @@ def _step_verify(project: Project, options: OnboardOptions, console: Console) ->
         "transport", "bound address", "status", "relay", "reply", title=f"test messages to {options.verify_to}", title_justify="left"
     )
     for delivery in deliveries:
-        status = "[green]delivered[/]" if delivery.delivered else f"[red]{delivery.status}[/]"
+        status = (
+            ("[green]delivered earlier[/]" if delivery.earlier else "[green]delivered[/]")
+            if delivery.delivered
+            else f"[red]{delivery.status}[/]"
+        )
         table.add_row(delivery.service, delivery.address, status, delivery.relay, delivery.detail)
     console.print(table)
     failed = [d for d in deliveries if not d.delivered]
