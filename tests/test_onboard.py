@@ -126,10 +126,10 @@ def test_a_transport_verified_before_is_found_in_the_log() -> None:
     from provision.agent.mail import sent_from
 
     log = (
-        "Dec  2 20:02:46 mx1 postfix/qmgr[862]: 42B911B272F: from=<provision-verify+out1@mx1.example.test>, size=310, nrcpt=1 (queue active)\n"
+        "Dec  2 20:02:46 mx1 postfix/qmgr[862]: 42B911B272F: from=<provision-verify+out1@mx1.example.test>, size=310, nrcpt=1\n"
         "Dec  2 20:02:46 mx1 postfix/out1/smtp[965]: 42B911B272F: to=<p@sink.test>, relay=127.83.0.25[127.83.0.25]:2525, "
         "delay=0.11, delays=0.07/0.04/0/0, dsn=2.0.0, status=sent (250 OK kept)\n"
-        "Dec  2 20:02:47 mx1 postfix/qmgr[862]: 52B911B272F: from=<provision-verify+out2@mx1.example.test>, size=310, nrcpt=1 (queue active)\n"
+        "Dec  2 20:02:47 mx1 postfix/qmgr[862]: 52B911B272F: from=<provision-verify+out2@mx1.example.test>, size=310, nrcpt=1\n"
         "Dec  2 20:02:48 mx1 postfix/out2/smtp[966]: 52B911B272F: to=<p@sink.test>, relay=none, delay=1, delays=1/0/0/0, "
         "dsn=4.4.1, status=deferred (connect to 127.83.0.25[127.83.0.25]:2525: Connection refused)\n"
     )
