@@ -302,7 +302,7 @@ def test_warmup_weights_give_the_expected_shares_of_300_messages(
     messages = arrived(rep_lab, sink, tag, 300, timeout=300)
     by_address = {address: f"out{i}" for i, address in enumerate(rep_lab.host(HOST).extra_addresses[:3], start=1)}
     counts = Counter(by_address[m.peer] for m in messages)
-    print(f"warm-up {date}: {dict(sorted(counts.items()))} of 300, expected {({k: round(300 * v) for k, v in expected.items()})}")
+    print(f"warm-up {date}: {dict(sorted(counts.items()))} of 300, expected { ({k: round(300 * v) for k, v in expected.items()}) }")
     shares_within(counts, expected, 300)
     if expected["out3"] == 0:
         assert counts["out3"] == 0
