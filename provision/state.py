@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from provision.agent.protocol import CsrSpec
+    from provision.agent.protocol import CsrSpec, KeySpec
 
 
 def sha256(data: bytes) -> str:
@@ -28,6 +28,8 @@ class DesiredFile:
     notify: tuple[str, ...] = ()
     merge: tuple[str, Any] | None = None
     """(kind, data): the content is the host's current file merged with data."""
+    change_note: str | None = None
+    """Added to the reasons when the content changes (why it is due, in words)."""
 
     @property
     def sha256(self) -> str:
@@ -172,11 +174,13 @@ class Plan:
     """Drift that the plan cannot fix by writing (a directory where a file belongs)."""
     csr_requests: list[CsrSpec] = field(default_factory=list)
     """Keys the host makes itself, with a signing request brought back."""
+    key_requests: list[KeySpec] = field(default_factory=list)
+    """Private keys the host makes itself (DKIM); only their public half comes back."""
 
     @property
     def changed(self) -> bool:
-        return bool(self.files or self.directories or self.packages or self.services or self.csr_requests)
+        return bool(self.files or self.directories or self.packages or self.services or self.csr_requests or self.key_requests)
 
     @property
     def needs_staging(self) -> bool:
-        return bool(self.packages or self.csr_requests) or any(change.content_changed for change in self.files)
+        return bool(self.packages or self.csr_requests or self.key_requests) or any(change.content_changed for change in self.files)

@@ -23,6 +23,7 @@ from pathlib import Path
 import dns.exception
 import dns.resolver
 
+from provision_mta import dkim
 from provision_mta.connections import CACHE, Key
 
 DELIVERED, DEFERRED, BOUNCED = "delivered", "deferred", "bounced"
@@ -190,6 +191,7 @@ def smtp_deliver(
     # SMTP lines end in CRLF; a message written with bare LF (a bounce, a local
     # submission) would otherwise arrive as one endless line.
     data = fold_long_lines(re.sub(rb"\r?\n", b"\r\n", data))
+    data = dkim.sign(data)  # the dkim role's keys, when it signs for the From: domain
     last_error = "no next hop"
     for hop in hops:
         key = (hop.address, hop.port, bind_address, helo_name)

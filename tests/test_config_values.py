@@ -392,7 +392,9 @@ ACCEPTED: dict[tuple[str, str], set[str]] = {
     ("postfix", "postfix_tls.protocols"): {"space", "comma", "equals", "angle brackets", "upper case"},
     ("postfix", "postfix_instances[].name"): set(),
     ("postfix", "postfix_instances[].group"): set(),
-    ("postfix", "postfix_instances[].inet_interfaces[]"): {"upper case"},  # an address[:port] type (issue 14): a colon only where it separates the port
+    ("postfix", "postfix_instances[].inet_interfaces[]"): {
+        "upper case"
+    },  # an address[:port] type (issue 14): a colon only where it separates the port
     ("postfix", "postfix_instances[].myhostname"): {"upper case"},
     ("postfix", "postfix_instances[].main{key}"): {"upper case"},
     ("postfix", "postfix_instances[].main{}"): PRINTABLE - {"close brace", "leading space", "open brace", "trailing space"},

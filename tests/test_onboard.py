@@ -3,6 +3,7 @@ never overwritten), the dry run (nothing written) and the refusals."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 from collections.abc import Callable
@@ -40,7 +41,7 @@ def provision(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_edit_keeps_comments_and_order_and_adds_the_host(inventory: Path) -> None:
-    values = onboard_vars("mx1.example.test", ["127.70.0.1", "127.70.0.2"], {"ansible_host": "127.70.0.9"})
+    values = onboard_vars("mx1.example.test", ["127.70.0.1", "127.70.0.2"], {"ansible_host": "127.70.0.9"}, dt.date(2026, 12, 1))
     edit = plan_inventory_edit(inventory, "mx1.example.test", "mail", values)
     write(edit)
     text = (inventory / "hosts.yml").read_text()
@@ -49,8 +50,8 @@ def test_edit_keeps_comments_and_order_and_adds_the_host(inventory: Path) -> Non
     )
     written = yaml.safe_load((inventory / "host_vars/mx1.example.test.yml").read_text())
     assert written["postfix_transports"] == [
-        {"name": "out1", "bind_address": "127.70.0.1", "helo_name": "out1.mx1.example.test"},
-        {"name": "out2", "bind_address": "127.70.0.2", "helo_name": "out2.mx1.example.test"},
+        {"name": "out1", "bind_address": "127.70.0.1", "helo_name": "out1.mx1.example.test", "warmup": {"start": "2026-12-01"}},
+        {"name": "out2", "bind_address": "127.70.0.2", "helo_name": "out2.mx1.example.test", "warmup": {"start": "2026-12-01"}},
     ]
     assert written["postfix_sender_transports"] == {
         "provision-verify+out1@mx1.example.test": "out1",
@@ -183,3 +184,19 @@ def test_ssh_host_that_another_inventory_overrides_is_refused(inventory: Path, t
     expected = f"error: host would not be '127.0.0.77': host is '127.0.0.66' in {later}/host_vars/mx1.example.test.yml:2:1, which wins"
     assert done.stderr.startswith(expected) and f"over {inventory}/host_vars/mx1.example.test.yml" in done.stderr, done.stderr
     assert {p: p.read_bytes() for p in inventory.rglob("*") if p.is_file()} == before
+
+
+def test_a_transport_verified_before_is_found_in_the_log() -> None:
+    from provision.agent.mail import sent_from
+
+    log = (
+        "Dec  2 20:02:46 mx1 postfix/qmgr[862]: 42B911B272F: from=<provision-verify+out1@mx1.example.test>, size=310, nrcpt=1\n"
+        "Dec  2 20:02:46 mx1 postfix/out1/smtp[965]: 42B911B272F: to=<p@sink.test>, relay=127.83.0.25[127.83.0.25]:2525, "
+        "delay=0.11, delays=0.07/0.04/0/0, dsn=2.0.0, status=sent (250 OK kept)\n"
+        "Dec  2 20:02:47 mx1 postfix/qmgr[862]: 52B911B272F: from=<provision-verify+out2@mx1.example.test>, size=310, nrcpt=1\n"
+        "Dec  2 20:02:48 mx1 postfix/out2/smtp[966]: 52B911B272F: to=<p@sink.test>, relay=none, delay=1, delays=1/0/0/0, "
+        "dsn=4.4.1, status=deferred (connect to 127.83.0.25[127.83.0.25]:2525: Connection refused)\n"
+    )
+    found = sent_from(log, ["provision-verify+out1@mx1.example.test", "provision-verify+out2@mx1.example.test"])
+    assert list(found) == ["provision-verify+out1@mx1.example.test"]
+    assert found["provision-verify+out1@mx1.example.test"]["program"] == "postfix/out1/smtp"

@@ -48,6 +48,7 @@ if TYPE_CHECKING:  # the protocol's types only: the module itself never travels 
         FileStat,
         HandlerOutcome,
         HandlerSpec,
+        KeySpec,
         PackageVersions,
         ProbeAnswer,
         ProbeRequest,
@@ -209,6 +210,14 @@ MAX_CONTENT = 262144
 """The most bytes of a file's current content the probe sends back (for a diff or a merge)."""
 
 
+def public_half(path: str) -> Optional[str]:
+    """The public half (PEM) of the private key at ``path``: the private key never leaves the host."""
+    if not os.path.isfile(path):
+        return None
+    outcome = run("openssl pkey -in %s -pubout" % shlex.quote(path))
+    return outcome["output"] if outcome["exit"] == 0 else None
+
+
 def op_probe(request: ProbeRequest) -> ProbeAnswer:
     root = request["root"]
     limit = MAX_CONTENT
@@ -234,12 +243,7 @@ def op_probe(request: ProbeRequest) -> ProbeAnswer:
         if os.path.isfile(where) and os.path.getsize(where) <= limit:
             with open(where, "rb") as handle:
                 extra[path] = base64.b64encode(handle.read()).decode()
-    public_keys: Dict[str, Optional[str]] = {}
-    for path in request.get("public_keys", []):
-        where = host_path(root, path)
-        # The private key never leaves the host: only its public half does.
-        outcome = run("openssl pkey -in %s -pubout" % shlex.quote(where)) if os.path.isfile(where) else None
-        public_keys[path] = outcome["output"] if outcome and outcome["exit"] == 0 else None
+    public_keys = {path: public_half(host_path(root, path)) for path in request.get("public_keys", [])}
     return {
         "ok": True,
         "files": files,
@@ -359,11 +363,40 @@ def make_csr(root: str, entry: CsrSpec) -> str:
     return text[text.index("-----BEGIN CERTIFICATE REQUEST") :]
 
 
+def make_key(root: str, entry: KeySpec) -> str:
+    """A private key made here (kept if it exists), 0600 for its owner; its public half, returned."""
+    key = host_path(root, entry["path"])
+    if not os.path.exists(key):
+        folder = os.path.dirname(key)
+        if not os.path.isdir(folder):
+            os.makedirs(folder, mode=0o750)
+            os.chown(folder, uid_of(entry["owner"]), gid_of(entry["group"]))
+        if entry["algorithm"] == "ed25519":
+            algorithm = "-algorithm ed25519"
+        else:
+            algorithm = "-algorithm RSA -pkeyopt rsa_keygen_bits:%d" % int(entry["bits"])
+        temporary = key + ".provision-new"
+        outcome = run("umask 077; rm -f %s; openssl genpkey %s -out %s" % (shlex.quote(temporary), algorithm, shlex.quote(temporary)))
+        if outcome["exit"] != 0:
+            raise Failure("making the key %s failed:\n%s" % (entry["name"], outcome["output"]))
+        os.chown(temporary, uid_of(entry["owner"]), gid_of(entry["group"]))
+        os.chmod(temporary, 0o600)
+        with open(temporary, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.rename(temporary, key)
+        fsync_dir(os.path.dirname(key))
+    outcome = run("openssl pkey -in %s -pubout" % shlex.quote(key))
+    if outcome["exit"] != 0:
+        raise Failure("reading the public half of %s failed:\n%s" % (entry["name"], outcome["output"]))
+    return str(outcome["output"])
+
+
 def op_stage(request: StageRequest) -> StageAnswer:
     root, run_id = request["root"], request["run_id"]
     result: StageAnswer = {"ok": True, "installed": [], "validations": []}
     result["installed"] = [s["command"] for s in install_packages(request.get("packages", []))]
     result["csrs"] = {entry["name"]: make_csr(root, entry) for entry in request.get("csr", [])}
+    result["keys"] = {entry["path"]: make_key(root, entry) for entry in request.get("keys", [])}
     staging = staging_root(root, run_id)
     if os.path.exists(staging):
         shutil.rmtree(staging)

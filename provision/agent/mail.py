@@ -17,7 +17,7 @@ import subprocess
 import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, cast
 
-from provision.agent.core import Failure, run
+from provision.agent.core import Failure, public_half, run
 
 if TYPE_CHECKING:
     from provision.agent.protocol import (
@@ -180,7 +180,26 @@ def op_report(request: ReportRequest) -> ReportAnswer:
         entry["queue"] = queue_summary(instance)
         instances.append(entry)
     certificates = {path: read_certificate(path) for path in request.get("certificates", [])}
-    return {"ok": True, "instances": instances, "certificates": certificates}
+    return {
+        "ok": True,
+        "instances": instances,
+        "certificates": certificates,
+        "addresses": host_addresses(),
+        "public_keys": {path: public_half(path) for path in request.get("public_keys", [])},
+    }
+
+
+def host_addresses() -> Optional[List[str]]:
+    """Every address configured on the host (``ip -o addr``), or None without iproute2."""
+    listing = run("ip -o addr show")
+    if listing["exit"] != 0:
+        return None
+    found = []
+    for line in listing["output"].splitlines():
+        fields = line.split()
+        if len(fields) >= 4 and fields[2] in ("inet", "inet6"):
+            found.append(fields[3].split("/")[0])
+    return found
 
 
 # What onboarding's test messages became, read from Postfix's own log:
@@ -233,7 +252,24 @@ def op_mail_test(request: MailTestRequest) -> MailTestAnswer:
             found[queue_ids[queue_id]] = {"queue_id": queue_id, "program": program, "relay": relay, "status": status, "detail": detail}
     for queue_id, message_id in queue_ids.items():
         found.setdefault(message_id, {"queue_id": queue_id, "status": "queued"})
-    return {"ok": True, "log": log, "log_found": bool(text), "messages": found}
+    return {"ok": True, "log": log, "log_found": bool(text), "messages": found, "senders": sent_from(text, request.get("senders", []))}
+
+
+# The queue manager names each message's sender: "QUEUEID: from=<sender>, size=...".
+SENDER_LINE = re.compile(r"\b([0-9A-Za-z]{6,}): from=<([^>]*)>")
+
+
+def sent_from(text: str, senders: List[str]) -> Dict[str, SeenMessage]:
+    """Per sender, the latest of its messages the log shows sent (and by which smtp client)."""
+    wanted = set(senders)
+    by_queue_id = {m.group(1): m.group(2) for m in SENDER_LINE.finditer(text) if m.group(2) in wanted}
+    found: Dict[str, SeenMessage] = {}
+    for line in text.splitlines():
+        delivery = DELIVERY_LINE.search(line)
+        if delivery and delivery.group(2) in by_queue_id and delivery.group(4) == "sent":
+            program, queue_id, relay, status, detail = delivery.groups()
+            found[by_queue_id[queue_id]] = {"queue_id": queue_id, "program": program, "relay": relay, "status": status, "detail": detail}
+    return found
 
 
 OPERATIONS: Dict[str, Callable[[Any], Any]] = {

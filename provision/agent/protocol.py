@@ -140,6 +140,19 @@ class CsrSpec(TypedDict, total=False):
     group: Optional[str]
 
 
+class KeySpec(TypedDict):
+    """A private key the host makes itself (DKIM); only its public half comes back."""
+
+    path: str
+    algorithm: str
+    """rsa or ed25519"""
+    bits: int
+    owner: str
+    group: str
+    name: str
+    """What the key is for, in messages (SELECTOR._domainkey.DOMAIN)."""
+
+
 class StageRequest(_Addressed):
     op: Literal["stage"]
     run_id: str
@@ -147,6 +160,7 @@ class StageRequest(_Addressed):
     files: List[StageFile]
     validators: List[ValidatorSpec]
     csr: List[CsrSpec]
+    keys: List[KeySpec]
 
 
 class Validation(CommandOutcome):
@@ -158,6 +172,8 @@ class StageAnswer(_Answer, total=False):
     validations: List[Validation]
     csrs: Dict[str, str]
     """CSR name -> PEM of the signing request."""
+    keys: Dict[str, str]
+    """Key path -> PEM of the public half of the key made (or found) there."""
 
 
 # --- commit ---------------------------------------------------------------
@@ -260,6 +276,8 @@ class MailAnswer(_Answer, total=False):
 class ReportRequest(_Addressed):
     op: Literal["report"]
     certificates: List[str]
+    public_keys: List[str]
+    """Private keys whose public half the report compares with DNS (DKIM)."""
 
 
 class ReportInstance(TypedDict, total=False):
@@ -279,6 +297,9 @@ class ReportInstance(TypedDict, total=False):
 class ReportAnswer(_Answer, total=False):
     instances: List[ReportInstance]
     certificates: Dict[str, Optional[str]]
+    addresses: Optional[List[str]]
+    """Every address configured on the host (ip -o addr); None without iproute2."""
+    public_keys: Dict[str, Optional[str]]
 
 
 class TestMessage(TypedDict):
@@ -292,6 +313,8 @@ class MailTestRequest(_Addressed):
     config_directory: str
     submit: List[TestMessage]
     message_ids: List[str]
+    senders: List[str]
+    """Senders whose latest delivery the log shows (a transport verified before)."""
 
 
 class SeenMessage(TypedDict, total=False):
@@ -306,6 +329,8 @@ class MailTestAnswer(_Answer, total=False):
     log: str
     log_found: bool
     messages: Dict[str, SeenMessage]
+    senders: Dict[str, SeenMessage]
+    """Sender -> its latest message that the log shows sent."""
 
 
 Request = Union[ProbeRequest, StageRequest, CommitRequest, MailRequest, ReportRequest, MailTestRequest]

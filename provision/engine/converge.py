@@ -19,6 +19,7 @@ from provision.agent.protocol import (
     CommitRequest,
     CsrSpec,
     FileStat,
+    KeySpec,
     ProbeAnswer,
     ProbeRequest,
     StageAnswer,
@@ -118,26 +119,32 @@ def generator_probe(desired: DesiredState) -> tuple[list[str], list[str]]:
     """What the generators need to know: current files and public keys."""
     if not desired.generators:
         return [], []
-    from provision.roles.certificates import probe_paths
+    from provision.roles import certificates, dkim
 
     contents: list[str] = []
     keys: list[str] = []
-    for _kind, data in desired.generators:
-        more_contents, more_keys = probe_paths(data)
+    for kind, data in desired.generators:
+        more_contents, more_keys = (dkim.probe_paths if kind == "dkim_keys" else certificates.probe_paths)(data)
         contents += more_contents
         keys += more_keys
     return contents, keys
 
 
-def generated(desired: DesiredState, actual: ActualState) -> tuple[DesiredState, list[CsrSpec]]:
-    """Add the files the generators decide on, now that the host is known."""
+def generated(desired: DesiredState, actual: ActualState) -> tuple[DesiredState, list[CsrSpec], list[KeySpec]]:
+    """Add the files the generators decide on, now that the host is known;
+    and the CSRs and keys the host must make."""
     if not desired.generators:
-        return desired, []
+        return desired, [], []
     from provision.roles.certificates import plan_certificates
+    from provision.roles.dkim import plan_keys
 
     files = dict(desired.files)
     requests: list[CsrSpec] = []
-    for _kind, data in desired.generators:
+    keys: list[KeySpec] = []
+    for kind, data in desired.generators:
+        if kind == "dkim_keys":
+            keys += plan_keys(data, actual.public_keys).key_requests
+            continue
         decided = plan_certificates(desired.host, data, actual.extra_contents, actual.public_keys)
         for entry in decided.files:
             for name in entry.notify:
@@ -145,7 +152,7 @@ def generated(desired: DesiredState, actual: ActualState) -> tuple[DesiredState,
                     raise ProvisionError(f"certificate {entry.source} notifies {name!r}, which is not a handler of this host")
             files[entry.path] = entry
         requests += decided.csr_requests
-    return replace(desired, files=files), requests
+    return replace(desired, files=files), requests, keys
 
 
 def parse_probe(host: str, answer: ProbeAnswer) -> ActualState:
@@ -189,9 +196,20 @@ def merged(desired: DesiredState, actual: ActualState) -> DesiredState:
     return replace(desired, files=files)
 
 
+def save_public_keys(desired: DesiredState, public_keys: dict[str, str | None]) -> None:
+    """Each DKIM key's TXT record, from its public half, kept on the controller."""
+    from provision.roles.dkim import save_records
+
+    for kind, data in desired.generators:
+        if kind == "dkim_keys":
+            save_records(desired.host, data, public_keys)
+
+
 def save_csrs(desired: DesiredState, csrs: dict[str, str]) -> None:
     """Certificate signing requests made on the host, kept on the controller."""
-    for _kind, data in desired.generators:
+    for kind, data in desired.generators:
+        if kind != "certificates":
+            continue
         folder = Path(data["csr_dir"])
         for name, pem in csrs.items():
             folder.mkdir(parents=True, exist_ok=True)
@@ -222,6 +240,7 @@ def report_plan(result: HostResult, plan: Plan, want_diff: bool, secrets: list[s
     ]
     result.problems = list(plan.problems)
     result.files += [FileReport(c["key_path"], ["key and CSR made on the host"], True) for c in plan.csr_requests]
+    result.files += [FileReport(k["path"], [f"DKIM key {k['name']} made on the host"], True) for k in plan.key_requests]
 
 
 def stage_request(plan: Plan, run_id: str) -> StageRequest:
@@ -243,6 +262,7 @@ def stage_request(plan: Plan, run_id: str) -> StageRequest:
             {"command": v.command, "files": list(v.files), "role": v.role, "description": v.description} for v in plan.validators
         ],
         "csr": plan.csr_requests,
+        "keys": plan.key_requests,
     }
 
 
@@ -308,9 +328,11 @@ def converge(
         desired, actual, secrets = probe_host(connector, desired, want_diff, refine, secrets)
         result.facts, result.versions = dict(actual.facts), dict(actual.versions)
         desired = merged(desired, actual)
-        desired, csr_requests = generated(desired, actual)
+        desired, csr_requests, key_requests = generated(desired, actual)
         plan = make_plan(desired, actual)
-        plan.csr_requests = csr_requests
+        plan.csr_requests, plan.key_requests = csr_requests, key_requests
+        if not check:
+            save_public_keys(desired, actual.public_keys)
         report_plan(result, plan, want_diff, secrets)
         if plan.problems:
             result.errors.extend(plan.problems)
@@ -321,6 +343,7 @@ def converge(
             staged = call_agent(connector, stage_request(plan, run_id), STAGE_TIMEOUT)
             _checked(staged, "staging and validation before commit (nothing was changed)")
             save_csrs(desired, staged.get("csrs", {}))
+            save_public_keys(desired, {**actual.public_keys, **staged.get("keys", {})})
         committed = call_agent(connector, commit_request(plan, run_id), COMMIT_TIMEOUT)
         result.handlers = [h["name"] for h in committed.get("handlers", [])]
         _checked(committed, "commit")

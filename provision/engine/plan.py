@@ -53,6 +53,8 @@ def plan(desired: DesiredState, actual: ActualState) -> Plan:
         reasons = _file_reasons(wanted.mode, wanted.owner, wanted.group, wanted.sha256, fact)
         if not reasons:
             continue
+        if wanted.change_note and ("content" in reasons or "create" in reasons):
+            reasons += (wanted.change_note,)
         change = FileChange(wanted, fact, reasons)
         result.files.append(change)
         # A mode or owner fix needs no reload: only new content does.

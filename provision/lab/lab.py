@@ -292,8 +292,9 @@ class Lab:
             detach=True,
             labels={LABEL: f"{self.namespace}/{self.name}"},
             environment={"LAB_AUTHORIZED_KEY": public_key, "LAB_ADDRESS": host.address, "LAB_SSHD_LOG_LEVEL": self.sshd_log_level},
-            # CAP_SYS_ADMIN lets the fstab role mount inside the host's own mount namespace.
-            cap_add=["SYS_ADMIN"],
+            # CAP_SYS_ADMIN lets the fstab role mount inside the host's own mount namespace;
+            # CAP_NET_ADMIN lets the addresses role run `ip addr add` (on the shared lo).
+            cap_add=["SYS_ADMIN", "NET_ADMIN"],
         )
 
     def host_keys(self, host: LabHost) -> list[str]:

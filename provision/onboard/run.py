@@ -250,7 +250,9 @@ def _step_verify(project: Project, options: OnboardOptions, console: Console) ->
         [
             Text(delivery.service),
             Text(delivery.address),
-            Text("delivered", style="green") if delivery.delivered else Text(delivery.status, style="red"),
+            Text("delivered earlier" if delivery.earlier else "delivered", style="green")
+            if delivery.delivered
+            else Text(delivery.status, style="red"),
             Text(delivery.relay),
             Text(delivery.detail),
         ]
@@ -291,9 +293,18 @@ def _step_checklist(edit: InventoryEdit, deliveries: list[Any], report: Any, con
             fix = f"set helo_name to {row.ptr_names[0]} in {edit.host_vars_file}"
             items.append(f"{row.service}: HELO {row.helo_name} differs from the PTR name; {fix}")
     addresses = [row.address for row in host.transports]
-    if addresses:
+    for row in host.transports:
+        if row.configured is False:
+            items.append(f"{row.service}: {row.address} is not configured on the host: add it (the addresses role does)")
+    # Each sending domain's problem names the exact record to publish (SPF, DKIM, DMARC).
+    domains = getattr(report, "domains", [])
+    items += [f"{domain.domain}: {problem}" for domain in domains for problem in domain.problems]
+    if addresses and not domains:
         mechanisms = " ".join(f"ip{6 if ':' in a else 4}:{a}" for a in addresses)
         items.append(f"make sure the SPF records of the domains this host sends for include: {mechanisms}")
+    warming = [f"{row.service} ({row.warmup})" for row in host.transports if row.warmup]
+    if warming:
+        items.append("run 'provision apply' daily (cron) while addresses warm up: " + "; ".join(warming))
     if not deliveries and host.transports:
         items.append("verify delivery: re-run with --verify-to ADDRESS")
     if host.drift:

@@ -1,8 +1,9 @@
 """The host_vars onboarding writes: one transport per address, HELO names,
-and a pinned test sender per transport."""
+a pinned test sender per transport, and the default warm-up schedule."""
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 from typing import Any
 
@@ -18,7 +19,8 @@ def helo_name(host: str, service: str) -> str:
     return f"{service}.{host}"
 
 
-def onboard_vars(host: str, addresses: list[str], ssh: dict[str, Any]) -> dict[str, Any]:
+def onboard_vars(host: str, addresses: list[str], ssh: dict[str, Any], today: dt.date | None = None) -> dict[str, Any]:
+    """New addresses start on the default warm-up schedule from ``today`` (see roles/postfix/README.md)."""
     if "." not in host:
         raise ProvisionError(f"host {host!r}: onboard needs the host's fully qualified name (mx3.example.net): it names the HELO names")
     seen: set[str] = set()
@@ -34,7 +36,13 @@ def onboard_vars(host: str, addresses: list[str], ssh: dict[str, Any]) -> dict[s
     if addresses:
         services = [f"out{number}" for number in range(1, len(addresses) + 1)]
         values["postfix_transports"] = [
-            {"name": service, "bind_address": str(ipaddress.ip_address(address)), "helo_name": helo_name(host, service)}
+            {
+                "name": service,
+                "bind_address": str(ipaddress.ip_address(address)),
+                "helo_name": helo_name(host, service),
+                # A new address: little mail at first, more each day (postfix_warmup_volumes).
+                "warmup": {"start": (today or dt.date.today()).isoformat()},
+            }
             for service, address in zip(services, addresses, strict=True)
         ]
         # All mail is spread over the addresses; the verification senders stay

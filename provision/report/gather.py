@@ -10,8 +10,10 @@ only). DNS is then checked from the controller, not from the hosts.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
+from concurrent.futures import ThreadPoolExecutor
 
-from provision.agent.protocol import ReportAnswer
+from provision.agent.protocol import ReportAnswer, ReportRequest
 from provision.connectors import connect
 from provision.engine.agent_call import call_agent
 from provision.engine.converge import converge
@@ -19,9 +21,10 @@ from provision.engine.hosts import ConnectionOptions, ConnectorFactory, HostSess
 from provision.engine.runner import new_run_id
 from provision.errors import RemoteError
 from provision.report.dns_check import OK, DnsChecker
-from provision.report.expected import PRIMARY, expected_transports, report_certificate_paths
+from provision.report.expected import PRIMARY, expected_transports, report_certificate_paths, report_key_paths, warmup_stages
 from provision.report.model import CertificateReport, HostReport, InstanceReport, Report, TransportReport
 from provision.report.postfix_config import transports
+from provision.report.sending_domains import DomainReport
 from provision.roles.compiler import CompiledHost, Project
 
 
@@ -40,8 +43,10 @@ def gather(
     compiled = {host: project.compile(host) for host in hosts}
     run_id = new_run_id()
 
+    public_keys: dict[str, dict[str, str | None]] = {}
+
     def work(session: HostSession) -> HostReport:
-        return _host_report(session, compiled[session.host], dns, renew_days, run_id)
+        return _host_report(session, compiled[session.host], dns, renew_days, run_id, public_keys)
 
     targets = [HostTarget(host, compiled[host].variables, compiled[host].locations) for host in hosts]
     reports = [
@@ -49,10 +54,40 @@ def gather(
         for call in call_hosts(targets, work, forks=forks, options=connection, factory=factory)
     ]
     now = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
-    return Report(now, resolver_label, reports)
+    return Report(now, resolver_label, reports, _domains(compiled, reports, public_keys, dns))
 
 
-def _host_report(session: HostSession, compiled: CompiledHost, dns: DnsChecker, renew_days: int, run_id: str) -> HostReport:
+def _domains(
+    compiled: dict[str, CompiledHost], reports: list[HostReport], public_keys: dict[str, dict[str, str | None]], dns: DnsChecker
+) -> list[DomainReport]:
+    """SPF, DKIM, DMARC, MTA-STS and TLS-RPT of every domain a reachable host signs for."""
+    from provision.report.sending_domains import DomainChecker, sending_domains, shared_selectors
+
+    entries = [
+        (r.host, compiled[r.host].variables, [(t.service, t.address) for t in r.transports], public_keys.get(r.host, {}))
+        for r in reports
+        if r.host in public_keys
+    ]
+    domains = sending_domains(entries)
+    if not domains:
+        return []
+    checker = DomainChecker(dns.resolver, float(dns.resolver.lifetime or 3.0))
+    shared = shared_selectors(domains)
+    with ThreadPoolExecutor(max_workers=min(8, len(domains))) as pool:
+        found = list(pool.map(lambda item: checker.check(item[0], *item[1]), sorted(domains.items())))
+    for domain in found:
+        domain.problems = shared.get(domain.domain, []) + domain.problems
+    return found
+
+
+def _host_report(
+    session: HostSession,
+    compiled: CompiledHost,
+    dns: DnsChecker,
+    renew_days: int,
+    run_id: str,
+    public_keys: dict[str, dict[str, str | None]],
+) -> HostReport:
     """Two round trips: check's probe (drift), then what the report reads; DNS from the controller."""
     report = HostReport(session.host)
     checked = converge(
@@ -75,10 +110,13 @@ def _host_report(session: HostSession, compiled: CompiledHost, dns: DnsChecker, 
         + [f"service {s}" for s in checked.services]
         + list(checked.problems)
     )
-    answer = call_agent(session.connector, {"op": "report", "certificates": report_certificate_paths(compiled)}, 120.0)
+    request: ReportRequest = {"op": "report", "certificates": report_certificate_paths(compiled), "public_keys": report_key_paths(compiled)}
+    answer = call_agent(session.connector, request, 120.0)
     if not answer.get("ok"):
         raise RemoteError(str(answer.get("error")))
     fill_from_answer(report, answer, compiled, dns, renew_days)
+    # The DKIM keys' public halves, for the sending domains' checks after every host answered.
+    public_keys[session.host] = dict(answer.get("public_keys") or {})
     return report
 
 
@@ -113,6 +151,12 @@ def fill_from_answer(report: HostReport, answer: ReportAnswer, compiled: Compile
         for key, row in running.items():
             if key not in wanted and not row.inventory:
                 row.inventory = "running on the host, not in the inventory"
+    configured = answer.get("addresses")
+    addresses = {str(ipaddress.ip_address(a)) for a in configured} if configured is not None else None
+    stages = warmup_stages(compiled.variables)
+    for key, row in running.items():
+        row.configured = None if addresses is None else str(ipaddress.ip_address(row.address)) in addresses
+        row.warmup = stages.get(key, "")
     rows = list(running.values())
     for row, checked in zip(rows, dns.check_all([(row.address, row.helo_name) for row in rows]), strict=True):
         row.ptr_names, row.outcome, row.detail = checked.ptr_names, checked.outcome, checked.detail

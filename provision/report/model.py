@@ -7,6 +7,7 @@ from typing import Any
 
 from provision.engine.hosts import HostStatus
 from provision.report.dns_check import OK
+from provision.report.sending_domains import DomainReport
 
 
 @dataclass
@@ -24,11 +25,17 @@ class TransportReport:
     inventory: str = ""
     # "" when the MTA that runs this transport is running; otherwise why it cannot send.
     mta: str = ""
+    configured: bool | None = None
+    """Whether the bound address is configured on the host (ip -o addr); None: not known."""
+    warmup: str = ""
+    """The address's warm-up stage today, from the inventory's schedule."""
 
     @property
     def problems(self) -> list[str]:
         found = [f"cannot send: {self.mta}"] if self.mta else []
         found += [] if self.outcome == OK else [f"{self.outcome}" + (f" ({self.detail})" if self.detail else "")]
+        if self.configured is False:
+            found.append("the address is not configured on the host (ip -o addr): the transport cannot send")
         if self.inventory:
             found.append(self.inventory)
         return found
@@ -93,10 +100,11 @@ class Report:
     generated_at: str
     resolver: str
     hosts: list[HostReport]
+    domains: list[DomainReport] = field(default_factory=list)
 
     @property
     def problem_count(self) -> int:
-        return sum(len(host.problems) for host in self.hosts)
+        return sum(len(host.problems) for host in self.hosts) + sum(len(domain.problems) for domain in self.domains)
 
     def summary(self) -> dict[str, int]:
         transports = [t for host in self.hosts for t in host.transports]
@@ -108,6 +116,8 @@ class Report:
             "transports": len(transports),
             "transports_ok": sum(1 for t in transports if not t.problems),
             "problems": self.problem_count,
+            "domains": len(self.domains),
+            "domains_ok": sum(1 for domain in self.domains if not domain.problems),
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -118,4 +128,10 @@ class Report:
             for transport, data in zip(host.transports, entry["transports"], strict=True):
                 data["problems"] = transport.problems
             hosts.append(entry)
-        return {"generated_at": self.generated_at, "resolver": self.resolver, "summary": self.summary(), "hosts": hosts}
+        return {
+            "generated_at": self.generated_at,
+            "resolver": self.resolver,
+            "summary": self.summary(),
+            "hosts": hosts,
+            "domains": [asdict(domain) for domain in self.domains],
+        }

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from rich.console import Console
+from rich.table import Table
 from rich.text import Text
 
 from provision.bundled import templates_dir
@@ -44,9 +45,11 @@ TRANSPORT_COLUMNS = [
     Column("instance", 8),
     Column("transport", 9),
     Column("address", 7),
+    Column("on host", 4),
     Column("HELO", 6),
     Column("PTR", 6),
     Column("FCrDNS", 6),
+    Column("warm-up", 7),
     Column("verdict", 10),
 ]
 HOST_COLUMNS = [Column("host", 8), Column("status", 6), Column("MTA", 7), Column("drift", 5), Column("queues", 6)]
@@ -75,13 +78,17 @@ def print_report(console: Console, report: Report) -> None:
                     Text(row.instance),
                     Text(row.service),
                     Text(row.address),
+                    {True: Text("yes"), False: Text("no", style="red"), None: Text("?")}[row.configured],
                     Text(row.helo_name),
                     _ptr_cell(row.ptr_names),
                     Text("yes") if row.fcrdns else Text("no", style="red"),
+                    Text(row.warmup or "-"),
                     verdict,
                 ]
             )
     console.print(fitted_table(console, "transports: bound address, reverse DNS and HELO", TRANSPORT_COLUMNS, rows))
+    if report.domains:
+        print_domains(console, report)
     rows = []
     for host in report.hosts:
         drift = Text("?") if not host.drift_known else (Text(f"{len(host.drift)} drifted", style="red") if host.drift else Text("in sync"))
@@ -103,3 +110,33 @@ def print_report(console: Console, report: Report) -> None:
     for host in report.hosts:
         for problem in host.problems:
             console.print(Text.assemble("  ", ("✗", "red"), f" {host.host}: {problem}"), highlight=False)
+    for domain in report.domains:
+        for problem in domain.problems:
+            console.print(Text.assemble("  ", ("✗", "red"), f" {domain.domain}: {problem}"), highlight=False, soft_wrap=True)
+
+
+def print_domains(console: Console, report: Report) -> None:
+    """One row per sending domain: what receivers check about it. DNS data: Text, never markup."""
+    table = Table(title="sending domains: SPF, DKIM, DMARC, MTA-STS, TLS-RPT", title_justify="left")
+    for column in ("domain", "SPF", "DKIM", "DMARC", "MTA-STS", "TLS-RPT", "problems"):
+        table.add_column(column, overflow="fold")
+    for domain in report.domains:
+        passing = sum(1 for a in domain.addresses if a.result == "pass")
+        spf = (
+            Text(f"{passing}/{len(domain.addresses)} addresses, {domain.spf_lookups} lookups")
+            if domain.spf_record
+            else Text("none", style="red")
+        )
+        dkim = Text(", ").join(
+            Text.assemble(f"{s.selector} ", ("ok", "") if s.outcome == "ok" else (s.outcome, "red")) for s in domain.selectors
+        )
+        table.add_row(
+            Text(domain.domain),
+            spf,
+            dkim if domain.selectors else Text("-"),
+            Text(f"p={domain.dmarc_policy}") if domain.dmarc_record else Text("none", style="red"),
+            Text("yes" if domain.mta_sts_record else "-"),
+            Text("yes" if domain.tls_rpt_record else "-"),
+            Text("ok", style="green") if not domain.problems else Text(str(len(domain.problems)), style="red"),
+        )
+    console.print(table)

@@ -264,7 +264,8 @@ def _add_role(
             path = renderer.render_string(directory.path, item, where)
             mode_text = renderer.render_string(directory.mode, item, where)
             mode = None if mode_text == "keep" else _mode(mode_text, where)
-            desired.directories[path] = DesiredDirectory(path, mode, directory.owner, directory.group, role.name)
+            owner, group = (renderer.render_string(text, item, where) for text in (directory.owner, directory.group))
+            desired.directories[path] = DesiredDirectory(path, mode, owner, group, role.name)
     for resource in role.files:
         if not tags.selected(role_tags | set(resource.tags)):
             continue
@@ -287,12 +288,15 @@ def _add_role(
                 validate=renderer.render_string(resource.validate, item, where) if resource.validate else None,
                 notify=tuple(renderer.render_string(n, item, where) for n in resource.notify),
                 merge=_merge(resource, renderer, item, where),
+                change_note=renderer.render_string(resource.change_note, item, where) or None if resource.change_note else None,
             )
     if not tags.selected(role_tags):
         return
     for package in role.packages:
-        if package not in desired.packages:
-            desired.packages.append(package)
+        # A package may be templated; one that renders empty is not wanted on this host.
+        name = renderer.render_string(package, context, where).strip() if "{{" in package else package
+        if name and name not in desired.packages:
+            desired.packages.append(name)
     for service in role.services:
         if service.when is None or renderer.evaluate(service.when, context, where):
             desired.services.append(DesiredService(service.name, service.state, service.enabled, role.name))

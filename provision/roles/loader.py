@@ -20,6 +20,9 @@ from provision.roles.builders import builder_names
 from provision.roles.variables import TYPES, VariableSpec
 from provision.yamlfile import LocatedDict, load_yaml_file
 
+# What the engine can decide after the probe (provision/engine/converge.py).
+GENERATOR_KINDS = ("certificates", "dkim_keys")
+
 
 @dataclass
 class FileResource:
@@ -41,6 +44,8 @@ class FileResource:
     loop: str | list[Any] | None = None
     loop_var: str = "item"
     tags: list[str] = field(default_factory=list)
+    change_note: str | None = None
+    """Said beside the file when its content changes (check's "why"), such as "warm-up step due"."""
     location: Location | None = None
 
 
@@ -339,8 +344,9 @@ def parse_role(name: str, definition: Path) -> Role:
         raise RoleError("'facts' must map names to shell commands", _where(data, "facts", definition))
     role.facts = dict(facts)
     for entry in _entries(data, "generate", definition):
-        if not isinstance(entry, dict) or entry.get("kind") != "certificates" or "data" not in entry:
-            raise RoleError("a generate entry needs kind: certificates and data", _where(entry, None, definition))
+        if not isinstance(entry, dict) or entry.get("kind") not in GENERATOR_KINDS or "data" not in entry:
+            kinds = " or ".join(GENERATOR_KINDS)
+            raise RoleError(f"a generate entry needs kind: {kinds} and data", _where(entry, None, definition))
         role.generate.append(dict(entry))
 
     role.files = _parse_files(data, definition)
@@ -395,6 +401,7 @@ def _parse_files(data: Any, definition: Path) -> list[FileResource]:
                 loop=_loop(entry, definition),
                 loop_var=str(entry.get("loop_var", "item")),
                 tags=_str_list(entry.get("tags"), "tags", where),
+                change_note=entry.get("change_note"),
                 location=where,
             )
         )

@@ -229,11 +229,21 @@ def _regex_replace(value: Any, pattern: str, replacement: str = "") -> str:
 
 
 def _weighted_names(transports: Any) -> list[str]:
-    """Each transport's name repeated by its weight (for randmap:{...})."""
+    """Each transport's name repeated by its weight (for randmap:{...}); weight 0
+    (an address before its warm-up starts) leaves it out, but never all of them."""
     names: list[str] = []
     for transport in transports:
-        names += [_line(transport["name"])] * int(transport.get("weight") or 1)
+        weight = transport.get("weight")
+        names += [_line(transport["name"])] * (1 if weight is None else int(weight))
+    if transports and not names:
+        raise ValueError("every transport of random selection is before its warm-up start: nothing could send")
     return names
+
+
+def _warmup(transports: Any, on: Any = None, volumes: Any = None) -> list[dict[str, Any]]:
+    from provision.roles.warmup import transports_on
+
+    return transports_on(transports, on, volumes or None)
 
 
 def _local_ca_pem(directory: str) -> str:
@@ -248,9 +258,18 @@ def _version_test(value: Any, reference: Any, operator: str = ">=") -> bool:
     return version_test(value, reference, operator)
 
 
+def _dkim_key_entries(keys: Any) -> list[dict[str, Any]]:
+    """The dkim role's keys with the path each has on the host."""
+    from provision.roles.dkim import key_path, record_name
+
+    return [{**key, "path": key_path(key), "record": record_name(key)} for key in keys]
+
+
 FILTERS: dict[str, Callable[..., Any]] = {
+    "dkim_key_entries": _dkim_key_entries,
     "local_ca_pem": _local_ca_pem,
     "weighted_names": _weighted_names,
+    "warmup": _warmup,
     "line": _line,
     "apache_quote": _apache_quote,
     "apache_word": _apache_word,

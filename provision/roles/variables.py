@@ -18,6 +18,7 @@ the variable's name, rather than written and misread by the service.
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 import re
 from collections.abc import Callable
@@ -54,6 +55,7 @@ TYPES = (
     "listen",
     "address_port",
     "inet_interface",
+    "date",
 )
 
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)(?!-)[A-Za-z0-9_-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9_-]{1,63}(?<!-))*\.?$")
@@ -157,6 +159,7 @@ _EXPECTED = {
     "listen": "a port, or an address and a port (such as 8080, 192.0.2.1:80 or [2001:db8::1]:443)",
     "address_port": "an address and a port (such as *:80, 192.0.2.1:80 or [2001:db8::1]:443)",
     "inet_interface": "all, loopback-only, or an IPv4 or IPv6 address",
+    "date": "a date written YYYY-MM-DD",
 }
 
 
@@ -599,6 +602,22 @@ def _check_alias_target(value: Any, spec: VariableSpec) -> Any:
     return value
 
 
+def _check_date(value: Any, spec: VariableSpec) -> Any:
+    """YAML reads an unquoted 2026-12-01 as a date: both forms give the ISO text."""
+    if isinstance(value, dt.datetime) or not isinstance(value, (dt.date, str)):
+        raise VariableValueError(f"expected {spec.describe()}, got {_kind(value)} {value!r}")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    try:
+        return dt.date.fromisoformat(value).isoformat() if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value) else _bad_date(value, spec)
+    except ValueError:
+        return _bad_date(value, spec)
+
+
+def _bad_date(value: Any, spec: VariableSpec) -> Any:
+    raise VariableValueError(f"expected {spec.describe()}, got {value!r}")
+
+
 _CHECKS: dict[str, Callable[[Any, VariableSpec], Any]] = {
     "str": lambda value, spec: (_check_string(value, spec), value)[1],
     "int": _check_int,
@@ -629,6 +648,7 @@ _CHECKS: dict[str, Callable[[Any, VariableSpec], Any]] = {
     "listen": _check_listen,
     "address_port": _check_address_port,
     "inet_interface": _check_inet_interface,
+    "date": _check_date,
 }
 _PLAIN = VariableSpec("value")
 

@@ -33,11 +33,13 @@ class DnsServer:
         reverse: dict[str, str] | dict[str, list[str]],
         mx: dict[str, str] | None = None,
         hosts: dict[str, str] | None = None,
+        txt: dict[str, str | list[str]] | None = None,
     ) -> None:
         """(Re)start with these records: name → address (A/AAAA), address → name or names (PTR),
         mail domain → its mail exchanger's name (MX, preference 10), and ``hosts``:
         name → address with its PTR, a name that exists for every type (other
-        types answer "no data", where names of ``forward`` answer NXDOMAIN)."""
+        types answer "no data", where names of ``forward`` answer NXDOMAIN); and
+        ``txt``: name → one record (split into 255-byte strings) or several."""
         lines = [
             f"port={self.port}",
             f"listen-address={self.address}",
@@ -55,6 +57,7 @@ class DnsServer:
             ),
             *(f"mx-host={domain},{exchanger},10" for domain, exchanger in (mx or {}).items()),
             *(f"host-record={name},{address}" for name, address in (hosts or {}).items()),
+            *(f"txt-record={name},{_txt_strings(text)}" for name, texts in (txt or {}).items() for text in _list(texts)),
         ]
         config = self.folder / "dnsmasq.conf"
         config.write_text("\n".join(lines) + "\n")
@@ -109,3 +112,13 @@ class SilentDnsServer:
 
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, trace: TracebackType | None) -> None:
         self.socket.close()
+
+
+def _list(texts: str | list[str]) -> list[str]:
+    return [texts] if isinstance(texts, str) else texts
+
+
+def _txt_strings(text: str) -> str:
+    """One TXT record in dnsmasq's syntax: quoted strings of at most 255 bytes."""
+    parts = [text[i : i + 255] for i in range(0, len(text), 255)] or [""]
+    return ",".join('"' + part.replace("\\", "\\\\").replace('"', '\\"') + '"' for part in parts)
