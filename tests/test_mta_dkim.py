@@ -15,9 +15,13 @@ from cryptography.hazmat.primitives import serialization
 
 from provision.roles.dkim import txt_value
 from provision_mta.dkim import KeyError_, Signer
+from tests.support.mta import Daemon, relay_config, smtp_client
 from tests.support.smtp_sink import SmtpSink
-from tests.test_mta_delivery import SINK, SINK_PORT, configure, send
-from tests.test_mta_intake import Daemon
+
+# The MTA tests' block is 127.81.0.0/16, one /24 per module.
+ADDRESS = "127.81.20.1"
+SINK, SINK_PORT = "127.81.20.10", 2528
+OUT1, OUT2 = "127.81.20.21", "127.81.20.22"
 
 KEYS = {"r1": "RSA", "e1": "ed25519"}
 
@@ -90,8 +94,8 @@ def test_no_tables_sign_nothing_and_a_broken_table_is_named(tmp_path: Path) -> N
 def signing_daemon(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Daemon, dict[str, str]]]:
     records = tables(tmp_path / "opendkim")
     monkeypatch.setenv("PROVISION_MTA_DKIM_DIR", str(tmp_path / "opendkim"))
-    running = Daemon(tmp_path / "etc", tmp_path / "spool")
-    configure(running.config_directory, running.queue)
+    running = Daemon(tmp_path / "etc", tmp_path / "spool", ADDRESS)
+    relay_config(running.config_directory, running.queue, ADDRESS, SINK, SINK_PORT, (OUT1, OUT2))
     running.start()
     yield running, records
     running.stop_if_running()
@@ -100,6 +104,8 @@ def signing_daemon(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
 def test_the_daemon_signs_what_it_relays(signing_daemon: tuple[Daemon, dict[str, str]]) -> None:
     _daemon, records = signing_daemon
     with SmtpSink(SINK, SINK_PORT) as sink:
-        send("orders@example.test", "c@example.org", "signed by provision-mta")
+        with smtp_client(ADDRESS) as smtp:
+            sender = "orders@example.test"
+            smtp.sendmail(sender, ["c@example.org"], f"From: {sender}\r\nSubject: signed by provision-mta\r\n\r\nhello\r\n".encode())
         (message,) = sink.wait_for(1, timeout=30)
     assert verified(message.content, records) == [("ed25519-sha256", True), ("rsa-sha256", True)]

@@ -86,7 +86,14 @@ def print_report(console: Console, report: Report) -> None:
                     verdict,
                 ]
             )
-    console.print(fitted_table(console, "transports: bound address, reverse DNS and HELO", TRANSPORT_COLUMNS, rows))
+    # "on host" and "warm-up" only where they tell something (the address was
+    # looked up on a host; a transport warms up), so that 80 columns go to names.
+    transports = [row for host in report.hosts for row in host.transports]
+    optional = {"on host": any(row.configured is not None for row in transports), "warm-up": any(row.warmup for row in transports)}
+    keep = [index for index, column in enumerate(TRANSPORT_COLUMNS) if optional.get(column.name, True)]
+    columns = [TRANSPORT_COLUMNS[index] for index in keep]
+    rows = [[row[index] for index in keep] for row in rows]
+    console.print(fitted_table(console, "transports: bound address, reverse DNS and HELO", columns, rows))
     if report.domains:
         print_domains(console, report)
     rows = []
