@@ -31,7 +31,8 @@ def ansible_project(folder: Path, lab: dict[str, Any], files: dict[str, list[dic
     (folder / "ansible.cfg").write_text(
         "[defaults]\n"
         f"forks = {forks}\nhost_key_checking = True\ngathering = explicit\ninterpreter_python = /usr/bin/python3\n"
-        "[ssh_connection]\npipelining = True\n"
+        # Its control sockets in the work folder: the bench closes them for a cold run.
+        f"[ssh_connection]\npipelining = True\ncontrol_path_dir = {folder / 'cp'}\n"
         f"ssh_args = -o ControlMaster=auto -o ControlPersist=60s -o UserKnownHostsFile={lab['known_hosts']} "
         "-o StrictHostKeyChecking=yes -o IdentitiesOnly=yes\n"
     )

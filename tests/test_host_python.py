@@ -27,7 +27,9 @@ def project(make_tree: Callable[[dict[str, str]], Path], root: Path, python: str
 def old_python(folder: Path) -> Path:
     (folder / "sitecustomize.py").write_text('import sys\nsys.version_info = (3, 7, 3, "final", 0)\nsys.version = "3.7.3 (shim)"\n')
     shim = folder / "python3.7"
-    shim.write_text(f'#!/bin/sh\nPYTHONPATH={folder} exec python3 "$@"\n')
+    # The agent runs with -I -S (no environment, no site): the shim drops them so its sitecustomize loads.
+    drop = 'for a; do shift; case "$a" in -I|-S) ;; *) set -- "$@" "$a";; esac; done\n'
+    shim.write_text(f'#!/bin/sh\n{drop}PYTHONPATH={folder} exec python3 "$@"\n')
     shim.chmod(0o755)
     return shim
 

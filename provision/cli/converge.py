@@ -102,6 +102,8 @@ def _converge(command: ConvergeCommand) -> int:
         for line in quiet_lines(results):
             click.echo(line)
     else:
+        from rich.console import Console
+
         print_summary(Console(), results, command.run.check, command.run.diff)
     counts = totals(results)
     if stop.requested():

@@ -1,10 +1,15 @@
-"""Connectors: SSH (Fabric), local, Docker, and an in-memory fake for tests."""
+"""Connectors: SSH (OpenSSH's client, or Paramiko where there is none), local, Docker.
+
+``connection: ssh`` (the default) uses OpenSSH's ``ssh`` when one is on PATH,
+else Paramiko; ``connection: paramiko`` asks for Paramiko, as in Ansible.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from provision.connectors.base import CommandResult, ConnectionSettings, Connector, CountingConnector
+from provision.connectors.openssh import DEFAULT_PERSIST, ssh_client
 from provision.errors import ProvisionError
 
 __all__ = ["CommandResult", "ConnectionSettings", "Connector", "CountingConnector", "connect", "settings_from_vars"]
@@ -20,7 +25,7 @@ ALIASES = {
     "become": ("ansible_become",),
     "python": ("ansible_python_interpreter",),
 }
-CONNECTIONS = ("ssh", "local", "docker")
+CONNECTIONS = ("ssh", "paramiko", "local", "docker")
 
 
 def _lookup(values: dict[str, Any], name: str) -> Any:
@@ -32,17 +37,24 @@ def _lookup(values: dict[str, Any], name: str) -> Any:
     return None
 
 
+def _number(host: str, name: str, value: Any, default: int | None) -> int | None:
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool) or not (isinstance(value, int) or str(value).strip().isdigit()):
+        raise ProvisionError(f"host {host}: {name} must be a number, got {value!r}")
+    return int(value)
+
+
 def settings_from_vars(name: str, values: dict[str, Any], options: dict[str, str] | None = None) -> ConnectionSettings:
     connection = str(_lookup(values, "connection") or "ssh")
-    if connection == "paramiko":
-        connection = "ssh"
     if connection not in CONNECTIONS:
         raise ProvisionError(f"host {name}: unknown connection {connection!r} (expected one of {', '.join(CONNECTIONS)})")
-    port = _lookup(values, "port") or 22
-    try:
-        port = int(port)
-    except (TypeError, ValueError):
-        raise ProvisionError(f"host {name}: port must be a number, got {port!r}") from None
+    port = _number(name, "port", _lookup(values, "port"), None)
+    if port is not None and not 0 < port < 65536:
+        raise ProvisionError(f"host {name}: port must be between 1 and 65535, got {port}")
+    persist = _number(name, "ssh_control_persist", values.get("ssh_control_persist"), DEFAULT_PERSIST)
+    if persist is None or persist < 0:
+        raise ProvisionError(f"host {name}: ssh_control_persist must be a number of seconds (0: no shared connection)")
     key = _lookup(values, "ssh_key")
     return ConnectionSettings(
         name=name,
@@ -51,11 +63,13 @@ def settings_from_vars(name: str, values: dict[str, Any], options: dict[str, str
         port=port,
         user=str(_lookup(values, "user")) if _lookup(values, "user") else None,
         ssh_key=str(key) if key else None,
-        proxy_jump=values.get("proxy_jump"),
+        proxy_jump=str(values["proxy_jump"]) if values.get("proxy_jump") else None,
         become=bool(_lookup(values, "become")),
         root=str(values.get("provision_root") or "/"),
         python=str(_lookup(values, "python") or "python3"),
         container=values.get("container"),
+        ssh_config=str(values["ssh_config"]) if values.get("ssh_config") else None,
+        control_persist=persist,
         options=dict(options or {}, **({"known_hosts": str(values["known_hosts"])} if values.get("known_hosts") else {})),
     )
 
@@ -70,6 +84,10 @@ def connect(settings: ConnectionSettings) -> Connector:
         from provision.connectors.docker import DockerConnector
 
         return DockerConnector(settings)
+    if settings.connection == "ssh" and ssh_client() is not None:
+        from provision.connectors.openssh import OpenSshConnector
+
+        return OpenSshConnector(settings)
     from provision.connectors.ssh import SshConnector
 
     return SshConnector(settings)

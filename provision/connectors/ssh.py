@@ -1,4 +1,7 @@
-"""SSH through Fabric/Paramiko, with host keys verified.
+"""SSH through Fabric/Paramiko, with host keys verified (``connection: paramiko``).
+
+The fallback where no OpenSSH client is installed (see ``openssh.py``, the
+default): one connection per run, made in-process.
 
 Fabric accepts unknown host keys silently by default; here an unknown key
 is refused unless the user asked for ``--accept-new-host-keys``, and a
@@ -76,8 +79,9 @@ class SshConnector:
             jump_user, _, jump_host = self.settings.proxy_jump.rpartition("@")
             jump_name, _, jump_port = jump_host.partition(":")
             gateway = self._connection(jump_name, int(jump_port or 22), jump_user or self.settings.user, timeout, None)
-        connection = self._connection(self.settings.host, self.settings.port, self.settings.user, timeout, gateway)
-        target = f"{self.settings.host}:{self.settings.port}"
+        port = self.settings.port or 22
+        connection = self._connection(self.settings.host, port, self.settings.user, timeout, gateway)
+        target = f"{self.settings.host}:{port}"
         try:
             connection.open()
         except HostKeyError:

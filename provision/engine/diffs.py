@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
-
 from provision.state import DesiredFile, FileFact
 
 MASK = "********"
@@ -35,6 +33,8 @@ def file_diff(actual: FileFact, desired: DesiredFile, secrets: list[str]) -> str
         old, new = before.decode("utf-8"), desired.content.decode("utf-8")
     except UnicodeDecodeError:
         return f"(binary content changed: sha256 {_short(actual.sha256)} → {_short(desired.sha256)})"
+    import difflib  # only with --diff
+
     lines = difflib.unified_diff(
         old.splitlines(keepends=True),
         new.splitlines(keepends=True),

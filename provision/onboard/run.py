@@ -28,8 +28,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
+from provision.connectors.base import ConnectionSettings
 from provision.engine.hosts import ConnectionOptions, HostCall, HostSession, HostStatus, HostTarget, call_hosts
-from provision.errors import HostKeyError, InventoryError, Location, ProvisionError
+from provision.errors import ConnectionFailure, HostKeyError, InventoryError, Location, ProvisionError
 from provision.onboard.conflicts import address_conflicts, ssh_setting_problems, winning_ssh_names
 from provision.onboard.inventory_edit import InventoryEdit, plan_inventory_edit, write
 from provision.onboard.transports import onboard_vars
@@ -199,7 +200,15 @@ def _in_real_folder(exc: ProvisionError, copy: Path, folder: Path) -> ProvisionE
 
 def _step_ssh(project: Project, options: OnboardOptions, console: Console) -> None:
     _header(console, "ssh")
-    call = _on_host(project, options, lambda session: session.connector.settings)
+
+    def reach(session: HostSession) -> ConnectionSettings:
+        # OpenSSH connects with the first command: run one, so the host key is checked here.
+        done = session.connector.run("true", timeout=60)
+        if done.exit_code != 0:
+            raise ConnectionFailure(f"a trivial command failed on the host (exit {done.exit_code})")
+        return session.connector.settings
+
+    call = _on_host(project, options, reach)
     if isinstance(call.exception, HostKeyError):
         hint = "Compare the key's fingerprint with the host's console, then re-run with --accept-new-host-keys"
         raise StepFailed("ssh", f"{call.exception}. {hint}")
@@ -207,7 +216,7 @@ def _step_ssh(project: Project, options: OnboardOptions, console: Console) -> No
     if call.value is None:
         raise StepFailed("ssh", "; ".join(call.errors))
     settings = call.value
-    console.print(Text(f"{settings.user or 'root'}@{settings.host}:{settings.port}: connected, host key verified"))
+    console.print(Text(f"{settings.user or 'root'}@{settings.host}:{settings.port or 22}: connected, host key verified"))
 
 
 def _step_converge(project: Project, options: OnboardOptions, console: Console) -> None:

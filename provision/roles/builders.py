@@ -8,13 +8,19 @@ pyproject.toml), so the role system never imports the packages that build.
 from __future__ import annotations
 
 from functools import cache
-from importlib.metadata import EntryPoint, entry_points
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
 
 GROUP = "provision.builders"
 
 
 @cache
 def _builders() -> dict[str, EntryPoint]:
+    # Imported here: reading the installed packages' metadata is slow, and only roles with ``build:`` need it.
+    from importlib.metadata import entry_points
+
     return {entry.name: entry for entry in entry_points(group=GROUP)}
 
 

@@ -9,10 +9,8 @@ pushed anywhere.
 from __future__ import annotations
 
 import functools
-import multiprocessing
 import os
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -487,6 +485,10 @@ def _compile_all(project: Project, hosts: list[str], tags: set[str] | None, fact
     _forked = (project, tags, facts)
     try:
         chunks = [hosts[start : start + _CHUNK] for start in range(0, len(hosts), _CHUNK)]
+        # Imported here: only large fleets compile in worker processes.
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
             compiled: dict[str, CompiledHost] = {}
             for part in pool.map(_compile_chunk, chunks):

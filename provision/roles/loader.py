@@ -8,7 +8,6 @@ project's.
 
 from __future__ import annotations
 
-import difflib
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -213,6 +212,8 @@ class RoleLoader:
             if definition.is_file():
                 return self._share(parse_role(name, definition), where)
         known = available_roles(self.search_path)
+        import difflib  # only for a mistake's hint
+
         hint = difflib.get_close_matches(name, known, n=1)
         suggestion = f" (did you mean {hint[0]!r}?)" if hint else f" (known roles: {', '.join(known) or 'none'})"
         raise RoleError(f"unknown role {name!r}{suggestion}", where)
@@ -248,6 +249,8 @@ def _check_keys(data: Any, allowed: set[str], what: str, path: Path) -> None:
         raise RoleError(f"{what} must be a mapping", _where(data, None, path))
     for key in data:
         if key not in allowed:
+            import difflib  # only for a mistake's hint
+
             hint = difflib.get_close_matches(key, allowed, n=1)
             suggestion = f" (did you mean {hint[0]!r}?)" if hint else f" (allowed: {', '.join(sorted(allowed))})"
             raise RoleError(f"unknown key {key!r} in {what}{suggestion}", _where(data, key, path))

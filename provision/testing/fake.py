@@ -14,6 +14,7 @@ from typing import Any
 from provision.agent import core as agent_core
 from provision.agent import mail as _agent_mail  # noqa: F401  (registers the mail operations, as sending it does)
 from provision.connectors.base import CommandResult, ConnectionSettings
+from provision.engine.agent_call import parse_agent_command
 from provision.errors import ConnectionFailure
 
 Responder = Callable[[str, bytes], CommandResult | None]
@@ -54,10 +55,4 @@ class FakeConnector:
 
 def _agent_request(command: str, stdin: bytes) -> dict[str, Any] | None:
     """The JSON request behind the agent's bootstrap, if this is one."""
-    marker = "provision.agent.core:"
-    if marker not in command:
-        return None
-    # The bootstrap's arguments are module:size pairs; the JSON request follows the sources.
-    size = sum(int(argument.rsplit(":", 1)[1]) for argument in command.split('"')[-1].split())
-    parsed: dict[str, Any] = json.loads(stdin[size:].decode())
-    return parsed
+    return parse_agent_command(command, stdin)
