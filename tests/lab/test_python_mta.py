@@ -54,7 +54,7 @@ def host_vars(lab: Lab, dns: DnsServer, **mta_changes: Any) -> dict[str, dict[st
             "postfix_tls": {"cert_file": "/etc/ssl/certs/mta.pem", "key_file": "/etc/ssl/private/mta.key"},
             "postfix_transports": [{"name": "out1", "bind_address": mta.extra_addresses[0], "helo_name": "out1.example.test"}],
             "postfix_transport_selection": "random",
-            "postfix_aliases": {"postmaster": "root", "ops": "root, root@pm2.example.test"},
+            "postfix_aliases": {"postmaster": "root", "ops": ["root", "root@pm2.example.test"]},
             "postfix_main": {"home_mailbox": "Maildir/"},
             "python_mta_dns_server": f"{dns.address}:{dns.port}",
             **mta_changes,
