@@ -21,7 +21,7 @@ from provision.inventory import Inventory, load_inventory, select_hosts
 from provision.inventory.options import LoadOptions
 from provision.inventory.vault import Vault, is_encrypted, reveal_tree
 from provision.roles.facts import HostFacts, PendingFacts, version_test
-from provision.roles.hostvars import check_role_variables, resolve_templates, secret_values
+from provision.roles.hostvars import NearMisses, check_role_variables, resolve_templates, secret_names, secret_values
 from provision.roles.loader import (
     DirectoryResource,
     FileResource,
@@ -55,6 +55,18 @@ class CompiledHost:
     """Compiles this host again with its facts (set by ``compile_hosts``)."""
     locations: dict[str, Location | None] = field(default_factory=dict)
     """Where each variable was set (an error about a connection variable names its line)."""
+    warnings: list[CompileWarning] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CompileWarning:
+    """Something a user most likely wants to know, that does not stop the run."""
+
+    message: str
+    location: Location | None = None
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.message}" if self.location else self.message
 
 
 @dataclass
@@ -76,7 +88,8 @@ class Project:
         self._renderers: dict[str, Renderer] = {}
         self._play_hosts: dict[int, set[str]] = {}
         self._groups: dict[str, list[str]] | None = None
-        self._variable_renderer = Renderer([])
+        self._variable_renderer = Renderer([], immutable=True)
+        self._near_misses = NearMisses()
 
     @classmethod
     def load(cls, inventory_path: Path | list[Path], roles_path: list[Path] | None = None, options: LoadOptions | None = None) -> Project:
@@ -149,7 +162,7 @@ class Project:
         magic = self.magic_variables(host)
         magic["host_facts"] = PendingFacts() if host_facts is None else host_facts
         values.update(magic)
-        return resolve_templates(values, self._variable_renderer, where, frozenset(magic)), where
+        return resolve_templates(values, self._variable_renderer, where, frozenset(magic), secret_names(assigned.roles)), where
 
     def groups_map(self) -> dict[str, list[str]]:
         if self._groups is None:
@@ -181,7 +194,23 @@ class Project:
         used_facts = isinstance(pending, PendingFacts) and pending.uses > 0
         needs_facts = used_facts or any(role.requires for role in assigned.roles)
         refine = functools.partial(self.compile, host, tags) if needs_facts and facts is None else None
-        return CompiledHost(desired, secrets, values, needs_facts, refine, where)
+        return CompiledHost(desired, secrets, values, needs_facts, refine, where, self._typos(host, assigned, where))
+
+    def _typos(self, host: str, assigned: HostRoles, where: dict[str, Location | None]) -> list[CompileWarning]:
+        """A "did you mean" for each variable set for the host that is one edit away from one of its roles'."""
+        found = []
+        names = [*self.inventory.host_vars(host), *assigned.play_vars, *(name for use in assigned.uses for name in use.vars)]
+        for name in dict.fromkeys(names):
+            suggestion = self._near_misses.suggestion(name, assigned.roles)
+            if suggestion is not None:
+                roles = ", ".join(role.name for role in assigned.roles if suggestion in role.variables)
+                found.append(
+                    CompileWarning(
+                        f"variable {name!r} is not a variable of any role of the host; did you mean {suggestion!r} (role {roles})?",
+                        where.get(name),
+                    )
+                )
+        return found
 
     def _desired(
         self,
@@ -449,6 +478,19 @@ def _mark_secrets(desired: DesiredState, secrets: list[str]) -> DesiredState:
         if not entry.secret and any(s in entry.content for s in encoded):
             desired.files[path] = DesiredFile(**{**entry.__dict__, "secret": True})
     return desired
+
+
+def compile_warnings(compiled: dict[str, CompiledHost]) -> list[str]:
+    """Every warning once, with the hosts it concerns (a group_vars typo is one line, not one per host)."""
+    hosts: dict[str, list[str]] = {}
+    for host, entry in compiled.items():
+        for warning in entry.warnings:
+            hosts.setdefault(str(warning), []).append(host)
+    lines = []
+    for text, names in hosts.items():
+        who = names[0] if len(names) == 1 else f"{names[0]} and {len(names) - 1} more hosts"
+        lines.append(f"{text} [{who}]")
+    return lines
 
 
 def require_site(project: Project) -> None:
