@@ -70,7 +70,8 @@ def settings_from_vars(name: str, values: dict[str, Any], options: dict[str, str
         container=values.get("container"),
         ssh_config=str(values["ssh_config"]) if values.get("ssh_config") else None,
         control_persist=persist,
-        options=dict(options or {}, **({"known_hosts": str(values["known_hosts"])} if values.get("known_hosts") else {})),
+        # The command line (--known-hosts) wins over the inventory's known_hosts.
+        options={**({"known_hosts": str(values["known_hosts"])} if values.get("known_hosts") else {}), **(options or {})},
     )
 
 

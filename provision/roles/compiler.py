@@ -302,7 +302,7 @@ def _add_role(
                 raise TemplateError(f"file destination {dest!r} in {where} must be an absolute path", resource.location)
             if dest in desired.files:
                 raise TemplateError(f"{dest} is declared twice (roles {desired.files[dest].role} and {role.name})", resource.location)
-            content, vaulted = _content(resource, role, renderer, item, where, vault)
+            content, vaulted = _content(resource, role, renderer, item, where, vault, desired.host, dest)
             desired.files[dest] = DesiredFile(
                 path=dest,
                 content=content,
@@ -442,9 +442,10 @@ def _merge(resource: FileResource, renderer: Renderer, context: dict[str, Any], 
 
 
 def _content(
-    resource: FileResource, role: Role, renderer: Renderer, context: dict[str, Any], where: str, vault: Vault | None
+    resource: FileResource, role: Role, renderer: Renderer, context: dict[str, Any], where: str, vault: Vault | None, host: str, dest: str
 ) -> tuple[bytes, bool]:
-    """The file's content, and whether it came out of a vault (then it is secret)."""
+    """The file's content, and whether it came out of a vault (then it is secret); refused when larger than its ``max_size``."""
+    which = f"(role {role.name}, file {dest}, host {host})"
     if resource.merge is not None:
         from provision.roles.mergers import MERGERS
 
@@ -452,21 +453,47 @@ def _content(
         return MERGERS[kind](b"", data), False  # against an empty file until the probe tells what is there
     if resource.template is not None:
         name = renderer.render_string(resource.template, context, where) if "{{" in resource.template else resource.template
-        return renderer.render_template(name, context).encode(), False
+        try:
+            content = renderer.render_template(name, context).encode()
+        except TemplateError as exc:
+            if exc.location is not None:
+                raise
+            raise TemplateError(f"{exc.message} {which}", resource.location) from None
+        return _limited(content, resource, which), False
     if resource.content is not None:
-        return renderer.render_string(str(resource.content), context, where).encode(), False
+        return _limited(renderer.render_string(str(resource.content), context, where).encode(), resource, which), False
     if resource.build is not None:
         from provision.roles.builders import build
 
-        return build(resource.build), False
+        return _limited(build(resource.build), resource, which), False
     source = role.files_dir / str(resource.src)
     try:
+        if source.stat().st_size > resource.max_size:  # not read into memory at all
+            _too_large(source.stat().st_size, resource, which)
         data = source.read_bytes()
     except OSError as exc:
-        raise ProvisionError(f"cannot read {source}: {exc.strerror}", resource.location) from None
+        raise ProvisionError(f"cannot read {source}: {exc.strerror} {which}", resource.location) from None
     if is_encrypted(data):  # a file ansible-vault encrypted goes to the host decrypted, as Ansible's copy does
-        return (vault or Vault()).decrypt(data.decode("ascii", "replace"), Location(str(source))), True
+        return _limited((vault or Vault()).decrypt(data.decode("ascii", "replace"), Location(str(source))), resource, which), True
     return data, False
+
+
+def _limited(content: bytes, resource: FileResource, which: str) -> bytes:
+    if len(content) > resource.max_size:
+        _too_large(len(content), resource, which)
+    return content
+
+
+def _too_large(size: int, resource: FileResource, which: str) -> None:
+    raise ProvisionError(
+        f"the file would hold {_mib(size)}, more than its limit of {_mib(resource.max_size)} {which}; "
+        "if that is meant, raise max_size in the file entry",
+        resource.location,
+    )
+
+
+def _mib(size: int) -> str:
+    return f"{size / 1024 / 1024:.1f} MiB" if size >= 1024 * 1024 else f"{size} bytes"
 
 
 def _mark_secrets(desired: DesiredState, secrets: list[str]) -> DesiredState:

@@ -9,6 +9,7 @@ project's.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,8 @@ class FileResource:
     tags: list[str] = field(default_factory=list)
     change_note: str | None = None
     """Said beside the file when its content changes (check's "why"), such as "warm-up step due"."""
+    max_size: int = 8 * 1024 * 1024
+    """The most bytes the file may hold: a 30 MB motd is a mistake, refused at compile time."""
     location: Location | None = None
 
 
@@ -175,6 +178,9 @@ _VALIDATOR_KEYS = _keys(ValidatorResource)
 _SPEC_KEYS = _keys(VariableSpec, "name", "has_default", "extra", "minimum", "maximum") | {"min", "max", "example"}
 
 
+_ROLE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+
 def role_search_path(inventory_dir: Path | None) -> list[Path]:
     """The inventory's roles/, then PROVISION_ROLES_PATH (colon-separated), then the bundled roles."""
     paths = []
@@ -202,6 +208,12 @@ class RoleLoader:
         self._sharing: list[str] = []
 
     def get(self, name: str, where: Location | None = None) -> Role:
+        if not _ROLE_NAME.fullmatch(name) or name in (".", ".."):
+            raise RoleError(
+                f"role name {name!r} is not a plain name (letters, digits, '_', '-', '.'): a role is found by name "
+                "in the inventory's roles/, PROVISION_ROLES_PATH or the bundled roles, never by a path",
+                where,
+            )
         if name not in self._cache:
             self._cache[name] = self._load(name, where)
         return self._cache[name]
@@ -405,10 +417,23 @@ def _parse_files(data: Any, definition: Path) -> list[FileResource]:
                 loop_var=str(entry.get("loop_var", "item")),
                 tags=_str_list(entry.get("tags"), "tags", where),
                 change_note=entry.get("change_note"),
+                max_size=_size(entry.get("max_size", FileResource.max_size), _where(entry, "max_size", definition)),
                 location=where,
             )
         )
     return found
+
+
+_SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+def _size(value: Any, where: Location) -> int:
+    """A size in bytes: 4096, "512k", "32M", "1g" (powers of 1024)."""
+    text = str(value).strip().lower().removesuffix("ib").removesuffix("b")
+    number, unit = (text[:-1], text[-1]) if text[-1:] in _SIZE_UNITS else (text, "")
+    if isinstance(value, bool) or not number.isdigit():
+        raise RoleError(f"max_size must be a size in bytes (such as 4096, 512k or 32M), got {value!r}", where)
+    return int(number) * _SIZE_UNITS[unit]
 
 
 def _parse_directories(data: Any, definition: Path) -> list[DirectoryResource]:
