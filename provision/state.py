@@ -30,6 +30,8 @@ class DesiredFile:
     """(kind, data): the content is the host's current file merged with data."""
     change_note: str | None = None
     """Added to the reasons when the content changes (why it is due, in words)."""
+    login_check: bool = False
+    """A change can lock the operator out (sshd): a new login must work after it, else it is put back."""
 
     @property
     def sha256(self) -> str:
@@ -46,12 +48,19 @@ class DesiredDirectory:
     role: str
 
 
+DEFAULT_SETTLE = 1.0
+"""Seconds after handlers and starts before a service is looked at (Apache dies 15 ms after a graceful that cannot bind)."""
+
+
 @dataclass(frozen=True)
 class DesiredService:
     name: str
     state: str
     enabled: bool
     role: str
+    settle: float = DEFAULT_SETTLE
+    ports: tuple[str, ...] = ()
+    """"address:port" that must accept a connection once the service runs."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +69,8 @@ class Handler:
     command: str
     role: str
     check: str | None = None
+    supersedes: tuple[str, ...] = ()
+    """Handlers that need not run when this one does (a restart makes a reload pointless)."""
 
 
 @dataclass(frozen=True)

@@ -49,8 +49,11 @@ def test_missing_certificate_is_made_with_a_secret_key(tmp_path: Path) -> None:
 
 
 def test_valid_certificate_is_kept(tmp_path: Path) -> None:
+    """Kept as it is: the same content (so its mode and owner are still managed), no new key."""
     contents, keys = host_state(tmp_path)
-    assert plan_certificates("h", data(tmp_path), contents, keys).files == []
+    plan = plan_certificates("h", data(tmp_path), contents, keys)
+    assert [(f.path, f.content) for f in plan.files] == [("/etc/ssl/certs/mail.pem", contents["/etc/ssl/certs/mail.pem"])]
+    assert plan.notes == []
 
 
 @pytest.mark.parametrize(

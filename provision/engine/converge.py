@@ -3,6 +3,13 @@
 One round trip for a host with nothing to change (the probe), three at most
 with changes (probe; upload + validate in staging; commit + handlers), on
 one connection. The pure parts (diff, rendering) happen on the controller.
+
+A check is the same up to the commit: a drifted host's new files are also
+staged and validated (a second round trip), so that "would change" is never
+said of a change that apply would refuse. An interrupted run's journal found
+by the probe is reported by a check and finished by an apply (its handlers
+first). After a change to a role that guards the login (sshd), a new SSH
+login as the run's own user must succeed, else the change is put back.
 """
 
 from __future__ import annotations
@@ -18,12 +25,18 @@ from provision.agent.protocol import (
     CommitAnswer,
     CommitRequest,
     CsrSpec,
+    Expected,
     FileStat,
+    Holder,
     KeySpec,
     ProbeAnswer,
+    ProbeFile,
     ProbeRequest,
+    RevertAnswer,
+    RevertRequest,
     StageAnswer,
     StageRequest,
+    VerifySpec,
 )
 from provision.connectors.base import Connector
 from provision.engine.agent_call import call_agent
@@ -34,11 +47,30 @@ from provision.errors import ConnectionFailure, ProvisionError, RemoteError
 from provision.roles.compiler import CompiledHost, VersionRefused
 from provision.roles.facts import FACT_PACKAGES, HostFacts
 from provision.roles.mergers import MERGERS
-from provision.state import ActualState, DesiredState, FileFact, Plan, ServiceFact
+from provision.state import ActualState, DesiredState, FileFact, Plan, ServiceChange, ServiceFact
 
 PROBE_TIMEOUT = 120.0
 STAGE_TIMEOUT = 3600.0  # package installs from a mirror can be slow
 COMMIT_TIMEOUT = 900.0
+KEEP_BACKUPS = 10
+
+
+@dataclass(frozen=True)
+class ConvergeOptions:
+    """What one run asks of every host."""
+
+    check: bool
+    want_diff: bool = False
+    run_id: str = ""
+    holder: Holder | None = None
+    """Who this run is, for the host's lock (apply)."""
+    keep_backups: int = KEEP_BACKUPS
+    validate_drift: bool = True
+    """A check stages and validates a drifted host's new files (one more round trip)."""
+
+
+Login = Callable[[], None]
+"""Opens a new connection to the host as the run's own user and closes it; raises ConnectionFailure."""
 
 
 @dataclass
@@ -60,6 +92,8 @@ class HostResult:
     handlers: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """What the user should know that is neither a change nor an error (leftovers removed, a finished journal)."""
     facts: dict[str, str] = field(default_factory=dict)
     versions: dict[str, str | None] = field(default_factory=dict)
     """Installed version of each package the probe looked at (None: not installed)."""
@@ -77,18 +111,22 @@ def probe_request(desired: DesiredState, want_diff: bool, provisional: bool = Fa
     """The probe for ``desired``. ``provisional``: the desired state will be
     compiled again with the host's facts, so for a diff the current content
     of every file comes back (the final content is not known yet)."""
-    extra_files, public_keys = generator_probe(desired)
+    extra_files, public_keys, generated_paths = generator_probe(desired)
+    # Files a generator decides on after the probe are probed too (their
+    # content is not known yet): a converged host then converges to nothing.
+    files: list[ProbeFile] = [
+        {
+            "path": path,
+            "sha256": "" if provisional else entry.sha256,
+            "want_content": want_diff and not entry.secret,
+            "always_content": entry.merge is not None,
+        }
+        for path, entry in desired.files.items()
+    ]
+    files += [_stat_only(path) for path in dict.fromkeys(generated_paths) if path not in desired.files]
     return {
         "op": "probe",
-        "files": [
-            {
-                "path": path,
-                "sha256": "" if provisional else entry.sha256,
-                "want_content": want_diff and not entry.secret,
-                "always_content": entry.merge is not None,
-            }
-            for path, entry in desired.files.items()
-        ],
+        "files": files,
         "directories": list(desired.directories),
         "packages": desired.packages,
         "services": sorted({s.name for s in desired.services}),
@@ -115,19 +153,26 @@ def covers(sent: ProbeRequest, wanted: ProbeRequest) -> bool:
 Refine = Callable[[HostFacts], CompiledHost]
 
 
-def generator_probe(desired: DesiredState) -> tuple[list[str], list[str]]:
-    """What the generators need to know: current files and public keys."""
+def _stat_only(path: str) -> ProbeFile:
+    return {"path": path, "sha256": "", "want_content": False, "always_content": False}
+
+
+def generator_probe(desired: DesiredState) -> tuple[list[str], list[str], list[str]]:
+    """What the generators need to know: current files, public keys, and every file they may write."""
     if not desired.generators:
-        return [], []
+        return [], [], []
     from provision.roles import certificates, dkim
 
     contents: list[str] = []
     keys: list[str] = []
+    managed: list[str] = []
     for kind, data in desired.generators:
         more_contents, more_keys = (dkim.probe_paths if kind == "dkim_keys" else certificates.probe_paths)(data)
+        if kind != "dkim_keys":
+            managed += certificates.managed_paths(data)
         contents += more_contents
         keys += more_keys
-    return contents, keys
+    return contents, keys, managed
 
 
 def generated(desired: DesiredState, actual: ActualState) -> tuple[DesiredState, list[CsrSpec], list[KeySpec]]:
@@ -225,29 +270,35 @@ def _checked(answer: A, step: str) -> A:
     return answer
 
 
-def report_plan(result: HostResult, plan: Plan, want_diff: bool, secrets: list[str]) -> None:
+def report_plan(result: HostResult, plan: Plan, want_diff: bool, secrets: list[str], check: bool) -> None:
+    """What the plan would do, in the words of a check ("would start") or of an apply."""
     for change in plan.files:
         entry = change.desired
         diff = file_diff(change.actual, entry, secrets) if want_diff else None
         result.files.append(FileReport(change.path, list(change.reasons), entry.secret, diff))
     result.directories = [d.desired.path for d in plan.directories]
     result.packages = list(plan.packages)
-    result.services = [
-        f"{s.desired.name}: "
-        + ", ".join(a for a, on in (("start", s.start), ("stop", s.stop)) if on)
-        + (f"{', ' if s.start or s.stop else ''}{'enable' if s.enable else 'disable'}" if s.enable is not None else "")
-        for s in plan.services
-    ]
+    result.services = [_service_words(s, check) for s in plan.services]
     result.problems = list(plan.problems)
     result.files += [FileReport(c["key_path"], ["key and CSR made on the host"], True) for c in plan.csr_requests]
     result.files += [FileReport(k["path"], [f"DKIM key {k['name']} made on the host"], True) for k in plan.key_requests]
+    result.handlers = [h.name for h in plan.handlers]
 
 
-def stage_request(plan: Plan, run_id: str) -> StageRequest:
-    return {
+def _service_words(change: ServiceChange, check: bool) -> str:
+    actions = [a for a, on in (("start", change.start), ("stop", change.stop)) if on]
+    if change.enable is not None:
+        actions.append("enable" if change.enable else "disable")
+    done = {"start": "started", "stop": "stopped", "enable": "enabled", "disable": "disabled"}
+    words = [f"would {a}" for a in actions] if check else [done[a] for a in actions]
+    return f"{change.desired.name}: {', '.join(words)}"
+
+
+def stage_request(plan: Plan, run_id: str, holder: Holder | None, check: bool = False) -> StageRequest:
+    request: StageRequest = {
         "op": "stage",
         "run_id": run_id,
-        "packages": plan.packages,
+        "packages": [] if check else plan.packages,
         "files": [
             {
                 "path": c.path,
@@ -261,15 +312,40 @@ def stage_request(plan: Plan, run_id: str) -> StageRequest:
         "validators": [
             {"command": v.command, "files": list(v.files), "role": v.role, "description": v.description} for v in plan.validators
         ],
-        "csr": plan.csr_requests,
-        "keys": plan.key_requests,
+        "csr": [] if check else plan.csr_requests,
+        "keys": [] if check else plan.key_requests,
+        "check": check,
     }
+    if holder is not None:
+        request["holder"] = holder
+    return request
 
 
-def commit_request(plan: Plan, run_id: str) -> CommitRequest:
+def expected(desired: DesiredState, actual: ActualState) -> list[Expected]:
+    """What the probe saw at every declared file: the commit's compare-and-swap."""
+    seen: list[Expected] = []
+    for path in desired.files:
+        fact = actual.files.get(path)
+        seen.append({"path": path, "sha256": fact.sha256 if fact is not None and fact.exists else None})
+    return seen
+
+
+def verify_specs(plan: Plan, desired: DesiredState) -> list[VerifySpec]:
+    """Services to find up after the commit: those of roles whose handlers run, and those it starts."""
+    roles = {h.role for h in plan.handlers}
+    started = {s.desired.name for s in plan.services if s.start}
+    return [
+        {"service": s.name, "settle": s.settle, "ports": list(s.ports)}
+        for s in desired.services
+        if s.state == "started" and (s.role in roles or s.name in started)
+    ]
+
+
+def commit_request(plan: Plan, run_id: str, holder: Holder, expect: list[Expected], verify: list[VerifySpec], keep: int) -> CommitRequest:
     return {
         "op": "commit",
         "run_id": run_id,
+        "holder": holder,
         "directories": [
             {"path": d.desired.path, "mode": d.desired.mode, "owner": d.desired.owner, "group": d.desired.group} for d in plan.directories
         ],
@@ -284,17 +360,20 @@ def commit_request(plan: Plan, run_id: str) -> CommitRequest:
             }
             for c in plan.files
         ],
+        "expect": expect,
         "handlers": [{"name": h.name, "command": h.command, "check": h.check} for h in plan.handlers],
         "services": [
             {"name": s.desired.name, "start": s.start, "stop": s.stop, "enable": s.enable is True, "disable": s.enable is False}
             for s in plan.services
         ],
+        "verify": verify,
+        "keep_backups": keep,
     }
 
 
 def probe_host(
     connector: Connector, desired: DesiredState, want_diff: bool, refine: Refine | None, secrets: list[str]
-) -> tuple[DesiredState, ActualState, list[str]]:
+) -> tuple[DesiredState, ActualState, list[str], ProbeAnswer]:
     """Probe the host; with ``refine``, compile it again with the facts the
     probe reported. Nothing is pushed yet: a refusal (a version too old) or a
     mistake stops here. A second probe is needed only when the new desired
@@ -307,60 +386,170 @@ def probe_host(
         wanted = probe_request(desired, want_diff, provisional=True)
         if not covers(sent, wanted):
             answer = _checked(call_agent(connector, wanted, PROBE_TIMEOUT), "probe")
-    return desired, parse_probe(desired.host, answer), secrets
+    return desired, parse_probe(desired.host, answer), secrets, answer
 
 
 def converge(
     connector: Connector,
     desired: DesiredState,
-    *,
-    check: bool,
-    want_diff: bool,
-    run_id: str,
+    options: ConvergeOptions,
     secrets: list[str],
+    login: Login | None = None,
     refine: Refine | None = None,
 ) -> HostResult:
-    """Bring one host to ``desired`` (or, with ``check``, only report drift).
+    """Bring one host to ``desired`` (or, with ``options.check``, only report what would change).
     ``refine`` compiles the host again with its facts (see ``probe_host``)."""
     result = HostResult(host=desired.host)
     started = time.monotonic()
     try:
-        desired, actual, secrets = probe_host(connector, desired, want_diff, refine, secrets)
-        result.facts, result.versions = dict(actual.facts), dict(actual.versions)
-        desired = merged(desired, actual)
-        desired, csr_requests, key_requests = generated(desired, actual)
-        plan = make_plan(desired, actual)
-        plan.csr_requests, plan.key_requests = csr_requests, key_requests
-        if not check:
-            save_public_keys(desired, actual.public_keys)
-        report_plan(result, plan, want_diff, secrets)
-        if plan.problems:
-            result.errors.extend(plan.problems)
-        if check or not plan.changed or plan.problems:
-            result.status = HostStatus.FAILED if plan.problems else (HostStatus.CHANGED if plan.changed else HostStatus.OK)
-            return result
-        if plan.needs_staging:
-            staged = call_agent(connector, stage_request(plan, run_id), STAGE_TIMEOUT)
-            _checked(staged, "staging and validation before commit (nothing was changed)")
-            save_csrs(desired, staged.get("csrs", {}))
-            save_public_keys(desired, {**actual.public_keys, **staged.get("keys", {})})
-        committed = call_agent(connector, commit_request(plan, run_id), COMMIT_TIMEOUT)
-        result.handlers = [h["name"] for h in committed.get("handlers", [])]
-        _checked(committed, "commit")
-        result.status = HostStatus.CHANGED
+        _converge(connector, desired, options, secrets, login, refine, result)
     except ConnectionFailure as exc:
         result.status = HostStatus.UNREACHABLE
-        result.errors.append(str(exc))
+        result.errors.append(mask(str(exc), secrets))
     except VersionRefused as exc:
         result.status, result.refused = HostStatus.FAILED, True
         result.errors.append(str(exc))
-    except ProvisionError as exc:
-        result.status = HostStatus.FAILED
-        result.errors.append(str(exc))
-    except RemoteError as exc:
+    except (ProvisionError, RemoteError) as exc:
         result.status = HostStatus.FAILED
         # A validator or handler may echo a config line that holds a secret.
         result.errors.append(mask(str(exc), secrets))
     finally:
         result.seconds = round(time.monotonic() - started, 3)
     return result
+
+
+def _converge(
+    connector: Connector,
+    desired: DesiredState,
+    options: ConvergeOptions,
+    secrets: list[str],
+    login: Login | None,
+    refine: Refine | None,
+    result: HostResult,
+) -> None:
+    desired, actual, secrets, answer = probe_host(connector, desired, options.want_diff, refine, secrets)
+    result.facts, result.versions = dict(actual.facts), dict(actual.versions)
+    desired = merged(desired, actual)
+    desired, csr_requests, key_requests = generated(desired, actual)
+    plan = make_plan(desired, actual)
+    plan.csr_requests, plan.key_requests = csr_requests, key_requests
+    if not options.check:
+        save_public_keys(desired, actual.public_keys)
+    report_plan(result, plan, options.want_diff, secrets, options.check)
+    journal = answer.get("journal")
+    if journal is not None and journal["state"] == "committed":
+        owed = ", ".join(journal["handlers"]) or "no handler"
+        verb = "would finish" if options.check else "finishing"
+        result.notes.append(f"{verb} interrupted run {journal['run_id']}: its files are in place, its handlers never ran ({owed})")
+    if plan.problems:
+        result.errors.extend(plan.problems)
+        result.status = HostStatus.FAILED
+        return
+    owes = journal is not None and journal["state"] == "committed"
+    if options.check:
+        result.status = HostStatus.CHANGED if plan.changed or owes else HostStatus.OK
+        if owes:
+            result.handlers = list(dict.fromkeys([*journal["handlers"], *result.handlers]))  # type: ignore[index]
+        if plan.needs_staging and options.validate_drift:
+            _validate_drift(connector, plan, options, result)
+        return
+    leftovers = bool(answer.get("leftovers")) or journal is not None
+    if not plan.changed and not leftovers:
+        result.status = HostStatus.OK
+        return
+    busy = answer.get("busy")
+    if busy is not None:
+        raise RemoteError(
+            f"the host is busy: run {busy.get('run_id')} ({busy.get('command')} by {busy.get('user')}@{busy.get('controller')}) holds it"
+        )
+    holder = options.holder
+    if holder is None:
+        raise ProvisionError("an apply needs a holder for the host's lock")
+    # Nothing is reported as changed until the commit says it is.
+    planned, result.files, result.services = result.files, [], []
+    if plan.needs_staging:
+        staged = call_agent(connector, stage_request(plan, options.run_id, holder), STAGE_TIMEOUT)
+        _checked(staged, "staging and validation before commit (nothing was changed)")
+        save_csrs(desired, staged.get("csrs", {}))
+        save_public_keys(desired, {**actual.public_keys, **staged.get("keys", {})})
+    request = commit_request(plan, options.run_id, holder, expected(desired, actual), verify_specs(plan, desired), options.keep_backups)
+    committed = call_agent(connector, request, COMMIT_TIMEOUT)
+    _report_commit(result, committed, planned, plan, options.check)
+    _checked(committed, "commit")
+    result.status = HostStatus.CHANGED if (committed.get("written") or plan.changed or owes) else HostStatus.OK
+    guarded = [path for path in committed.get("written", []) if desired.files[path].login_check]
+    if guarded and login is not None:
+        _check_login(connector, login, plan, desired, guarded, options, holder)
+
+
+def _validate_drift(connector: Connector, plan: Plan, options: ConvergeOptions, result: HostResult) -> None:
+    """A check stages a drifted host's new files and runs apply's validators on them."""
+    if plan.packages:
+        result.notes.append(f"not validated: the validators need {', '.join(plan.packages)}, which apply would install first")
+        return
+    if not any(c.content_changed for c in plan.files):
+        return
+    answer = call_agent(connector, stage_request(plan, options.run_id or "check", None, check=True), STAGE_TIMEOUT)
+    if not answer.get("ok"):
+        result.status = HostStatus.FAILED
+        result.errors.append(f"would fail validation: {answer.get('error', 'unknown failure')}")
+
+
+def _report_commit(result: HostResult, committed: CommitAnswer, planned: list[FileReport], plan: Plan, check: bool) -> None:
+    """Per file, what the commit did: changed and kept, or changed and not restored."""
+    by_path = {report.path: report for report in planned}
+    for path in committed.get("written", []):
+        result.files.append(by_path.get(path) or FileReport(path, ["changed"], False))
+    for entry in committed.get("not_restored", []):
+        report = by_path.get(entry["path"]) or FileReport(entry["path"], [], False)
+        result.files.append(FileReport(report.path, [*report.reasons, "changed, NOT restored"], report.secret, report.diff))
+    # csr files are reported by the stage (a key made on the host)
+    result.files += [r for r in planned if r.reasons == ["key and CSR made on the host"] or r.reasons[0].startswith("DKIM key ")]
+    result.handlers = [h["name"] for h in committed.get("handlers", [])]
+    if committed.get("ok"):
+        result.services = [_service_words(s, check) for s in plan.services]
+    else:
+        result.directories = []
+        result.packages = [] if not plan.needs_staging else result.packages
+    finished = committed.get("journal")
+    if finished:
+        ran = ", ".join(f"{h['name']} (exit {h['exit']})" for h in finished.get("handlers", [])) or "no handler"
+        if finished.get("state") == "committed":
+            renamed = f"; renames completed: {', '.join(finished['renamed'])}" if finished.get("renamed") else ""
+            result.notes.append(f"finished interrupted run {finished.get('run_id')}: handlers {ran}{renamed}")
+        else:
+            result.notes.append(f"interrupted run {finished.get('run_id')} had replaced nothing: its temporary files were removed")
+    if committed.get("cleaned"):
+        result.notes.append(f"removed what interrupted runs left: {', '.join(committed['cleaned'])}")
+
+
+def _check_login(
+    connector: Connector, login: Login, plan: Plan, desired: DesiredState, guarded: list[str], options: ConvergeOptions, holder: Holder
+) -> None:
+    """After a change that can lock the operator out, a new login must work; else the change is put back."""
+    try:
+        login()
+        return
+    except ConnectionFailure as exc:
+        failure = str(exc)
+    roles = {desired.files[path].role for path in guarded}
+    request: RevertRequest = {
+        "op": "revert",
+        "run_id": options.run_id,
+        "holder": holder,
+        "paths": guarded,
+        "expect": [{"path": path, "sha256": desired.files[path].sha256} for path in guarded],
+        "handlers": [{"name": h.name, "command": h.command, "check": h.check} for h in plan.handlers if h.role in roles],
+    }
+    reverted: RevertAnswer = call_agent(connector, request, COMMIT_TIMEOUT)
+    state = "the previous files were put back" if reverted.get("ok") else f"putting them back failed: {reverted.get('error')}"
+    handlers = ", ".join(f"{h['name']} (exit {h['exit']})" for h in reverted.get("handlers", [])) or "none"
+    try:
+        login()
+        after = "a new login works again"
+    except ConnectionFailure as exc:
+        after = f"a new login still fails: {exc}"
+    raise RemoteError(
+        f"after changing {', '.join(guarded)}, a new SSH login as the run's own user failed ({failure}); "
+        f"{state} and handlers run ({handlers}); {after}"
+    )

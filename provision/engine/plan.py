@@ -73,7 +73,9 @@ def plan(desired: DesiredState, actual: ActualState) -> Plan:
         if start or stop or enable is not None:
             result.services.append(ServiceChange(service, start, stop, enable))
 
-    result.handlers = [h for name, h in desired.handlers.items() if name in notified]
+    # A restart makes the reload of the same service pointless (first converge: both notified).
+    superseded = {other for name in notified if name in desired.handlers for other in desired.handlers[name].supersedes}
+    result.handlers = [h for name, h in desired.handlers.items() if name in notified and name not in superseded]
     changed_paths = {c.path for c in result.files if c.content_changed}
     result.validators = [v for v in desired.validators if changed_paths.intersection(v.files)]
     return result

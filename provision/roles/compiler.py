@@ -316,6 +316,7 @@ def _add_role(
                 notify=tuple(renderer.render_string(n, item, where) for n in resource.notify),
                 merge=_merge(resource, renderer, item, where),
                 change_note=renderer.render_string(resource.change_note, item, where) or None if resource.change_note else None,
+                login_check=role.login_check,
             )
     if not tags.selected(role_tags):
         return
@@ -326,7 +327,10 @@ def _add_role(
             desired.packages.append(name)
     for service in role.services:
         if service.when is None or renderer.evaluate(service.when, context, where):
-            desired.services.append(DesiredService(service.name, service.state, service.enabled, role.name))
+            ports = _ports(service.verify["ports"], renderer, context, f"verify of service {service.name} in {where}")
+            desired.services.append(
+                DesiredService(service.name, service.state, service.enabled, role.name, service.verify["settle"], ports)
+            )
     for handler in role.handlers:
         for item in _items(handler, renderer, context, where):
             name = renderer.render_string(handler.name, item, where)
@@ -335,6 +339,7 @@ def _add_role(
                 renderer.render_string(handler.command, item, where),
                 role.name,
                 renderer.render_string(handler.check, item, where) if handler.check else None,
+                tuple(renderer.render_string(other, item, where) for other in handler.supersedes),
             )
     for path, entry in desired.files.items():
         for name in entry.notify if entry.role == role.name else ():
@@ -356,6 +361,23 @@ def _add_role(
                     renderer.render_string(validator.description, item, where),
                 )
             )
+
+
+def _ports(ports: str | list[str], renderer: Renderer, context: dict[str, Any], where: str) -> tuple[str, ...]:
+    """A service's ports to check: each "address:port" (or a bare port), from a list or an expression giving one."""
+    values = (
+        renderer.evaluate(ports, context, where) if isinstance(ports, str) else [renderer.render_string(p, context, where) for p in ports]
+    )
+    if not isinstance(values, (list, tuple)):
+        raise TemplateError(f"ports in {where} must give a list of address:port, got {type(values).__name__}")
+    found = []
+    for value in values:
+        text = str(value)
+        port = text.rpartition(":")[2]
+        if not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise TemplateError(f"ports in {where}: {text!r} is not address:port")
+        found.append(text)
+    return tuple(found)
 
 
 def _computed(renderer: Renderer, expression: Any, context: dict[str, Any], where: str) -> Any:

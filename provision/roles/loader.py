@@ -70,6 +70,8 @@ class ServiceResource:
     state: str = "started"
     enabled: bool = True
     when: str | None = None
+    verify: dict[str, Any] = field(default_factory=dict)
+    """{settle: seconds, ports: [address:port] or an expression}: how to tell it is up after handlers and starts."""
 
 
 @dataclass
@@ -80,6 +82,8 @@ class HandlerResource:
     loop: str | list[Any] | None = None
     loop_var: str = "item"
     when: str | None = None
+    supersedes: list[str] = field(default_factory=list)
+    """Handlers that need not run when this one does (restart postfix supersedes reload postfix)."""
 
 
 @dataclass
@@ -148,6 +152,8 @@ class Role:
     variables_from: list[str] = field(default_factory=list)
     """Roles whose variables, checks and templates this role shares (python_mta renders postfix's files)."""
     template_dirs: list[Path] = field(default_factory=list)
+    login_check: bool = False
+    """A change to this role's files can lock the operator out: after it, a new login must work, else it is put back."""
 
     @property
     def templates_dir(self) -> Path:
@@ -170,6 +176,7 @@ _ROLE_KEYS = _keys(Role, "name", "path", "template_dirs")
 _FILE_KEYS = _keys(FileResource, "location")
 _DIR_KEYS = _keys(DirectoryResource, "location")
 _SERVICE_KEYS = _keys(ServiceResource)
+_VERIFY_KEYS = {"settle", "ports"}
 _HANDLER_KEYS = _keys(HandlerResource)
 _CHECK_KEYS = _keys(CheckResource)
 _REQUIRE_KEYS = _keys(RequireResource, "location")
@@ -342,6 +349,7 @@ def parse_role(name: str, definition: Path) -> Role:
         prefix=str(data.get("prefix", f"{name}_")),
         tags=_str_list(data.get("tags"), "tags", _where(data, "tags", definition)),
         variables_from=_str_list(data.get("variables_from"), "variables_from", _where(data, "variables_from", definition)),
+        login_check=_flag(data, "login_check", definition),
     )
     variables = data.get("variables") or {}
     if not isinstance(variables, dict):
@@ -459,14 +467,35 @@ def _parse_directories(data: Any, definition: Path) -> list[DirectoryResource]:
     return found
 
 
+def _flag(data: Any, key: str, definition: Path) -> bool:
+    value = data.get(key, False)
+    if not isinstance(value, bool):
+        raise RoleError(f"'{key}' must be true or false", _where(data, key, definition))
+    return value
+
+
 def _parse_services(data: Any, definition: Path) -> list[ServiceResource]:
     found: list[ServiceResource] = []
     for entry in _entries(data, "services", definition):
         _check_keys(entry, _SERVICE_KEYS, "a service entry", definition)
         if entry.get("state", "started") not in ("started", "stopped"):
             raise RoleError("a service's state must be 'started' or 'stopped'", _where(entry, "state", definition))
+        verify = entry.get("verify") or {}
+        _check_keys(verify, _VERIFY_KEYS, "a service's verify", definition)
+        settle = verify.get("settle", 1.0)
+        if isinstance(settle, bool) or not isinstance(settle, (int, float)) or not 0 <= settle <= 60:
+            raise RoleError("verify's settle must be seconds, from 0 to 60", _where(verify, "settle", definition))
+        ports = verify.get("ports", [])
+        if not isinstance(ports, str):
+            ports = _str_list(ports, "verify's ports", _where(verify, "ports", definition))
         found.append(
-            ServiceResource(str(entry["name"]), entry.get("state", "started"), bool(entry.get("enabled", True)), entry.get("when"))
+            ServiceResource(
+                str(entry["name"]),
+                entry.get("state", "started"),
+                bool(entry.get("enabled", True)),
+                entry.get("when"),
+                {"settle": float(settle), "ports": ports},
+            )
         )
     return found
 
@@ -485,6 +514,7 @@ def _parse_handlers(data: Any, definition: Path) -> list[HandlerResource]:
                 _loop(entry, definition),
                 str(entry.get("loop_var", "item")),
                 entry.get("when"),
+                _str_list(entry.get("supersedes"), "supersedes", _where(entry, "supersedes", definition)),
             )
         )
     return found
