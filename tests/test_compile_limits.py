@@ -40,14 +40,16 @@ def test_a_missing_template_names_role_file_entry_and_host(make_tree: Callable[[
 
 def test_a_missing_template_chosen_by_a_variable(make_tree: Callable[[dict[str, str]], Path]) -> None:
     folder = _project(make_tree, "{}", {"motd_template": "nosuch.j2"}, roles="[motd]")
-    with pytest.raises(ProvisionError, match=r"roles/motd/role\.yml:\d+:\d+: template 'nosuch.j2' not found \(role motd, file /etc/motd, host web1\)"):
+    expected = r"roles/motd/role\.yml:\d+:\d+: template 'nosuch.j2' not found \(role motd, file /etc/motd, host web1\)"
+    with pytest.raises(ProvisionError, match=expected):
         Project.load(folder).compile("web1")
 
 
 def test_a_file_over_its_limit_is_refused(make_tree: Callable[[dict[str, str]], Path]) -> None:
     role = "variables:\n  big_count: {type: int, default: 1}\nfiles:\n  - dest: /etc/motd\n    content: '{{ \"x\" * big_count }}'\n"
     folder = _project(make_tree, role, {"big_count": 9 * 1024 * 1024})
-    with pytest.raises(ProvisionError, match=r"role\.yml:4:\d+: the file would hold 9\.0 MiB, more than its limit of 8\.0 MiB \(role big, file /etc/motd"):
+    expected = r"role\.yml:4:\d+: the file would hold 9\.0 MiB, more than its limit of 8\.0 MiB \(role big, file /etc/motd"
+    with pytest.raises(ProvisionError, match=expected):
         Project.load(folder).compile("web1")
     raised = _project(make_tree, role.replace("content:", "max_size: 16M\n    content:"), {"big_count": 9 * 1024 * 1024})
     assert len(Project.load(raised).compile("web1").desired.files["/etc/motd"].content) == 9 * 1024 * 1024

@@ -63,7 +63,9 @@ def test_the_context_is_the_parent_as_given(big_context: CountingMap) -> None:
 def test_assignments_never_write_to_the_shared_context() -> None:
     env = make_environment([])
     shared: dict[str, Any] = {"name": "mx1", "p": {}}
-    template = env.from_string("{% set name = 'changed' %}{% set extra = 1 %}{% for x in [1] %}{% set name = 'loop' %}{% endfor %}{{ name }}")
+    template = env.from_string(
+        "{% set name = 'changed' %}{% set extra = 1 %}{% for x in [1] %}{% set name = 'loop' %}{% endfor %}{{ name }}"
+    )
     assert render_shared(template, shared) == "changed"
     assert shared == {"name": "mx1", "p": {}}
 
