@@ -121,12 +121,12 @@ def current_sha(path: str) -> Optional[str]:
     return file_sha256(path)
 
 
-def changed_since_probe(root: str, expect: List[Expected]) -> List[str]:
-    """The declared files that are no longer what the probe saw."""
+def changed_since_probe(root: str, expect: List[Expected], finished: Dict[str, Optional[str]]) -> List[str]:
+    """The declared files that are no longer what the probe saw (or what a finished journal wrote since)."""
     changed = []
     for entry in expect:
         now = current_sha(host_path(root, entry["path"]))
-        if now != entry["sha256"]:
+        if now != entry["sha256"] and not (entry["path"] in finished and now == finished[entry["path"]]):
             if entry["sha256"] is None:
                 changed.append("%s (it exists now)" % entry["path"])
             elif now is None:
@@ -470,6 +470,8 @@ def finish_journal(root: str) -> Optional[FinishedJournal]:
         finished["removed"] = transaction.abandon()
         return finished
     finished["renamed"] = transaction.roll_forward()
+    # What the files hold once it is finished: the probe of the run finishing it saw them half done.
+    finished["written"] = {step["path"]: step["entry"]["sha256"] for step in transaction.steps if step.get("kind") == "content"}
     outcomes, failed = run_handlers(transaction.handlers)
     finished["handlers"] = outcomes
     problems: List[str] = []
@@ -510,15 +512,17 @@ def commit_locked(root: str, run_id: str, request: CommitRequest, holder: Holder
     staging = staging_root(root, run_id)
     result: CommitAnswer = {"ok": True, "written": [], "handlers": [], "services": [], "verified": [], "restored": [], "not_restored": []}
     finished = finish_journal(root)
+    written_since: Dict[str, Optional[str]] = {}
     if finished is not None:
         result["journal"] = finished
         if finished.get("error"):
             result["ok"], result["error"] = False, "%s\nthis run changed nothing" % finished["error"]
             return result
+        written_since = finished.pop("written", {})
     files = request.get("files", [])
     paths = [entry["path"] for entry in files] + [entry["path"] for entry in request.get("expect", [])]
     result["cleaned"] = remove_leftovers(root, run_id, paths)
-    changed = changed_since_probe(root, request.get("expect", []))
+    changed = changed_since_probe(root, request.get("expect", []), written_since)
     if changed:
         raise Failure(
             "the host changed since it was probed (another run, or a person): %s; nothing was changed, run again" % ", ".join(changed)

@@ -310,6 +310,8 @@ class FinishedJournal(TypedDict, total=False):
     removed: List[str]
     """Temporary files it left, removed."""
     error: str
+    written: Dict[str, Optional[str]]
+    """Inside the agent only: each file's sha256 once finished (taken out of the answer)."""
 
 
 class CommitAnswer(_Answer, total=False):

@@ -29,6 +29,7 @@ from provision.agent.protocol import (
     FileStat,
     Holder,
     KeySpec,
+    LeaseInfo,
     ProbeAnswer,
     ProbeFile,
     ProbeRequest,
@@ -459,9 +460,7 @@ def _converge(
         return
     busy = answer.get("busy")
     if busy is not None:
-        raise RemoteError(
-            f"the host is busy: run {busy.get('run_id')} ({busy.get('command')} by {busy.get('user')}@{busy.get('controller')}) holds it"
-        )
+        raise RemoteError(f"the host is busy: {describe_holder(busy)} (nothing was changed)")
     holder = options.holder
     if holder is None:
         raise ProvisionError("an apply needs a holder for the host's lock")
@@ -482,6 +481,17 @@ def _converge(
         _check_login(connector, login, plan, desired, guarded, options, holder)
 
 
+def describe_holder(lease: LeaseInfo) -> str:
+    """Who holds a host, as the agent says it too."""
+    since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(lease.get("since", 0)))
+    who = f"{lease.get('command')} by {lease.get('user')}@{lease.get('controller')}, pid {lease.get('pid')}"
+    text = f"run {lease.get('run_id')} ({who}) since {since}"
+    if lease.get("phase") == "staged":
+        until = time.strftime("%H:%M:%S", time.localtime(lease.get("expires", 0)))
+        return text + f", between its stage and its commit (if that run was stopped, the host is free again at {until})"
+    return text + f", {lease.get('phase')} now"
+
+
 def _validate_drift(connector: Connector, plan: Plan, options: ConvergeOptions, result: HostResult) -> None:
     """A check stages a drifted host's new files and runs apply's validators on them."""
     if plan.packages:
@@ -492,7 +502,12 @@ def _validate_drift(connector: Connector, plan: Plan, options: ConvergeOptions, 
     answer = call_agent(connector, stage_request(plan, options.run_id or "check", None, check=True), STAGE_TIMEOUT)
     if not answer.get("ok"):
         result.status = HostStatus.FAILED
-        result.errors.append(f"would fail validation: {answer.get('error', 'unknown failure')}")
+        failed = [check for check in answer.get("validations", []) if check["exit"] != 0]
+        if failed:
+            output = failed[0]["output"].strip() or f"exit {failed[0]['exit']}"
+            result.errors.append(f"would fail validation ({failed[0]['what']}): {output}")
+        else:
+            result.errors.append(f"validation could not run: {answer.get('error', 'unknown failure')}")
 
 
 def _report_commit(result: HostResult, committed: CommitAnswer, planned: list[FileReport], plan: Plan, check: bool) -> None:

@@ -28,8 +28,9 @@ Progress = Callable[[HostResult], None]
 
 
 def new_run_id() -> str:
-    # Sortable by time, so pruning old backups keeps the newest.
-    return time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+    # Sortable by time (to the microsecond: two runs in one second still sort), so pruning old backups keeps the newest.
+    now = time.time()
+    return time.strftime("%Y%m%dT%H%M%S", time.localtime(now)) + f".{int(now % 1 * 1_000_000):06d}-" + uuid.uuid4().hex[:8]
 
 
 @dataclass
