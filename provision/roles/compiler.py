@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from provision import __version__
+from provision.connectors import login_user, settings_from_vars
 from provision.errors import InventoryError, Location, PatternError, ProvisionError, TemplateError, VariableError
 from provision.inventory import Inventory, load_inventory, select_hosts
 from provision.inventory.options import LoadOptions
@@ -223,6 +224,8 @@ class Project:
     ) -> tuple[DesiredState, list[str]]:
         declared = {name for role in assigned.roles for name in role.variables}
         desired = DesiredState(host=host, roles=[r.name for r in assigned.roles])
+        # Roles that could lock the operator out (sshd) check their settings against this account.
+        connection_user = login_user(settings_from_vars(host, values))
         for role, use in zip(assigned.roles, assigned.uses, strict=True):
             checked = check_role_variables(role, values, where, declared)
             context = {
@@ -231,6 +234,7 @@ class Project:
                 "provision_managed": MANAGED_NOTE.format(role=role.name),
                 "provision_version": __version__,
                 "provision_roles": [r.name for r in assigned.roles],
+                "provision_connection_user": connection_user,
                 "inventory_dir": str(self.inventory.directory),
             }
             for name, expression in role.vars.items():
