@@ -79,7 +79,10 @@ class GatedHost(FakeConnector):
             raise ConnectionFailure(f"authentication to {settings.host} as root failed: Authentication failed.")
 
 
-def test_a_change_that_locks_the_login_out_is_put_back(tmp_path: Path, make_tree: Callable[[dict[str, str]], Path]) -> None:
+def test_a_change_that_locks_the_login_out_is_put_back(
+    tmp_path: Path, make_tree: Callable[[dict[str, str]], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("provision.engine.converge.LOGIN_PATIENCE", 0.5)
     root, log = tmp_path / "h1", tmp_path / "gate.log"
     root.mkdir()
     folder = make_tree(

@@ -55,6 +55,7 @@ from provision.agent.core import (
     private_dir,
     probe_service,
     read_json,
+    regular_file_sha,
     remove_durably,
     remove_leftovers,
     run,
@@ -110,22 +111,11 @@ def ensure_parent(path: str) -> None:
         os.makedirs(folder, mode=0o755)
 
 
-def current_sha(path: str) -> Optional[str]:
-    """The file's sha256, None when it does not exist (a symlink or folder is never ours)."""
-    try:
-        info = os.lstat(path)
-    except FileNotFoundError:
-        return None
-    if not stat.S_ISREG(info.st_mode):
-        return "not a regular file"
-    return file_sha256(path)
-
-
 def changed_since_probe(root: str, expect: List[Expected], finished: Dict[str, Optional[str]]) -> List[str]:
     """The declared files that are no longer what the probe saw (or what a finished journal wrote since)."""
     changed = []
     for entry in expect:
-        now = current_sha(host_path(root, entry["path"]))
+        now = regular_file_sha(host_path(root, entry["path"]))
         if now != entry["sha256"] and not (entry["path"] in finished and now == finished[entry["path"]]):
             if entry["sha256"] is None:
                 changed.append("%s (it exists now)" % entry["path"])
@@ -327,7 +317,9 @@ class Transaction:
         for step in self.steps:
             keep = step.get("keep")
             if keep and os.path.lexists(keep):
-                os.unlink(keep)
+                # Where it cannot go (a file system that went read-only), a later run removes it.
+                with contextlib.suppress(OSError):
+                    os.unlink(keep)
         self.clear_journal()
 
 
@@ -505,6 +497,8 @@ def op_commit(request: CommitRequest) -> CommitAnswer:
     try:
         return commit_locked(root, run_id, request, lock.holder)
     finally:
+        # Done or undone, this run's staged copies have served.
+        shutil.rmtree(staging_root(root, run_id), ignore_errors=True)
         lock.release(keep_lease=False)
 
 
@@ -563,7 +557,6 @@ def commit_locked(root: str, run_id: str, request: CommitRequest, holder: Holder
     transaction.finish()
     result["written"] = [step["path"] for step in transaction.steps]
     result["backup_dir"] = transaction.backup_dir
-    shutil.rmtree(staging, ignore_errors=True)
     prune_backups(root, int(request.get("keep_backups", KEEP_BACKUPS)))
     return result
 
@@ -611,7 +604,7 @@ def op_revert(request: RevertRequest) -> RevertAnswer:
             if entry is None:
                 failed.append({"path": path, "error": "run %s has no backup of it" % run_id, "backup": None})
                 continue
-            if path in expect and current_sha(live) != expect[path]:
+            if path in expect and regular_file_sha(live) != expect[path]:
                 failed.append({"path": path, "error": "changed since run %s wrote it: left alone" % run_id, "backup": None})
                 continue
             step: Dict[str, Any] = {"path": path, "live": live, "kind": "content", "existed": entry["existed"], "keep": None}

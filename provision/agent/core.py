@@ -87,6 +87,17 @@ def file_sha256(path: str) -> str:
     return digest.hexdigest()
 
 
+def regular_file_sha(path: str) -> Optional[str]:
+    """The file's sha256; None when it does not exist; a marker for what is not a regular file."""
+    try:
+        info = os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    if not stat.S_ISREG(info.st_mode):
+        return "not a regular file"
+    return file_sha256(path)
+
+
 def name_of_uid(uid: int) -> str:
     try:
         return pwd.getpwuid(uid).pw_name
@@ -662,6 +673,9 @@ def op_stage(request: StageRequest) -> StageAnswer:
         result["keys"] = {entry["path"]: make_key(root, entry) for entry in request.get("keys", [])}
         answer = stage_files(root, staging_root(root, run_id), request)
         answer["installed"], answer["csrs"], answer["keys"] = result["installed"], result["csrs"], result["keys"]
+        if result["installed"]:
+            # A package writes its own config (Postfix's main.cf): the commit compares with that, not with the probe.
+            answer["seen_after_install"] = {path: regular_file_sha(host_path(root, path)) for path in request.get("declared", [])}
         staged = bool(answer.get("ok"))
         return answer
     finally:

@@ -205,6 +205,8 @@ class StageRequest(_StageOp, total=False):
     keys: List[KeySpec]
     check: bool
     """Only validate (a drift check): no lock, no packages, no keys; the staged copies are removed at once."""
+    declared: List[str]
+    """Every declared file: after installing packages (which write some of them), each is looked at again."""
 
 
 class Validation(CommandOutcome):
@@ -212,6 +214,8 @@ class Validation(CommandOutcome):
 
 
 class StageAnswer(_Answer, total=False):
+    seen_after_install: Dict[str, Optional[str]]
+    """Declared file -> sha256 (None: missing) once packages were installed: what the commit compares with."""
     installed: List[str]
     validations: List[Validation]
     csrs: Dict[str, str]

@@ -465,13 +465,18 @@ def _converge(
     if holder is None:
         raise ProvisionError("an apply needs a holder for the host's lock")
     # Nothing is reported as changed until the commit says it is.
-    planned, result.files, result.services = result.files, [], []
+    planned, result.files, result.services, result.handlers = result.files, [], [], []
+    expect = expected(desired, actual)
     if plan.needs_staging:
-        staged = call_agent(connector, stage_request(plan, options.run_id, holder), STAGE_TIMEOUT)
+        stage = stage_request(plan, options.run_id, holder)
+        stage["declared"] = list(desired.files)
+        staged = call_agent(connector, stage, STAGE_TIMEOUT)
         _checked(staged, "staging and validation before commit (nothing was changed)")
         save_csrs(desired, staged.get("csrs", {}))
         save_public_keys(desired, {**actual.public_keys, **staged.get("keys", {})})
-    request = commit_request(plan, options.run_id, holder, expected(desired, actual), verify_specs(plan, desired), options.keep_backups)
+        seen = staged.get("seen_after_install", {})
+        expect = [{"path": e["path"], "sha256": seen[e["path"]]} if e["path"] in seen else e for e in expect]
+    request = commit_request(plan, options.run_id, holder, expect, verify_specs(plan, desired), options.keep_backups)
     committed = call_agent(connector, request, COMMIT_TIMEOUT)
     _report_commit(result, committed, planned, plan, options.check)
     _checked(committed, "commit")
@@ -538,15 +543,30 @@ def _report_commit(result: HostResult, committed: CommitAnswer, planned: list[Fi
         result.notes.append(f"removed what interrupted runs left: {', '.join(committed['cleaned'])}")
 
 
+LOGIN_PATIENCE = 10.0
+"""Seconds a new login may take to work after a reload (sshd re-executes itself on SIGHUP and refuses for a moment)."""
+
+
+def _login_failure(login: Login) -> str | None:
+    """None once a new login works; the last failure if none did within LOGIN_PATIENCE."""
+    deadline = time.monotonic() + LOGIN_PATIENCE
+    while True:
+        try:
+            login()
+            return None
+        except ConnectionFailure as exc:
+            if time.monotonic() >= deadline:
+                return str(exc)
+        time.sleep(0.5)  # polling interval while sshd comes back, bounded by the deadline
+
+
 def _check_login(
     connector: Connector, login: Login, plan: Plan, desired: DesiredState, guarded: list[str], options: ConvergeOptions, holder: Holder
 ) -> None:
     """After a change that can lock the operator out, a new login must work; else the change is put back."""
-    try:
-        login()
+    failure = _login_failure(login)
+    if failure is None:
         return
-    except ConnectionFailure as exc:
-        failure = str(exc)
     roles = {desired.files[path].role for path in guarded}
     request: RevertRequest = {
         "op": "revert",
@@ -559,11 +579,8 @@ def _check_login(
     reverted: RevertAnswer = call_agent(connector, request, COMMIT_TIMEOUT)
     state = "the previous files were put back" if reverted.get("ok") else f"putting them back failed: {reverted.get('error')}"
     handlers = ", ".join(f"{h['name']} (exit {h['exit']})" for h in reverted.get("handlers", [])) or "none"
-    try:
-        login()
-        after = "a new login works again"
-    except ConnectionFailure as exc:
-        after = f"a new login still fails: {exc}"
+    still = _login_failure(login)
+    after = "a new login works again" if still is None else f"a new login still fails: {still}"
     raise RemoteError(
         f"after changing {', '.join(guarded)}, a new SSH login as the run's own user failed ({failure}); "
         f"{state} and handlers run ({handlers}); {after}"
