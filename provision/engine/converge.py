@@ -438,24 +438,30 @@ def _converge(
         save_public_keys(desired, actual.public_keys)
     report_plan(result, plan, options.want_diff, secrets, options.check)
     journal = answer.get("journal")
-    if journal is not None and journal["state"] == "committed":
+    if journal is not None and journal["state"] == "committed" and options.check:
         owed = ", ".join(journal["handlers"]) or "no handler"
-        verb = "would finish" if options.check else "finishing"
-        result.notes.append(f"{verb} interrupted run {journal['run_id']}: its files are in place, its handlers never ran ({owed})")
+        result.notes.append(f"would finish interrupted run {journal['run_id']}: its files are in place, its handlers never ran ({owed})")
+    owes = journal is not None and journal["state"] == "committed"
+    if options.check:
+        if plan.problems:
+            result.errors.extend(plan.problems)
+            result.status = HostStatus.FAILED
+            return
+        result.status = HostStatus.CHANGED if plan.changed or owes else HostStatus.OK
+        if journal is not None and owes:
+            result.handlers = list(dict.fromkeys([*journal["handlers"], *result.handlers]))
+        if plan.needs_staging and options.validate_drift:
+            _validate_drift(connector, plan, options, result)
+        return
+    # An apply reports nothing as done until the host says it is: packages once
+    # installed, files, directories and services once committed.
+    planned = result.files
+    result.files, result.services, result.handlers, result.packages, result.directories = [], [], [], [], []
     if plan.problems:
         result.errors.extend(plan.problems)
         result.status = HostStatus.FAILED
         return
-    owes = journal is not None and journal["state"] == "committed"
-    if options.check:
-        result.status = HostStatus.CHANGED if plan.changed or owes else HostStatus.OK
-        if owes:
-            result.handlers = list(dict.fromkeys([*journal["handlers"], *result.handlers]))  # type: ignore[index]
-        if plan.needs_staging and options.validate_drift:
-            _validate_drift(connector, plan, options, result)
-        return
-    leftovers = bool(answer.get("leftovers")) or journal is not None
-    if not plan.changed and not leftovers:
+    if not plan.changed and not answer.get("leftovers") and journal is None:
         result.status = HostStatus.OK
         return
     busy = answer.get("busy")
@@ -464,21 +470,22 @@ def _converge(
     holder = options.holder
     if holder is None:
         raise ProvisionError("an apply needs a holder for the host's lock")
-    # Nothing is reported as changed until the commit says it is.
-    planned, result.files, result.services, result.handlers = result.files, [], [], []
     expect = expected(desired, actual)
     if plan.needs_staging:
         stage = stage_request(plan, options.run_id, holder)
         stage["declared"] = list(desired.files)
         staged = call_agent(connector, stage, STAGE_TIMEOUT)
+        result.packages = [name for name in plan.packages if staged.get("installed")]
         _checked(staged, "staging and validation before commit (nothing was changed)")
         save_csrs(desired, staged.get("csrs", {}))
         save_public_keys(desired, {**actual.public_keys, **staged.get("keys", {})})
+        # Keys made on the host (with a CSR, or DKIM) are reported by the stage.
+        result.files += [r for r in planned if r.reasons == ["key and CSR made on the host"] or r.reasons[0].startswith("DKIM key ")]
         seen = staged.get("seen_after_install", {})
         expect = [{"path": e["path"], "sha256": seen[e["path"]]} if e["path"] in seen else e for e in expect]
     request = commit_request(plan, options.run_id, holder, expect, verify_specs(plan, desired), options.keep_backups)
     committed = call_agent(connector, request, COMMIT_TIMEOUT)
-    _report_commit(result, committed, planned, plan, options.check)
+    _report_commit(result, committed, planned, plan)
     _checked(committed, "commit")
     result.status = HostStatus.CHANGED if (committed.get("written") or plan.changed or owes) else HostStatus.OK
     guarded = [path for path in committed.get("written", []) if desired.files[path].login_check]
@@ -515,7 +522,7 @@ def _validate_drift(connector: Connector, plan: Plan, options: ConvergeOptions, 
             result.errors.append(f"validation could not run: {answer.get('error', 'unknown failure')}")
 
 
-def _report_commit(result: HostResult, committed: CommitAnswer, planned: list[FileReport], plan: Plan, check: bool) -> None:
+def _report_commit(result: HostResult, committed: CommitAnswer, planned: list[FileReport], plan: Plan) -> None:
     """Per file, what the commit did: changed and kept, or changed and not restored."""
     by_path = {report.path: report for report in planned}
     for path in committed.get("written", []):
@@ -523,14 +530,10 @@ def _report_commit(result: HostResult, committed: CommitAnswer, planned: list[Fi
     for entry in committed.get("not_restored", []):
         report = by_path.get(entry["path"]) or FileReport(entry["path"], [], False)
         result.files.append(FileReport(report.path, [*report.reasons, "changed, NOT restored"], report.secret, report.diff))
-    # csr files are reported by the stage (a key made on the host)
-    result.files += [r for r in planned if r.reasons == ["key and CSR made on the host"] or r.reasons[0].startswith("DKIM key ")]
     result.handlers = [h["name"] for h in committed.get("handlers", [])]
     if committed.get("ok"):
-        result.services = [_service_words(s, check) for s in plan.services]
-    else:
-        result.directories = []
-        result.packages = [] if not plan.needs_staging else result.packages
+        result.services = [_service_words(s, False) for s in plan.services]
+        result.directories = [d.desired.path for d in plan.directories]
     finished = committed.get("journal")
     if finished:
         ran = ", ".join(f"{h['name']} (exit {h['exit']})" for h in finished.get("handlers", [])) or "no handler"

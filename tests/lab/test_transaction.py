@@ -173,13 +173,20 @@ def test_handlers_owed_by_a_killed_agent_are_run_by_the_next_apply(txn_lab: Lab,
 
 
 def test_two_applies_at_once_never_leave_a_mix(txn_lab: Lab, folder: Path, tmp_path: Path) -> None:
+    """Run A changes main.cf and master.cf; run B, 0.8 s later, changes main.cf only (its
+    master.cf is the host's as both probe it). Each may win, or be refused; a main.cf from one
+    and a master.cf from the other (what both runs returning 0 left before) is a host neither declared."""
     address = txn_lab.host("txn-1").address
-    for attempt in range(3):
+    current = ("start", "outstart")
+    code, first = run(txn_lab, folder, ["postfix"], "txn-1", postfix_vars(txn_lab, "txn-1", *current))
+    assert code == 0, first["errors"]
+    for attempt in range(4):
+        declared = {"a": (f"a{attempt}", f"outa{attempt}"), "b": (f"b{attempt}", current[1])}
         runs = {}
-        for tag in ("a", "b"):
+        for tag, (banner, transport) in declared.items():
             inventory = tmp_path / f"{attempt}-{tag}"
             inventory.mkdir()
-            values = postfix_vars(txn_lab, "txn-1", f"run-{tag}{attempt}", transport=f"out{tag}{attempt}")
+            values = postfix_vars(txn_lab, "txn-1", banner, transport)
             (inventory / "hosts.yml").write_text(yaml.safe_dump({"all": {"hosts": {"txn-1": values}}}))
             (inventory / "site.yml").write_text("- hosts: all\n  roles: [postfix]\n")
             command = ["provision", "apply", "-i", str(inventory), "-i", str(txn_lab.inventory_file), "--limit", "txn-1", "--json"]
@@ -190,17 +197,19 @@ def test_two_applies_at_once_never_leave_a_mix(txn_lab: Lab, folder: Path, tmp_p
             stdout, stderr = process.communicate(timeout=600)
             outcomes[tag] = (process.returncode, json.loads(stdout)["hosts"]["txn-1"], stderr)
         main, master = sh(txn_lab, "txn-1", "cat /etc/postfix/main.cf"), sh(txn_lab, "txn-1", "cat /etc/postfix/master.cf")
-        main_from = {tag for tag in "ab" if f"ESMTP run-{tag}{attempt}" in main}
-        master_from = {tag for tag in "ab" if f"out{tag}{attempt} " in master}
-        assert len(main_from) == 1 and main_from == master_from, (attempt, main_from, master_from, outcomes)
-        winner = main_from.pop()
-        assert outcomes[winner][0] == 0, outcomes[winner]
+        banner = main.split("smtpd_banner = $myhostname ESMTP ")[1].split()[0]
+        transport = next(line.split()[0] for line in master.splitlines() if line.startswith("out"))
+        final = (banner, transport)
+        assert final in (declared["a"], declared["b"], current), (attempt, final, declared, outcomes)
         for tag, (code, result, _stderr) in outcomes.items():
-            if code != 0:
-                # The other run said why it changed nothing.
-                assert tag != winner and result["changed"] == [], result
+            if final == declared[tag] and final != current:
+                assert code == 0, result
+            elif code != 0:
+                # Refused, and it says why and that it changed nothing.
+                assert result["changed"] == [], result
                 assert "busy" in result["errors"][0] or "changed since it was probed" in result["errors"][0], result
-        assert greeting(address).endswith(f"ESMTP run-{winner}{attempt}")  # the running Postfix matches its files
+        assert greeting(address).endswith(f"ESMTP {banner}")  # the running Postfix matches its files
+        current = final
 
 
 # --- 3. a full destination folder; a rollback that cannot restore everything ----------------
@@ -273,8 +282,11 @@ def test_a_reload_whose_new_listen_cannot_bind_is_rolled_back(txn_lab: Lab, fold
         code, result = run(txn_lab, folder, ["apache"], "txn-2", apache_vars(txn_lab, "txn-2", 80, 8081))
         assert code == 1, result
         error = result["errors"][0]
-        assert "service apache2 is not running" in error or f"does not answer on {address}:8081" in error, error
-        assert "previous files restored" in error and "apache2 running again" in error
+        # Apache dies moments after a graceful that returned 0: the settle-time check (or, when Apache
+        # is quicker to die, the handler's own check) sees it; either way the files go back.
+        caught = ("service apache2 is not running", f"does not answer on {address}:8081", "handler 'apache graceful' failed")
+        assert any(reason in error for reason in caught), error
+        assert "previous files restored: /etc/apache2/ports.conf" in error
         assert "8081" not in sh(txn_lab, "txn-2", "cat /etc/apache2/ports.conf")
         assert http_status(f"http://{address}/") in (200, 403)
         code, again = run(txn_lab, folder, ["apache"], "txn-2", apache_vars(txn_lab, "txn-2", 80, 8081))
