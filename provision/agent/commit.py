@@ -418,10 +418,13 @@ def service_command(name: str, action: str) -> str:
 def ensure_services(services: List[Any]) -> Tuple[List[CommandOutcome], Optional[str]]:
     outcomes: List[CommandOutcome] = []
     for service in services:
-        # A handler may have started or stopped it since the probe.
-        active = probe_service(service["name"])["active"]
+        # A handler may have started, stopped, installed or enabled it since the probe.
+        state = probe_service(service["name"])
+        active, enabled = state["active"], state["enabled"]
         for action in ("enable", "disable", "start", "stop"):
             if (action == "start" and active) or (action == "stop" and not active):
+                continue
+            if (action == "enable" and enabled) or (action == "disable" and enabled is False):
                 continue
             if service.get(action):
                 done = run(service_command(service["name"], action))

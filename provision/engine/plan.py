@@ -69,7 +69,9 @@ def plan(desired: DesiredState, actual: ActualState) -> Plan:
         enabled = service_fact.enabled if service_fact else None
         start = service.state == "started" and not active
         stop = service.state == "stopped" and active
-        enable = service.enabled if enabled is not None and enabled != service.enabled else None
+        # Unknown (not installed yet: this run's packages or handlers bring it): enabled once it exists.
+        unknown_but_wanted = enabled is None and service.enabled
+        enable = service.enabled if unknown_but_wanted or (enabled is not None and enabled != service.enabled) else None
         if start or stop or enable is not None:
             result.services.append(ServiceChange(service, start, stop, enable))
 
