@@ -104,6 +104,8 @@ class DesiredState:
     reports them as installed, or else as apt would install them."""
     generators: list[tuple[str, Any]] = field(default_factory=list)
     """(kind, data): files decided after the probe from what the host has."""
+    absent: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Files that must not exist (path -> handlers a removal notifies): a rollback of a run that created them."""
 
 
 @dataclass(frozen=True)
@@ -187,11 +189,17 @@ class Plan:
     """Keys the host makes itself, with a signing request brought back."""
     key_requests: list[KeySpec] = field(default_factory=list)
     """Private keys the host makes itself (DKIM); only their public half comes back."""
+    removals: list[str] = field(default_factory=list)
+    """Files to remove (they exist, and must not)."""
 
     @property
     def changed(self) -> bool:
-        return bool(self.files or self.directories or self.packages or self.services or self.csr_requests or self.key_requests)
+        made = self.csr_requests or self.key_requests
+        return bool(self.files or self.directories or self.packages or self.services or made or self.removals)
 
     @property
     def needs_staging(self) -> bool:
-        return bool(self.packages or self.csr_requests or self.key_requests) or any(change.content_changed for change in self.files)
+        # A removal is staged too when validators must see the file set without it.
+        removal_checked = bool(self.removals and self.validators)
+        made = self.csr_requests or self.key_requests
+        return bool(self.packages or made or removal_checked) or any(change.content_changed for change in self.files)

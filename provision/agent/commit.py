@@ -127,7 +127,7 @@ def changed_since_probe(root: str, expect: List[Expected], finished: Dict[str, O
 
 
 # --- the transaction -------------------------------------------------------------
-# A step is one file: {path, live, kind: content|meta, temp, keep, backup,
+# A step is one file: {path, live, kind: content|meta|remove, temp, keep, backup,
 # existed, mode, uid, gid (before), renamed}. Steps are plain data, so that
 # the journal holds them and a later run can finish or undo them.
 
@@ -175,7 +175,9 @@ class Transaction:
             live = host_path(self.root, entry["path"])
             existed = os.path.lexists(live)
             step: Dict[str, Any] = {"path": entry["path"], "live": live, "existed": existed, "renamed": False}
-            step["kind"] = "content" if entry["content_changed"] else "meta"
+            step["kind"] = "remove" if entry.get("remove") else ("content" if entry["content_changed"] else "meta")
+            if step["kind"] == "remove" and not existed:
+                continue  # already gone
             if existed:
                 info = os.lstat(live)
                 step.update(mode=stat.S_IMODE(info.st_mode), uid=info.st_uid, gid=info.st_gid, sha256_before=file_sha256(live))
@@ -184,6 +186,8 @@ class Transaction:
             if step["kind"] == "content":
                 step["temp"] = os.path.join(folder, "%snew-%s" % (TEMP_PREFIX, tag))
                 step["keep"] = os.path.join(folder, "%sold-%s" % (TEMP_PREFIX, tag)) if existed else None
+            elif step["kind"] == "remove":
+                step["keep"] = os.path.join(folder, "%sold-%s" % (TEMP_PREFIX, tag))  # moved aside, not linked
             step["entry"] = entry
             self.steps.append(step)
         # The journal first: whatever is created below, a later run knows of it.
@@ -200,7 +204,7 @@ class Transaction:
                 copy_durably(staged, step["temp"], entry["mode"], uid, gid)
             if step["existed"]:
                 step["backup"] = self.back_up(step)
-                if step.get("keep"):
+                if step.get("keep") and step["kind"] == "content":
                     try:
                         os.link(step["live"], step["keep"])
                     except OSError:
@@ -233,7 +237,7 @@ class Transaction:
                     "owner": name_of_uid(step["uid"]) if step["existed"] else None,
                     "group": name_of_gid(step["gid"]) if step["existed"] else None,
                     "sha256_before": step.get("sha256_before"),
-                    "sha256_after": step["entry"]["sha256"],
+                    "sha256_after": None if step["kind"] == "remove" else step["entry"]["sha256"],
                 }
             )
         private_dir(self.backup_dir)
@@ -258,6 +262,10 @@ class Transaction:
                 os.rename(step["temp"], step["live"])
                 step["renamed"] = True
                 folders.add(os.path.dirname(step["live"]))
+            elif step["kind"] == "remove" and not step["renamed"]:
+                os.rename(step["live"], step["keep"])  # aside until the run is done: a rollback moves it back
+                step["renamed"] = True
+                folders.add(os.path.dirname(step["live"]))
         for folder in folders:
             fsync_dir(folder)
         for step in self.steps:
@@ -274,7 +282,10 @@ class Transaction:
             if step.get("kind") == "content" and step.get("temp") and os.path.lexists(step["temp"]):
                 os.rename(step["temp"], step["live"])
                 done.append(step["path"])
-            step["renamed"] = step.get("kind") == "content"
+            elif step.get("kind") == "remove" and os.path.lexists(step["live"]) and not os.path.lexists(step["keep"]):
+                os.rename(step["live"], step["keep"])
+                done.append(step["path"])
+            step["renamed"] = step.get("kind") in ("content", "remove")
         return done
 
     def rollback(self) -> Tuple[List[str], List[NotRestored]]:
@@ -466,7 +477,11 @@ def finish_journal(root: str) -> Optional[FinishedJournal]:
         return finished
     finished["renamed"] = transaction.roll_forward()
     # What the files hold once it is finished: the probe of the run finishing it saw them half done.
-    finished["written"] = {step["path"]: step["entry"]["sha256"] for step in transaction.steps if step.get("kind") == "content"}
+    finished["written"] = {
+        step["path"]: step["entry"]["sha256"] if step["kind"] == "content" else None
+        for step in transaction.steps
+        if step.get("kind") in ("content", "remove")
+    }
     outcomes, failed = run_handlers(transaction.handlers)
     finished["handlers"] = outcomes
     problems: List[str] = []

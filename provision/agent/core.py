@@ -700,10 +700,11 @@ def stage_files(root: str, staging: str, request: StageRequest) -> StageAnswer:
         if validate:
             target = shlex.quote(host_path(staging, entry["path"]))
             checks.append(validation(run(validate.replace("%s", target)), "validate %s" % entry["path"]))
+    absent = set(request.get("absent", []))
     for validator in request.get("validators", []):
         for path in validator["files"]:
             live = host_path(root, path)
-            if path not in staged and os.path.isfile(live):
+            if path not in staged and path not in absent and os.path.isfile(live):
                 os.makedirs(os.path.dirname(host_path(staging, path)), mode=0o700, exist_ok=True)
                 shutil.copy2(live, host_path(staging, path))
         command = validator["command"].replace("{staging}", shlex.quote(staging))

@@ -207,6 +207,8 @@ class StageRequest(_StageOp, total=False):
     """Only validate (a drift check): no lock, no packages, no keys; the staged copies are removed at once."""
     declared: List[str]
     """Every declared file: after installing packages (which write some of them), each is looked at again."""
+    absent: List[str]
+    """Files the commit will remove: validators see the staged set without them."""
 
 
 class Validation(CommandOutcome):
@@ -234,13 +236,18 @@ class CommitDirectory(TypedDict):
     group: str
 
 
-class CommitFile(TypedDict):
+class _CommitFile(TypedDict):
     path: str
     mode: int
     owner: str
     group: str
     content_changed: bool
     sha256: str
+
+
+class CommitFile(_CommitFile, total=False):
+    remove: bool
+    """The file goes (``provision rollback`` of a run that created it)."""
 
 
 class Expected(TypedDict):

@@ -23,6 +23,7 @@ from typing import TypeVar
 
 from provision.agent.protocol import (
     CommitAnswer,
+    CommitFile,
     CommitRequest,
     CsrSpec,
     Expected,
@@ -124,7 +125,7 @@ def probe_request(desired: DesiredState, want_diff: bool, provisional: bool = Fa
         }
         for path, entry in desired.files.items()
     ]
-    files += [_stat_only(path) for path in dict.fromkeys(generated_paths) if path not in desired.files]
+    files += [_stat_only(path) for path in dict.fromkeys([*generated_paths, *desired.absent]) if path not in desired.files]
     return {
         "op": "probe",
         "files": files,
@@ -283,6 +284,7 @@ def report_plan(result: HostResult, plan: Plan, want_diff: bool, secrets: list[s
     result.problems = list(plan.problems)
     result.files += [FileReport(c["key_path"], ["key and CSR made on the host"], True) for c in plan.csr_requests]
     result.files += [FileReport(k["path"], [f"DKIM key {k['name']} made on the host"], True) for k in plan.key_requests]
+    result.files += [FileReport(path, ["remove"], False) for path in plan.removals]
     result.handlers = [h.name for h in plan.handlers]
 
 
@@ -316,6 +318,7 @@ def stage_request(plan: Plan, run_id: str, holder: Holder | None, check: bool = 
         "csr": [] if check else plan.csr_requests,
         "keys": [] if check else plan.key_requests,
         "check": check,
+        "absent": list(plan.removals),
     }
     if holder is not None:
         request["holder"] = holder
@@ -325,7 +328,7 @@ def stage_request(plan: Plan, run_id: str, holder: Holder | None, check: bool = 
 def expected(desired: DesiredState, actual: ActualState) -> list[Expected]:
     """What the probe saw at every declared file: the commit's compare-and-swap."""
     seen: list[Expected] = []
-    for path in desired.files:
+    for path in [*desired.files, *desired.absent]:
         fact = actual.files.get(path)
         seen.append({"path": path, "sha256": fact.sha256 if fact is not None and fact.exists else None})
     return seen
@@ -342,7 +345,23 @@ def verify_specs(plan: Plan, desired: DesiredState) -> list[VerifySpec]:
     ]
 
 
+def _removal(path: str) -> CommitFile:
+    return {"path": path, "mode": 0, "owner": "root", "group": "root", "content_changed": False, "sha256": "", "remove": True}
+
+
 def commit_request(plan: Plan, run_id: str, holder: Holder, expect: list[Expected], verify: list[VerifySpec], keep: int) -> CommitRequest:
+    files: list[CommitFile] = [
+        {
+            "path": c.path,
+            "mode": c.desired.mode,
+            "owner": c.desired.owner,
+            "group": c.desired.group,
+            "content_changed": c.content_changed,
+            "sha256": c.desired.sha256,
+        }
+        for c in plan.files
+    ]
+    files += [_removal(path) for path in plan.removals]
     return {
         "op": "commit",
         "run_id": run_id,
@@ -350,17 +369,7 @@ def commit_request(plan: Plan, run_id: str, holder: Holder, expect: list[Expecte
         "directories": [
             {"path": d.desired.path, "mode": d.desired.mode, "owner": d.desired.owner, "group": d.desired.group} for d in plan.directories
         ],
-        "files": [
-            {
-                "path": c.path,
-                "mode": c.desired.mode,
-                "owner": c.desired.owner,
-                "group": c.desired.group,
-                "content_changed": c.content_changed,
-                "sha256": c.desired.sha256,
-            }
-            for c in plan.files
-        ],
+        "files": files,
         "expect": expect,
         "handlers": [{"name": h.name, "command": h.command, "check": h.check} for h in plan.handlers],
         "services": [
@@ -488,7 +497,7 @@ def _converge(
     _report_commit(result, committed, planned, plan)
     _checked(committed, "commit")
     result.status = HostStatus.CHANGED if (committed.get("written") or plan.changed or owes) else HostStatus.OK
-    guarded = [path for path in committed.get("written", []) if desired.files[path].login_check]
+    guarded = [path for path in committed.get("written", []) if path in desired.files and desired.files[path].login_check]
     if guarded and login is not None:
         _check_login(connector, login, plan, desired, guarded, options, holder)
 
@@ -544,6 +553,9 @@ def _report_commit(result: HostResult, committed: CommitAnswer, planned: list[Fi
             result.notes.append(f"interrupted run {finished.get('run_id')} had replaced nothing: its temporary files were removed")
     if committed.get("cleaned"):
         result.notes.append(f"removed what interrupted runs left: {', '.join(committed['cleaned'])}")
+    if committed.get("ok") and committed.get("written") and committed.get("backup_dir"):
+        run = committed["backup_dir"].rstrip("/").rsplit("/", 1)[-1]
+        result.notes.append(f"what this run replaced is kept in {committed['backup_dir']} (provision rollback {run} puts it back)")
 
 
 LOGIN_PATIENCE = 10.0
