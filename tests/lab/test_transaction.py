@@ -322,3 +322,28 @@ def test_a_change_that_locks_out_the_login_is_put_back(txn_lab: Lab, folder: Pat
         assert code == 0 and checked["status"] == "ok"  # a later run logs in
     finally:
         txn_lab.exec("txn-1", ["sh", "-c", "rm -f /etc/ssh/sshd_config.d/00-lockout.conf; kill -HUP $(cat /run/sshd.pid)"])
+
+
+# --- issue 14.10: provision rollback RUN --------------------------------------------------
+
+
+def test_rollback_puts_a_run_back_like_an_apply(txn_lab: Lab, folder: Path) -> None:
+    address = txn_lab.host("txn-2").address
+    before = apache_vars(txn_lab, "txn-2", 80, admin="before@example.net")
+    assert run(txn_lab, folder, ["apache"], "txn-2", before)[0] == 0
+    after = apache_vars(txn_lab, "txn-2", 80, admin="after@example.net")
+    code, changed = run(txn_lab, folder, ["apache"], "txn-2", after)
+    assert code == 0 and "/etc/apache2/apache2.conf" in changed["changed"], changed
+    [note] = [n for n in changed["notes"] if "provision rollback" in n]
+    run_id = note.split("provision rollback ")[1].split()[0]
+
+    # The inventory still says "after": the rollback puts the host back, check then says it drifted.
+    arguments = ["provision", "rollback", run_id, "-i", str(folder), "-i", str(txn_lab.inventory_file), "--limit", "txn-2", "--json"]
+    rolled = subprocess.run(arguments, capture_output=True, text=True, check=False, timeout=600)
+    assert rolled.returncode == 0, rolled.stdout + rolled.stderr
+    result = json.loads(rolled.stdout)["hosts"]["txn-2"]
+    assert result["changed"] == ["/etc/apache2/apache2.conf"] and result["handlers"] == ["apache graceful"], result
+    assert "ServerAdmin before@example.net" in sh(txn_lab, "txn-2", "cat /etc/apache2/apache2.conf")
+    assert http_status(f"http://{address}/") in (200, 403)
+    code, drift = run(txn_lab, folder, ["apache"], "txn-2", after, "check")
+    assert code == 2 and drift["changed"] == ["/etc/apache2/apache2.conf"], drift
