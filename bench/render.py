@@ -1,6 +1,6 @@
 """Rendering for many hosts: ``provision render`` on a generated inventory.
 
-    python3 bench/render.py [--hosts 1000] [--repeat 3]
+    python3 bench/render.py [--hosts 1000] [--repeat 3] [--only tmpfs|disk]
 
 Every host gets the motd, fstab, postfix (three transports, sender
 selection) and apache roles. Prints the median wall time, files per second
@@ -81,6 +81,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--hosts", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--only", choices=["tmpfs", "disk"], help="Measure one target only.")
     args = parser.parse_args()
     # The files are written twice: into memory (tmpfs), where the time is
     # provision's own, and onto the disk, where the file system's is added.
@@ -95,7 +96,7 @@ def main() -> None:
         folder = Path(scratch)
         inventory(folder, args.hosts)
         for label, root in targets.items():
-            if not root.is_dir():
+            if not root.is_dir() or (args.only and label != args.only):
                 continue
             with tempfile.TemporaryDirectory(prefix="render-bench-out-", dir=root) as out_root:
                 figures = measure(folder, Path(out_root), args.repeat)

@@ -1,10 +1,11 @@
 """What provision.roles.render relies on in Jinja2, checked against the installed Jinja.
 
 render.py shares one large context among many renders instead of copying it
-(see ``_shared_module``) and evaluates expressions as ``{% set result = ... %}``
-templates; both through public API. pyproject.toml pins the Jinja range; each
-test here fails if Jinja changes a behaviour relied on, so that a new Jinja
-release is checked before the pin moves.
+(``_run_shared``: the documented ``Template.new_context(vars, shared=True)``,
+then ``root_render_func``, the one undocumented call) and evaluates
+expressions as ``{% set result = ... %}`` templates. pyproject.toml pins the
+Jinja range; each test here fails if Jinja changes a behaviour relied on, so
+that a new Jinja release is checked before the pin moves.
 """
 
 from __future__ import annotations
@@ -121,3 +122,15 @@ def test_environments_are_sandboxed() -> None:
 def test_inventory_values_get_no_filter_that_touches_the_controller() -> None:
     with pytest.raises(TemplateError, match="local_ca_pem"):
         Renderer([], immutable=True).render_string("{{ '/tmp' | local_ca_pem }}", {}, "test")
+
+
+def test_bare_names_and_constant_strings_take_the_short_way_with_the_same_result() -> None:
+    renderer = Renderer([])
+    context = {"flag": False, "true": "a variable named true", "items": [1, 2]}
+    assert renderer.evaluate("flag", context, "test") is False
+    assert renderer.evaluate("{{ items }}", context, "test") == [1, 2]
+    assert renderer.evaluate("true", context, "test") is True  # the literal, as Jinja reads it
+    with pytest.raises(TemplateError, match="'missing' is undefined"):
+        renderer.evaluate("missing", context, "test")
+    assert renderer.render_string("0644", context, "test") == "0644"
+    assert renderer.render_string("a\r\nb", context, "test") == "a\nb"  # Jinja's newline normalisation still applies

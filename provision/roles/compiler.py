@@ -91,6 +91,7 @@ class Project:
         self._groups: dict[str, list[str]] | None = None
         self._variable_renderer = Renderer([], immutable=True)
         self._near_misses = NearMisses()
+        self._secret_names: dict[tuple[str, ...], frozenset[str]] = {}
 
     @classmethod
     def load(cls, inventory_path: Path | list[Path], roles_path: list[Path] | None = None, options: LoadOptions | None = None) -> Project:
@@ -163,7 +164,10 @@ class Project:
         magic = self.magic_variables(host)
         magic["host_facts"] = PendingFacts() if host_facts is None else host_facts
         values.update(magic)
-        return resolve_templates(values, self._variable_renderer, where, frozenset(magic), secret_names(assigned.roles)), where
+        roles = tuple(role.name for role in assigned.roles)
+        if roles not in self._secret_names:
+            self._secret_names[roles] = secret_names(assigned.roles)
+        return resolve_templates(values, self._variable_renderer, where, frozenset(magic), self._secret_names[roles]), where
 
     def groups_map(self) -> dict[str, list[str]]:
         if self._groups is None:

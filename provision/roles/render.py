@@ -18,8 +18,8 @@ from typing import Any, cast
 
 import jinja2
 from jinja2 import nodes
-from jinja2.environment import TemplateModule
 from jinja2.exceptions import SecurityError
+from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
 
 from provision.errors import Location, TemplateError
@@ -352,29 +352,33 @@ def describe_error(exc: Exception, name: str, template: jinja2.Template | None) 
     return TemplateError(message, Location(filename or name, line))
 
 
-# --- the one place that relies on how Jinja treats a shared context ----------
+# --- the one place that relies on Jinja beyond its documented API -------------
 # tests/test_render_api.py checks each behaviour relied on here; pyproject.toml
 # pins the Jinja range it was checked with.
 
 
-def _shared_module(template: jinja2.Template, context: Mapping[str, Any]) -> TemplateModule:
-    """Run ``template`` against ``context`` without copying it; public API only.
+def _run_shared(template: jinja2.Template, context: Mapping[str, Any]) -> tuple[str, Context]:
+    """Run ``template`` against ``context`` without copying it: (its output, its context).
 
     ``Template.render`` copies the whole context twice per call; a host's
     context holds every variable of every role and role.yml expressions are
     evaluated dozens of times per host, so for a large fleet the copies were
-    most of the render time. ``make_module(..., shared=True)`` (documented as
-    new_context's ``shared``: "the data is passed as is to the context") uses
-    the mapping as the context's parent. Nothing writes to that parent:
-    assignments in a template go to the context's own vars.
+    most of the render time. ``Template.new_context(vars, shared=True)`` is
+    documented to pass the data "as is" to the context: the mapping becomes
+    the context's parent, which nothing writes to (a template's assignments go
+    to the context's own vars). Running the template on that context is the
+    one undocumented call, ``root_render_func`` (what ``render`` itself does,
+    without the copies; ``make_module`` would do it too, but builds a module
+    on every call, which cost a fifth of a 1,000-host render).
     """
     parent = ChainMap(cast("MutableMapping[str, Any]", context), template.globals)
-    return template.make_module(cast("dict[str, Any]", parent), shared=True)
+    render_context = template.new_context(cast("dict[str, Any]", parent), shared=True)
+    return template.environment.concat(template.root_render_func(render_context)), render_context
 
 
 def render_shared(template: jinja2.Template, context: Mapping[str, Any]) -> str:
     """``template.render(**context)`` without the copies."""
-    return str(_shared_module(template, context))
+    return _run_shared(template, context)[0]
 
 
 def compile_expression(env: jinja2.Environment, source: str) -> jinja2.Template:
@@ -392,10 +396,14 @@ def compile_expression(env: jinja2.Environment, source: str) -> jinja2.Template:
 
 def evaluate_shared(expression: jinja2.Template, context: Mapping[str, Any]) -> Any:
     """The value of an expression made by :func:`compile_expression`."""
-    value = getattr(_shared_module(expression, context), "result")  # noqa: B009 (the exported name)
+    value = _run_shared(expression, context)[1].get_exported()["result"]
     if isinstance(value, jinja2.Undefined):
         str(value)  # StrictUndefined raises UndefinedError naming what is missing
     return value
+
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_LITERALS = frozenset({"true", "false", "none", "True", "False", "None"})
 
 
 class Renderer:
@@ -426,6 +434,10 @@ class Renderer:
             raise describe_error(exc, name, template) from None
 
     def render_string(self, text: str, context: Mapping[str, Any], where: str) -> str:
+        if "{" not in text and "\r" not in text:
+            # No template syntax: Jinja would give the text back as it is (most of a
+            # role.yml's modes, owners and names), so it is not rendered at all.
+            return text
         try:
             template = self._strings.get(text)
             if template is None:
@@ -439,6 +451,9 @@ class Renderer:
         source = expression.strip()
         if source.startswith("{{") and source.endswith("}}"):
             source = source[2:-2].strip()
+        if source in context and source not in _LITERALS and _NAME.fullmatch(source):
+            # A bare variable name (when: motd_dynamic) is what Jinja would look up: no template run.
+            return context[source]
         try:
             compiled = self._expressions.get(source)
             if compiled is None:
