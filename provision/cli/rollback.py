@@ -11,9 +11,9 @@ import click
 from provision.cli.common import (
     EXIT_ERROR,
     EXIT_OK,
+    ansible_options,
     connection_options,
     forks_option,
-    friendly_errors,
     inventory_option,
     json_option,
     limit_option,
@@ -22,6 +22,7 @@ from provision.errors import ProvisionError
 
 if TYPE_CHECKING:
     from provision.engine.hosts import ConnectionOptions
+    from provision.inventory.options import LoadOptions
 
 
 @click.command()
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 @forks_option
 @json_option
 @connection_options
-@friendly_errors
+@ansible_options()
 def rollback(
     run_id: str,
     inventory: tuple[Path, ...],
@@ -43,6 +44,7 @@ def rollback(
     forks: int,
     as_json: bool,
     connection: ConnectionOptions,
+    load_options: LoadOptions,
 ) -> None:
     """Put back what run RUN changed on each host, from /var/backups/provision/RUN/.
 
@@ -56,7 +58,7 @@ def rollback(
     from provision.roles.compiler import Project, compile_hosts
     from provision.views.results import print_summary, to_json, totals
 
-    project = Project.load(list(inventory))
+    project = Project.load(list(inventory), options=load_options)
     hosts = project.select(limit)
     compiled = compile_hosts(project, hosts, None)
     options = RunOptions(check=check, diff=diff, forks=forks, connection=connection, command=f"provision rollback {run_id}")

@@ -382,7 +382,7 @@ def _ports(ports: str | list[str], renderer: Renderer, context: dict[str, Any], 
     for value in values:
         text = str(value)
         port = text.rpartition(":")[2]
-        if not port.isdigit() or not 1 <= int(port) <= 65535:
+        if not port.isdigit() or int(port) > 65535:
             raise TemplateError(f"ports in {where}: {text!r} is not address:port")
         found.append(text)
     return tuple(found)
