@@ -13,7 +13,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from provision.agent.protocol import Holder
@@ -95,8 +95,11 @@ def keep_backups(host: str, variables: dict[str, Any]) -> int:
 def fresh_login(factory: ConnectorFactory, settings: ConnectionSettings) -> Login:
     """A new connection (a new SSH login, not the open one) that runs one command, for after an sshd change."""
 
+    # Never over a shared (ControlMaster) connection: that one is already logged in.
+    fresh = replace(settings, control_persist=0)
+
     def login() -> None:
-        connector = factory(settings)
+        connector = factory(fresh)
         try:
             connector.run("true", b"", 30.0)
         finally:

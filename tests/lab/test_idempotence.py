@@ -42,12 +42,14 @@ def _apache(lab: Lab, host: str, mpm: str) -> dict[str, Any]:
 
 
 def _provided(folder: Path) -> dict[str, Any]:
-    """A certificate and key made with openssl, given as files beside the inventory."""
-    if not (folder / "given.pem").exists():
-        key, cert = str(folder / "given.key"), str(folder / "given.pem")
+    """A certificate and key made with openssl, given as files (outside the inventory folder, which holds inventories only)."""
+    certs = folder.parent / "certs"
+    certs.mkdir(exist_ok=True)
+    key, cert = str(certs / "given.key"), str(certs / "given.pem")
+    if not (certs / "given.pem").exists():
         command = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert]
         subprocess.run([*command, "-subj", "/CN=given.example.net", "-days", "30"], capture_output=True, check=True)
-    return {"name": "given", "common_name": "given.example.net", "mode": "provided", "cert_src": "given.pem", "key_src": "given.key"}
+    return {"name": "given", "common_name": "given.example.net", "mode": "provided", "cert_src": cert, "key_src": key}
 
 
 CASES: dict[str, tuple[str, list[str], Values]] = {
