@@ -737,8 +737,20 @@ def backup_root(root: str, run_id: str) -> str:
 
 
 def backup_runs(root: str) -> List[str]:
+    """The runs whose backups the host keeps, oldest first: by the time in their id, then
+    (two runs in one second) by when their folder was made."""
     folder = host_path(root, BACKUP_DIR)
-    return sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+    if not os.path.isdir(folder):
+        return []
+
+    def age(name: str) -> Any:
+        try:
+            made = os.stat(os.path.join(folder, name)).st_mtime_ns
+        except OSError:
+            made = 0
+        return (name.split("-")[0], made, name)
+
+    return sorted(os.listdir(folder), key=age)
 
 
 def op_backup(request: BackupRequest) -> BackupAnswer:

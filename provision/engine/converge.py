@@ -15,6 +15,9 @@ login as the run's own user must succeed, else the change is put back.
 from __future__ import annotations
 
 import base64
+import getpass
+import os
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -476,9 +479,7 @@ def _converge(
     busy = answer.get("busy")
     if busy is not None:
         raise RemoteError(f"the host is busy: {describe_holder(busy)} (nothing was changed)")
-    holder = options.holder
-    if holder is None:
-        raise ProvisionError("an apply needs a holder for the host's lock")
+    holder = options.holder or default_holder(options.run_id)
     expect = expected(desired, actual)
     if plan.needs_staging:
         stage = stage_request(plan, options.run_id, holder)
@@ -500,6 +501,11 @@ def _converge(
     guarded = [path for path in committed.get("written", []) if path in desired.files and desired.files[path].login_check]
     if guarded and login is not None:
         _check_login(connector, login, plan, desired, guarded, options, holder)
+
+
+def default_holder(run_id: str, command: str = "provision apply") -> Holder:
+    """This process as the holder of a host's lock (the runner names its command)."""
+    return {"run_id": run_id, "user": getpass.getuser(), "controller": socket.gethostname(), "pid": os.getpid(), "command": command}
 
 
 def describe_holder(lease: LeaseInfo) -> str:

@@ -7,9 +7,6 @@ One failing or unreachable host never stops the others.
 
 from __future__ import annotations
 
-import getpass
-import os
-import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -19,7 +16,7 @@ from typing import Any
 from provision.agent.protocol import Holder
 from provision.connectors import connect
 from provision.connectors.base import ConnectionSettings
-from provision.engine.converge import KEEP_BACKUPS, ConvergeOptions, HostResult, Login, converge
+from provision.engine.converge import KEEP_BACKUPS, ConvergeOptions, HostResult, Login, converge, default_holder
 from provision.engine.hosts import ConnectionOptions, ConnectorFactory, HostCall, HostSession, HostTarget, call_hosts
 from provision.errors import ProvisionError
 from provision.roles.compiler import CompiledHost
@@ -28,9 +25,8 @@ Progress = Callable[[HostResult], None]
 
 
 def new_run_id() -> str:
-    # Sortable by time (to the microsecond: two runs in one second still sort), so pruning old backups keeps the newest.
-    now = time.time()
-    return time.strftime("%Y%m%dT%H%M%S", time.localtime(now)) + f".{int(now % 1 * 1_000_000):06d}-" + uuid.uuid4().hex[:8]
+    # Sortable by time, so pruning old backups keeps the newest (the host breaks ties within a second).
+    return time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
 
 
 @dataclass
@@ -81,7 +77,7 @@ def run_hosts(
 
 
 def run_holder(run_id: str, command: str) -> Holder:
-    return {"run_id": run_id, "user": getpass.getuser(), "controller": socket.gethostname(), "pid": os.getpid(), "command": command}
+    return default_holder(run_id, command)
 
 
 def keep_backups(host: str, variables: dict[str, Any]) -> int:
