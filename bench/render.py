@@ -1,6 +1,6 @@
 """Rendering for many hosts: ``provision render`` on a generated inventory.
 
-    python3 bench/render.py [--hosts 1000] [--repeat 3]
+    python3 bench/render.py [--hosts 1000] [--repeat 3] [--only tmpfs|disk]
 
 Every host gets the motd, fstab, postfix (three transports, sender
 selection) and apache roles. Prints the median wall time, files per second
@@ -42,7 +42,7 @@ def inventory(folder: Path, count: int) -> None:
 
 
 def measure(inventory_folder: Path, out_root: Path, repeat: int) -> dict[str, float | int]:
-    times, peaks, files = [], [], 0
+    times, cpu, peaks, files = [], [], [], 0
     for number in range(repeat):
         out = out_root / f"out-{number}"
         started = time.monotonic()
@@ -50,7 +50,8 @@ def measure(inventory_folder: Path, out_root: Path, repeat: int) -> dict[str, fl
         code = (
             "import resource, subprocess, sys;"
             "subprocess.run(sys.argv[1:], check=True, capture_output=True);"
-            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+            "u = resource.getrusage(resource.RUSAGE_CHILDREN);"
+            "print(u.ru_maxrss, u.ru_utime + u.ru_stime)"
         )
         done = subprocess.run(
             [sys.executable, "-c", code, "provision", "render", "-i", str(inventory_folder), "--out", str(out)],
@@ -59,7 +60,9 @@ def measure(inventory_folder: Path, out_root: Path, repeat: int) -> dict[str, fl
             check=True,
         )
         times.append(time.monotonic() - started)
-        peaks.append(int(done.stdout.strip()) / 1024)
+        peak, used = done.stdout.split()
+        peaks.append(int(peak) / 1024)
+        cpu.append(float(used))
         files = sum(1 for p in out.rglob("*") if p.is_file())
         shutil.rmtree(out)
     seconds = statistics.median(times)
@@ -68,6 +71,8 @@ def measure(inventory_folder: Path, out_root: Path, repeat: int) -> dict[str, fl
         "seconds_median": round(seconds, 2),
         "seconds_all": [round(t, 2) for t in times],
         "files_per_second": round(files / seconds),
+        # CPU seconds (user + system, every worker): steadier than wall time on a shared machine.
+        "cpu_seconds_median": round(statistics.median(cpu), 2),
         "peak_memory_mib": round(max(peaks), 1),
     }
 
@@ -76,6 +81,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--hosts", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--only", choices=["tmpfs", "disk"], help="Measure one target only.")
     args = parser.parse_args()
     # The files are written twice: into memory (tmpfs), where the time is
     # provision's own, and onto the disk, where the file system's is added.
@@ -90,14 +96,15 @@ def main() -> None:
         folder = Path(scratch)
         inventory(folder, args.hosts)
         for label, root in targets.items():
-            if not root.is_dir():
+            if not root.is_dir() or (args.only and label != args.only):
                 continue
             with tempfile.TemporaryDirectory(prefix="render-bench-out-", dir=root) as out_root:
                 figures = measure(folder, Path(out_root), args.repeat)
             result[label] = figures
             print(
                 f"{label:>5}: {args.hosts} hosts, {figures['files']} files: {figures['seconds_median']:.2f} s median of "
-                f"{args.repeat} ({figures['files_per_second']} files/s), peak memory {figures['peak_memory_mib']:.0f} MiB"
+                f"{args.repeat} ({figures['files_per_second']} files/s, {figures['cpu_seconds_median']:.2f} s CPU), "
+                f"peak memory {figures['peak_memory_mib']:.0f} MiB"
             )
     path = BENCH / "results" / f"render-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.parent.mkdir(exist_ok=True)

@@ -30,6 +30,8 @@ class DesiredFile:
     """(kind, data): the content is the host's current file merged with data."""
     change_note: str | None = None
     """Added to the reasons when the content changes (why it is due, in words)."""
+    login_check: bool = False
+    """A change can lock the operator out (sshd): a new login must work after it, else it is put back."""
 
     @property
     def sha256(self) -> str:
@@ -46,12 +48,19 @@ class DesiredDirectory:
     role: str
 
 
+DEFAULT_SETTLE = 1.0
+"""Seconds after handlers and starts before a service is looked at (Apache dies 15 ms after a graceful that cannot bind)."""
+
+
 @dataclass(frozen=True)
 class DesiredService:
     name: str
     state: str
     enabled: bool
     role: str
+    settle: float = DEFAULT_SETTLE
+    ports: tuple[str, ...] = ()
+    """"address:port" that must accept a connection once the service runs."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +69,8 @@ class Handler:
     command: str
     role: str
     check: str | None = None
+    supersedes: tuple[str, ...] = ()
+    """Handlers that need not run when this one does (a restart makes a reload pointless)."""
 
 
 @dataclass(frozen=True)
@@ -93,6 +104,8 @@ class DesiredState:
     reports them as installed, or else as apt would install them."""
     generators: list[tuple[str, Any]] = field(default_factory=list)
     """(kind, data): files decided after the probe from what the host has."""
+    absent: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Files that must not exist (path -> handlers a removal notifies): a rollback of a run that created them."""
 
 
 @dataclass(frozen=True)
@@ -176,11 +189,17 @@ class Plan:
     """Keys the host makes itself, with a signing request brought back."""
     key_requests: list[KeySpec] = field(default_factory=list)
     """Private keys the host makes itself (DKIM); only their public half comes back."""
+    removals: list[str] = field(default_factory=list)
+    """Files to remove (they exist, and must not)."""
 
     @property
     def changed(self) -> bool:
-        return bool(self.files or self.directories or self.packages or self.services or self.csr_requests or self.key_requests)
+        made = self.csr_requests or self.key_requests
+        return bool(self.files or self.directories or self.packages or self.services or made or self.removals)
 
     @property
     def needs_staging(self) -> bool:
-        return bool(self.packages or self.csr_requests or self.key_requests) or any(change.content_changed for change in self.files)
+        # A removal is staged too when validators must see the file set without it.
+        removal_checked = bool(self.removals and self.validators)
+        made = self.csr_requests or self.key_requests
+        return bool(self.packages or made or removal_checked) or any(change.content_changed for change in self.files)

@@ -49,8 +49,11 @@ def test_missing_certificate_is_made_with_a_secret_key(tmp_path: Path) -> None:
 
 
 def test_valid_certificate_is_kept(tmp_path: Path) -> None:
+    """Kept as it is: the same content (so its mode and owner are still managed), no new key."""
     contents, keys = host_state(tmp_path)
-    assert plan_certificates("h", data(tmp_path), contents, keys).files == []
+    plan = plan_certificates("h", data(tmp_path), contents, keys)
+    assert [(f.path, f.content) for f in plan.files] == [("/etc/ssl/certs/mail.pem", contents["/etc/ssl/certs/mail.pem"])]
+    assert plan.notes == []
 
 
 @pytest.mark.parametrize(
@@ -85,3 +88,13 @@ def test_provided_key_must_match(tmp_path: Path) -> None:
     (tmp_path / "b.key").write_bytes(second["/etc/ssl/private/mail.key"])
     with pytest.raises(ProvisionError, match="the key does not match the certificate"):
         plan_certificates("h", data(tmp_path, mode="provided", cert_src="a.pem", key_src="b.key"), {}, {})
+
+
+def test_the_csr_folder_beside_the_inventory_is_not_read_as_one(tmp_path: Path) -> None:
+    """The ssl role writes CSRs into INVENTORY/csr/ by default; the next run must still load the inventory."""
+    from provision.inventory import load_inventory
+
+    (tmp_path / "hosts.yml").write_text("all:\n  hosts:\n    mx1:\n")
+    (tmp_path / "csr").mkdir()
+    (tmp_path / "csr" / "mx1-mail.csr").write_text("-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----\n")
+    assert list(load_inventory(tmp_path).hosts) == ["mx1"]

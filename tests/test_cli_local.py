@@ -107,3 +107,26 @@ def test_role_descriptions_are_shown_as_written() -> None:
         ["provision", "roles", "postfix"], capture_output=True, text=True, check=False, env={**os.environ, "COLUMNS": "400"}
     )
     assert done.returncode == 0 and '"[relay.example.net]:587"' in done.stdout
+
+
+def test_check_and_apply_say_what_would_and_what_did_happen(project: Path, tmp_path: Path) -> None:
+    """check: "would" throughout, the handlers that would run, and a change apply's validators
+    would refuse is "would fail validation" (exit 1); apply prints "changed" only once committed."""
+    provision("apply", "-i", str(project))
+    (project / "group_vars").mkdir()
+    (project / "group_vars" / "all.yml").write_text("svc_port: 2600\n")
+    drift = provision("check", "-i", str(project))
+    assert drift.returncode == 2
+    assert "alpha: would change /etc/svc/svc.conf (content)" in drift.stdout
+    assert "alpha: would run handlers: reload svc" in drift.stdout
+    (project / "group_vars" / "all.yml").write_text("svc_port: 2600\nsvc_validate_ok: false\n")
+    for command in (["check"], ["apply", "--check"]):
+        refused = provision(*command, "-i", str(project), "--json")
+        assert refused.returncode == 1, refused.stdout
+        errors = json.loads(refused.stdout)["hosts"]["alpha"]["errors"]
+        assert errors == ["would fail validation (svc config check): exit 1"]
+    (project / "group_vars" / "all.yml").write_text("svc_port: 2600\nsvc_handler_ok: false\n")
+    failed = provision("apply", "-i", str(project))
+    assert failed.returncode == 1
+    assert "changed /etc/svc" not in failed.stdout and "handler 'reload svc' failed" in failed.stdout
+    assert "port=2525" in (tmp_path / "a" / "etc/svc/svc.conf").read_text()

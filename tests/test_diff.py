@@ -77,3 +77,33 @@ def test_handler_fires_once_for_several_files() -> None:
     actual = ActualState("h", packages={"postfix": "1"}, services={"postfix": ServiceFact("postfix", True, True)})
     result = plan(state, actual)
     assert len(result.files) == 2 and [h.name for h in result.handlers] == ["reload"]
+
+
+def test_a_restart_supersedes_the_reload_of_the_same_service() -> None:
+    """First converge: the main.cf change notifies a reload, the master.cf one a restart: only the restart runs."""
+    state = desired_state()
+    state.files["/etc/b.conf"] = DesiredFile("/etc/b.conf", CONTENT, 0o644, "root", "root", "r", "b.j2", notify=("restart",))
+    state.handlers["restart"] = Handler("restart", "true", "r", supersedes=("reload",))
+    actual = ActualState("h", packages={"postfix": None})
+    assert [h.name for h in plan(state, actual).handlers] == ["restart"]
+    only_reload = ActualState("h", files={"/etc/b.conf": fact(path="/etc/b.conf")}, packages={"postfix": "3.7"})
+    assert [h.name for h in plan(state, only_reload).handlers] == ["reload"]
+
+
+def test_a_service_not_installed_yet_is_enabled_once_it_is() -> None:
+    actual = ActualState("h", files={"/etc/a.conf": fact()}, packages={"postfix": None}, services={})
+    [change] = plan(desired_state(), actual).services
+    assert change.start and change.enable is True
+    enabled = ActualState("h", files={"/etc/a.conf": fact()}, services={"postfix": ServiceFact("postfix", True, True)})
+    assert plan(desired_state(), enabled).services == []
+
+
+def test_check_says_would_and_apply_says_done() -> None:
+    from provision.engine.converge import HostResult, report_plan
+
+    actual = ActualState("h", files={"/etc/a.conf": fact(sha256="0" * 64)}, packages={"postfix": "3.7"}, services={})
+    checked, applied = HostResult("h"), HostResult("h")
+    report_plan(checked, plan(desired_state(), actual), False, [], check=True)
+    report_plan(applied, plan(desired_state(), actual), False, [], check=False)
+    assert checked.services == ["postfix: would start, would enable"] and checked.handlers == ["reload"]
+    assert applied.services == ["postfix: started, enabled"]

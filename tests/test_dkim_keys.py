@@ -14,7 +14,7 @@ import dkim
 import pytest
 
 from provision.connectors.base import ConnectionSettings
-from provision.engine.converge import converge
+from provision.engine.converge import ConvergeOptions, converge
 from provision.roles.dkim import parse_record, record_name, txt_strings, txt_value, zone_line
 from provision.state import DesiredState
 from provision.testing.fake import FakeConnector
@@ -38,7 +38,7 @@ def desired(tmp_path: Path) -> DesiredState:
 
 def run(tmp_path: Path, root: Path, check: bool = False) -> Any:
     connector = FakeConnector(ConnectionSettings(name="mx1", host="mx1", root=str(root)))
-    return converge(connector, desired(tmp_path), check=check, want_diff=False, run_id="t1", secrets=[]), connector
+    return converge(connector, desired(tmp_path), ConvergeOptions(check=check, run_id="t1"), []), connector
 
 
 def signed_and_verified(key_file: Path, key: dict[str, Any], record: str) -> bool:

@@ -10,50 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from provision.connectors.base import CommandResult, ConnectionSettings
-from provision.engine.converge import HostResult
+from provision.connectors.base import CommandResult
 from provision.engine.runner import RunOptions, run_hosts
 from provision.roles.compiler import Project, compile_hosts
 from provision.testing.fake import FakeConnector
-from tests.fixtures import svc_project
+from tests.support.fake_hosts import FakeHosts
 
-
-class Lab:
-    """Two fake hosts (alpha, beta) rooted in temp folders."""
-
-    def __init__(self, base: Path, make_tree: Callable[[dict[str, str]], Path]) -> None:
-        self.roots = {"alpha": base / "alpha", "beta": base / "beta"}
-        for root in self.roots.values():
-            root.mkdir()
-        self.log = base / "handler.log"
-        self.project_dir = make_tree(svc_project(str(self.roots["alpha"]), str(self.roots["beta"]), str(self.log)))
-        self.connectors: list[FakeConnector] = []
-        self.unreachable: set[str] = set()
-
-    def factory(self, settings: ConnectionSettings) -> FakeConnector:
-        connector = FakeConnector(settings, unreachable=settings.name in self.unreachable)
-        self.connectors.append(connector)
-        return connector
-
-    def run(self, check: bool = False, diff: bool = False, limit: str | None = None, **extra_vars: object) -> dict[str, HostResult]:
-        self.connectors = []
-        project = Project.load(self.project_dir)
-        for name, value in extra_vars.items():
-            project.inventory.groups["all"].vars[name] = value
-        compiled = compile_hosts(project, project.select(limit), None)
-        results = run_hosts(compiled, RunOptions(check=check, diff=diff), factory=self.factory)
-        return {r.host: r for r in results}
-
-    def file(self, host: str, path: str) -> Path:
-        return self.roots[host] / path.lstrip("/")
-
-    def handler_runs(self) -> int:
-        return len(self.log.read_text().splitlines()) if self.log.exists() else 0
+Lab = FakeHosts
 
 
 @pytest.fixture
 def lab(tmp_path: Path, make_tree: Callable[[dict[str, str]], Path]) -> Lab:
-    return Lab(tmp_path, make_tree)
+    return FakeHosts(tmp_path, make_tree)
 
 
 def test_first_apply_creates_everything_in_three_round_trips(lab: Lab) -> None:

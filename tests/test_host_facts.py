@@ -242,7 +242,7 @@ def test_a_host_compiled_alone_carries_its_refine_so_a_check_sees_no_false_drift
 ) -> None:
     """``provision report`` compiles hosts one by one and runs check's probe: the
     facts must be applied there too, or a bookworm host's level 3.6 would be drift."""
-    from provision.engine.converge import converge
+    from provision.engine.converge import ConvergeOptions, converge
 
     root = tmp_path / "root"
     root.mkdir()
@@ -265,7 +265,7 @@ def test_a_host_compiled_alone_carries_its_refine_so_a_check_sees_no_false_drift
 
     def check(refine: Any) -> str:
         connector = FakeConnector(ConnectionSettings(name="h1", connection="local", root=str(root)))
-        return converge(connector, compiled.desired, check=True, want_diff=False, run_id="t", secrets=[], refine=refine).status
+        return converge(connector, compiled.desired, ConvergeOptions(check=True, run_id="t"), [], refine=refine).status
 
     assert check(compiled.refine) == "ok"
     assert check(None) == "changed"  # what the report showed before it passed refine: the placeholder's 'old'

@@ -1,4 +1,4 @@
-"""The agent's core: the host-side transaction, stdlib only.
+"""The agent's core: probe and stage, the host's lock, stdlib only.
 
 The controller never runs this module itself (only the test fake does, in
 process); its source travels on the standard input of one ``python3``
@@ -8,21 +8,25 @@ answers with one JSON document on standard output. One operation per round
 trip:
 
 - ``probe``: the actual state of the declared files, directories, packages
-  and services (and, for a diff, the current content of changed files);
-- ``stage``: install missing packages, write the new files into a private
-  staging folder and run every validator against the staged copies;
-- ``commit``: back up the originals, move the staged files into place
-  atomically, run handlers, ensure services; restore the originals if a
-  handler fails;
+  and services (and, for a diff, the current content of changed files); an
+  interrupted run's journal, another run holding the host, leftovers;
+- ``stage``: take the host's lock, install missing packages, write the new
+  files into a private staging folder and run every validator against the
+  staged copies (with ``check``: only validate, then remove them);
+- ``backup``: what a past run replaced, from its backup folder;
+- ``commit`` and ``revert`` (``provision.agent.commit``, sent beside this
+  module): the transaction itself;
 - the operations of ``provision.agent.mail`` (queues, what the report
   reads), when the controller sent that module too.
 
-Compatible with the oldest python3 a supported Debian ships.
+Compatible with the oldest python3 a supported Debian ships (3.9).
 """
 
 from __future__ import annotations
 
 import base64
+import errno
+import fcntl
 import grp
 import hashlib
 import json
@@ -33,22 +37,22 @@ import shutil
 import stat
 import subprocess
 import sys
-import tempfile
 import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 
 if TYPE_CHECKING:  # the protocol's types only: the module itself never travels to a host
     from provision.agent.protocol import (
         Answer,
+        BackupAnswer,
+        BackupEntry,
+        BackupRequest,
         CommandOutcome,
-        CommitAnswer,
-        CommitFile,
-        CommitRequest,
         CsrSpec,
         FileStat,
-        HandlerOutcome,
-        HandlerSpec,
+        Holder,
+        JournalInfo,
         KeySpec,
+        LeaseInfo,
         PackageVersions,
         ProbeAnswer,
         ProbeRequest,
@@ -61,6 +65,10 @@ if TYPE_CHECKING:  # the protocol's types only: the module itself never travels 
 STATE_DIR = "var/lib/provision"
 BACKUP_DIR = "var/backups/provision"
 OUTPUT_LIMIT = 4000
+TEMP_PREFIX = ".provision-"
+"""Temporary files beside a destination start with this (new content, the previous file kept for a rollback)."""
+MANIFEST = ".provision-manifest.json"
+"""In a run's backup folder: what the run replaced, so that it can be put back."""
 
 
 class Failure(Exception):
@@ -77,6 +85,17 @@ def file_sha256(path: str) -> str:
         for block in iter(lambda: handle.read(1 << 16), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def regular_file_sha(path: str) -> Optional[str]:
+    """The file's sha256; None when it does not exist; a marker for what is not a regular file."""
+    try:
+        info = os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    if not stat.S_ISREG(info.st_mode):
+        return "not a regular file"
+    return file_sha256(path)
 
 
 def name_of_uid(uid: int) -> str:
@@ -127,6 +146,237 @@ def run(command: str, timeout: int = 600) -> CommandOutcome:
     except subprocess.TimeoutExpired:
         output, code = "timed out after %ss" % timeout, 124
     return {"command": command, "exit": code, "output": output[-OUTPUT_LIMIT:], "seconds": round(time.time() - started, 3)}
+
+
+def fsync_dir(path: str) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def write_durably(path: str, data: bytes, mode: int = 0o600) -> None:
+    """``path`` replaced by ``data``, on disk (file and folder fsync'd) when this returns."""
+    folder = os.path.dirname(path)
+    temp = "%s.%d.tmp" % (path, os.getpid())
+    descriptor = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.rename(temp, path)
+    except BaseException:
+        if os.path.exists(temp):
+            os.unlink(temp)
+        raise
+    fsync_dir(folder)
+
+
+def remove_durably(path: str) -> None:
+    if os.path.lexists(path):
+        os.unlink(path)
+        fsync_dir(os.path.dirname(path))
+
+
+def private_dir(path: str) -> str:
+    """``path`` made (0700, as its parents under the state folder) if missing."""
+    if not os.path.isdir(path):
+        os.makedirs(path, mode=0o700)
+    return path
+
+
+# --- the host's lock -------------------------------------------------------
+# Stage and commit of one run hold the host: two runs at once would leave a
+# mix of their files. The lock has two parts: an flock held by whichever
+# agent process is working (released by the kernel when it dies, so a
+# killed run never blocks the next), and a lease naming the run, which
+# keeps the host between that run's stage and its commit (and lapses after
+# LEASE_SECONDS if the run never comes back).
+
+LEASE_SECONDS = 120.0
+LOCK_WAIT = 2.0
+"""A probe takes the lock for an instant: a run that finds it taken tries again this long before saying busy."""
+
+
+def lock_path(root: str) -> str:
+    return host_path(root, STATE_DIR + "/lock")
+
+
+def lease_path(root: str) -> str:
+    return host_path(root, STATE_DIR + "/lease.json")
+
+
+def read_json(path: str) -> Any:
+    try:
+        with open(path, "rb") as handle:
+            return json.loads(handle.read().decode("utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def describe_holder(lease: LeaseInfo) -> str:
+    since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(lease.get("since", 0)))
+    text = "run %s (%s by %s@%s, pid %s) since %s" % (
+        lease.get("run_id"),
+        lease.get("command"),
+        lease.get("user"),
+        lease.get("controller"),
+        lease.get("pid"),
+        since,
+    )
+    if lease.get("phase") == "staged":
+        until = time.strftime("%H:%M:%S", time.localtime(lease.get("expires", 0)))
+        text += ", between its stage and its commit (if that run was stopped, the host is free again at %s)" % until
+    else:
+        text += ", %s now" % lease.get("phase")
+    return text
+
+
+class HostLock:
+    """The host held for one run, for one operation; ``release`` ends the operation."""
+
+    def __init__(self, root: str, holder: Holder) -> None:
+        self.root = root
+        self.holder = holder
+        self.descriptor: Optional[int] = None
+
+    def acquire(self, phase: str) -> None:
+        private_dir(host_path(self.root, STATE_DIR))
+        descriptor = os.open(lock_path(self.root), os.O_RDWR | os.O_CREAT, 0o600)
+        deadline = time.time() + LOCK_WAIT
+        while not try_flock(descriptor, fcntl.LOCK_EX):
+            if time.time() >= deadline:
+                os.close(descriptor)
+                holder: LeaseInfo = read_json(lease_path(self.root)) or {"phase": "working"}  # type: ignore[assignment]
+                raise Failure("the host is busy: %s" % describe_holder(holder))
+            time.sleep(0.05)
+        lease = read_json(lease_path(self.root))
+        if lease and lease.get("run_id") != self.holder["run_id"] and lease_live(lease, locked_by_us=True):
+            os.close(descriptor)
+            raise Failure("the host is busy: %s" % describe_holder(lease))
+        self.descriptor = descriptor
+        self.set_phase(phase)
+
+    def set_phase(self, phase: str) -> None:
+        now = time.time()
+        lease: LeaseInfo = dict(self.holder, phase=phase, since=now, expires=now + LEASE_SECONDS)  # type: ignore[assignment]
+        write_durably(lease_path(self.root), json.dumps(lease).encode())
+
+    def release(self, keep_lease: bool) -> None:
+        """End the operation; ``keep_lease``: the run comes back (stage, then commit)."""
+        if self.descriptor is None:
+            return
+        try:
+            if keep_lease:
+                self.set_phase("staged")
+            else:
+                remove_durably(lease_path(self.root))
+        finally:
+            os.close(self.descriptor)
+            self.descriptor = None
+
+
+def try_flock(descriptor: int, kind: int) -> bool:
+    try:
+        fcntl.flock(descriptor, kind | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno in (errno.EAGAIN, errno.EACCES):
+            return False
+        os.close(descriptor)
+        raise
+    return True
+
+
+def lease_live(lease: LeaseInfo, locked_by_us: bool) -> bool:
+    """Whether ``lease`` still holds the host.
+
+    While an operation runs, its process holds the flock; when we hold the
+    flock ourselves, a lease in 'staging' or 'committing' is one whose
+    process died. A 'staged' lease lives until it expires.
+    """
+    if lease.get("phase") == "staged":
+        return bool(time.time() < lease.get("expires", 0))
+    return not locked_by_us
+
+
+def current_lease(root: str) -> Optional[LeaseInfo]:
+    """The lease of a run that holds the host now, for the probe (which takes no lock)."""
+    lease: Optional[LeaseInfo] = read_json(lease_path(root))
+    if not lease:
+        return None
+    if lease.get("phase") == "staged":
+        return lease if lease_live(lease, locked_by_us=True) else None
+    # An operation's lease: live only while some process holds the flock.
+    try:
+        descriptor = os.open(lock_path(root), os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        free = try_flock(descriptor, fcntl.LOCK_SH)
+    except OSError:
+        return None
+    os.close(descriptor)  # closing releases the shared lock at once
+    return None if free else lease
+
+
+# --- journal and leftovers --------------------------------------------------
+
+
+def journal_path(root: str) -> str:
+    return host_path(root, STATE_DIR + "/journal.json")
+
+
+def pending_journal(root: str) -> Optional[JournalInfo]:
+    journal = read_json(journal_path(root))
+    if not journal:
+        return None
+    return {
+        "run_id": journal.get("run_id", "?"),
+        "state": journal.get("state", "?"),
+        "handlers": [h["name"] for h in journal.get("handlers", [])],
+        "started": journal.get("started", 0),
+        "holder": journal.get("holder", {}),
+    }
+
+
+def staging_parent(root: str) -> str:
+    return host_path(root, STATE_DIR + "/staging")
+
+
+def stale_staging(root: str, own_run: Optional[str]) -> List[str]:
+    folder = staging_parent(root)
+    if not os.path.isdir(folder):
+        return []
+    return [os.path.join(folder, name) for name in sorted(os.listdir(folder)) if name != own_run]
+
+
+def stray_temps(root: str, paths: List[str]) -> List[str]:
+    """Temporary files (``.provision-*``) in the folders of ``paths``: an interrupted run's."""
+    found: List[str] = []
+    for folder in sorted({os.path.dirname(host_path(root, path)) for path in paths}):
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            continue
+        found += [os.path.join(folder, name) for name in sorted(names) if name.startswith(TEMP_PREFIX)]
+    return found
+
+
+def remove_leftovers(root: str, own_run: Optional[str], paths: List[str]) -> List[str]:
+    """Staging folders and temporary files of interrupted runs; only called under the lock."""
+    removed = []
+    for folder in stale_staging(root, own_run):
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    for temp in stray_temps(root, paths):
+        try:
+            os.unlink(temp)
+            removed.append(temp)
+        except OSError:
+            pass
+    return removed
 
 
 # --- probe ---------------------------------------------------------------
@@ -244,6 +494,11 @@ def op_probe(request: ProbeRequest) -> ProbeAnswer:
             with open(where, "rb") as handle:
                 extra[path] = base64.b64encode(handle.read()).decode()
     public_keys = {path: public_half(host_path(root, path)) for path in request.get("public_keys", [])}
+    busy = current_lease(root)
+    journal = pending_journal(root) if busy is None else None
+    leftovers: List[str] = []
+    if busy is None:
+        leftovers = stale_staging(root, None) + stray_temps(root, [entry["path"] for entry in request.get("files", [])])
     return {
         "ok": True,
         "files": files,
@@ -254,6 +509,9 @@ def op_probe(request: ProbeRequest) -> ProbeAnswer:
         "versions": probe_versions(request.get("versions", []), request.get("candidates", [])),
         "extra_files": extra,
         "public_keys": public_keys,
+        "journal": journal,
+        "busy": busy,
+        "leftovers": leftovers,
     }
 
 
@@ -289,6 +547,11 @@ def facts() -> Dict[str, str]:
 
 def staging_root(root: str, run_id: str) -> str:
     return host_path(root, "%s/staging/%s" % (STATE_DIR, run_id))
+
+
+def check_root(root: str, run_id: str) -> str:
+    """A drift check's staging: apart from runs' staging, which a run's cleanup removes."""
+    return host_path(root, "%s/check/%s" % (STATE_DIR, run_id))
 
 
 def install_packages(names: List[str]) -> List[CommandOutcome]:
@@ -393,15 +656,40 @@ def make_key(root: str, entry: KeySpec) -> str:
 
 def op_stage(request: StageRequest) -> StageAnswer:
     root, run_id = request["root"], request["run_id"]
-    result: StageAnswer = {"ok": True, "installed": [], "validations": []}
-    result["installed"] = [s["command"] for s in install_packages(request.get("packages", []))]
-    result["csrs"] = {entry["name"]: make_csr(root, entry) for entry in request.get("csr", [])}
-    result["keys"] = {entry["path"]: make_key(root, entry) for entry in request.get("keys", [])}
-    staging = staging_root(root, run_id)
+    if request.get("check"):
+        staging = check_root(root, run_id)
+        try:
+            return stage_files(root, staging, request)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    lock = HostLock(root, request["holder"])
+    lock.acquire("staging")
+    staged = False
+    try:
+        remove_leftovers(root, run_id, [])
+        result: StageAnswer = {"ok": True, "installed": [], "validations": []}
+        result["installed"] = [s["command"] for s in install_packages(request.get("packages", []))]
+        result["csrs"] = {entry["name"]: make_csr(root, entry) for entry in request.get("csr", [])}
+        result["keys"] = {entry["path"]: make_key(root, entry) for entry in request.get("keys", [])}
+        answer = stage_files(root, staging_root(root, run_id), request)
+        answer["installed"], answer["csrs"], answer["keys"] = result["installed"], result["csrs"], result["keys"]
+        if result["installed"]:
+            # A package writes its own config (Postfix's main.cf): the commit compares with that, not with the probe.
+            answer["seen_after_install"] = {path: regular_file_sha(host_path(root, path)) for path in request.get("declared", [])}
+        staged = bool(answer.get("ok"))
+        return answer
+    finally:
+        # A run whose files are staged keeps the host until its commit.
+        lock.release(keep_lease=staged)
+
+
+def stage_files(root: str, staging: str, request: StageRequest) -> StageAnswer:
+    """The new files written under ``staging`` and every validator run against them."""
+    result: StageAnswer = {"ok": True, "validations": []}
     if os.path.exists(staging):
         shutil.rmtree(staging)
+    private_dir(os.path.dirname(staging))
     os.makedirs(staging, mode=0o700)
-    os.chmod(host_path(root, STATE_DIR + "/staging"), 0o700)
     staged = set()
     for entry in request.get("files", []):
         write_new(host_path(staging, entry["path"]), base64.b64decode(entry["content_b64"]), entry["mode"])
@@ -412,10 +700,11 @@ def op_stage(request: StageRequest) -> StageAnswer:
         if validate:
             target = shlex.quote(host_path(staging, entry["path"]))
             checks.append(validation(run(validate.replace("%s", target)), "validate %s" % entry["path"]))
+    absent = set(request.get("absent", []))
     for validator in request.get("validators", []):
         for path in validator["files"]:
             live = host_path(root, path)
-            if path not in staged and os.path.isfile(live):
+            if path not in staged and path not in absent and os.path.isfile(live):
                 os.makedirs(os.path.dirname(host_path(staging, path)), mode=0o700, exist_ok=True)
                 shutil.copy2(live, host_path(staging, path))
         command = validator["command"].replace("{staging}", shlex.quote(staging))
@@ -440,199 +729,60 @@ def validation(outcome: CommandOutcome, what: str) -> Validation:
     }
 
 
-# --- commit --------------------------------------------------------------
+# --- backup (what a past run replaced) ---------------------------------------
 
 
-def fsync_dir(path: str) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+def backup_root(root: str, run_id: str) -> str:
+    return host_path(root, "%s/%s" % (BACKUP_DIR, run_id))
 
 
-def atomic_copy(source: str, dest: str, mode: int, uid: int, gid: int) -> None:
-    """Write ``dest`` through a temp file in its own folder, then rename."""
-    folder = os.path.dirname(dest)
-    descriptor, temp = tempfile.mkstemp(prefix=".provision-", dir=folder)
-    try:
-        with os.fdopen(descriptor, "wb") as out, open(source, "rb") as data:
-            shutil.copyfileobj(data, out)
-            out.flush()
-            os.fchown(out.fileno(), uid, gid)
-            os.fchmod(out.fileno(), mode)
-            os.fsync(out.fileno())
-        os.rename(temp, dest)
-    except BaseException:
-        if os.path.exists(temp):
-            os.unlink(temp)
-        raise
-    fsync_dir(folder)
-
-
-def ensure_parent(path: str) -> None:
-    folder = os.path.dirname(path)
-    if not os.path.isdir(folder):
-        os.makedirs(folder, mode=0o755)
-
-
-class Transaction:
-    """Files committed so far, and how to put each one back."""
-
-    def __init__(self, root: str, run_id: str) -> None:
-        self.root = root
-        self.backup_root = host_path(root, "%s/%s" % (BACKUP_DIR, run_id))
-        self.undo: List[Dict[str, Any]] = []
-
-    def backup(self, path: str) -> Optional[str]:
-        live = host_path(self.root, path)
-        if not os.path.lexists(live):
-            return None
-        copy = host_path(self.backup_root, path)
-        os.makedirs(os.path.dirname(copy), mode=0o700, exist_ok=True)
-        os.chmod(host_path(self.root, BACKUP_DIR), 0o700)
-        shutil.copy2(live, copy)
-        info = os.lstat(live)
-        os.chown(copy, info.st_uid, info.st_gid)
-        return copy
-
-    def write(self, entry: CommitFile, staging: str) -> None:
-        live = host_path(self.root, entry["path"])
-        uid, gid = uid_of(entry["owner"]), gid_of(entry["group"])
-        if entry["content_changed"]:
-            staged = host_path(staging, entry["path"])
-            if file_sha256(staged) != entry["sha256"]:
-                raise Failure("staged copy of %s does not match what was validated" % entry["path"])
-            ensure_parent(live)
-            self.undo.append({"path": entry["path"], "backup": self.backup(entry["path"])})
-            atomic_copy(staged, live, entry["mode"], uid, gid)
-        else:
-            info = os.lstat(live)
-            self.undo.append({"path": entry["path"], "mode": stat.S_IMODE(info.st_mode), "uid": info.st_uid, "gid": info.st_gid})
-            os.chown(live, uid, gid)
-            os.chmod(live, entry["mode"])
-
-    def rollback(self) -> List[str]:
-        restored = []
-        for step in reversed(self.undo):
-            live = host_path(self.root, step["path"])
-            if "backup" not in step:
-                os.chown(live, step["uid"], step["gid"])
-                os.chmod(live, step["mode"])
-            elif step["backup"] is None:
-                if os.path.lexists(live):
-                    os.unlink(live)
-            else:
-                info = os.lstat(step["backup"])
-                atomic_copy(step["backup"], live, stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid)
-            restored.append(step["path"])
-        self.undo = []
-        return restored
-
-
-def run_handler(handler: HandlerSpec) -> HandlerOutcome:
-    ran = run(handler["command"])
-    outcome: HandlerOutcome = {
-        "command": ran["command"],
-        "exit": ran["exit"],
-        "output": ran["output"],
-        "seconds": ran["seconds"],
-        "name": handler["name"],
-    }
-    check_command = handler.get("check")
-    if outcome["exit"] == 0 and check_command:
-        check = run(check_command)
-        if check["exit"] != 0:
-            outcome["exit"] = check["exit"]
-            said = check["output"].strip()
-            outcome["output"] += "\nthe check after it failed: %s" % (said or "exit %s from %s" % (check["exit"], check_command))
-    return outcome
-
-
-def service_command(name: str, action: str) -> str:
-    if has_systemd():
-        return "systemctl %s %s" % (action, shlex.quote(name))
-    if action in ("enable", "disable"):
-        return "update-rc.d %s %s" % (shlex.quote(name), "defaults" if action == "enable" else "disable")
-    return "/etc/init.d/%s %s" % (shlex.quote(name), action)
-
-
-def op_commit(request: CommitRequest) -> CommitAnswer:
-    root, run_id = request["root"], request["run_id"]
-    staging = staging_root(root, run_id)
-    handlers: List[HandlerOutcome] = []
-    services: List[CommandOutcome] = []
-    result: CommitAnswer = {"ok": True, "handlers": handlers, "services": services, "restored": []}
-    transaction = Transaction(root, run_id)
-    try:
-        for entry in request.get("directories", []):
-            path = host_path(root, entry["path"])
-            if not os.path.isdir(path):
-                os.makedirs(path, mode=entry["mode"] if entry["mode"] is not None else 0o755)
-            mode = entry["mode"]
-            if mode is None:
-                continue  # only made sure it exists
-            os.chown(path, uid_of(entry["owner"]), gid_of(entry["group"]))
-            os.chmod(path, mode)
-        for file_entry in request.get("files", []):
-            transaction.write(file_entry, staging)
-    except (OSError, Failure) as exc:
-        result["restored"] = transaction.rollback()
-        result["ok"], result["error"] = False, "commit failed, previous files restored: %s" % exc
-        return result
-    ran: List[HandlerSpec] = []
-    for handler in request.get("handlers", []):
-        outcome = run_handler(handler)
-        handlers.append(outcome)
-        ran.append(handler)
-        if outcome["exit"] != 0:
-            result["restored"] = transaction.rollback()
-            result["recovery"] = [run_handler(h) for h in ran]
-            result["ok"] = False
-            result["error"] = "handler %r failed (exit %s), previous files restored:\n%s" % (
-                handler["name"],
-                outcome["exit"],
-                outcome["output"].strip(),
-            )
-            return result
-    for service in request.get("services", []):
-        # A handler may have started or stopped it since the probe.
-        active = probe_service(service["name"])["active"]
-        for action in ("enable", "disable", "start", "stop"):
-            if (action == "start" and active) or (action == "stop" and not active):
-                continue
-            if service.get(action):
-                done = run(service_command(service["name"], action))
-                services.append(done)
-                if done["exit"] != 0:
-                    result["ok"], result["error"] = False, "%s %s failed:\n%s" % (action, service["name"], done["output"].strip())
-                    return result
-    shutil.rmtree(staging, ignore_errors=True)
-    prune_backups(root, KEEP_BACKUPS)
-    return result
-
-
-KEEP_BACKUPS = 20
-
-
-def prune_backups(root: str, keep: int) -> None:
+def backup_runs(root: str) -> List[str]:
+    """The runs whose backups the host keeps, oldest first: by the time in their id, then
+    (two runs in one second) by when their folder was made."""
     folder = host_path(root, BACKUP_DIR)
     if not os.path.isdir(folder):
-        return
-    runs = sorted(os.listdir(folder))
-    for name in runs[:-keep] if keep > 0 else []:
-        shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
+        return []
+
+    def age(name: str) -> Any:
+        try:
+            made = os.stat(os.path.join(folder, name)).st_mtime_ns
+        except OSError:
+            made = 0
+        return (name.split("-")[0], made, name)
+
+    return sorted(os.listdir(folder), key=age)
+
+
+def op_backup(request: BackupRequest) -> BackupAnswer:
+    root, run_id = request["root"], request["run_id"]
+    runs = backup_runs(root)
+    if "/" in run_id or run_id in ("", ".", "..") or run_id not in runs:
+        shown = ", ".join(runs[-5:]) or "none"
+        raise Failure("no backups of run %r on this host (the newest it keeps: %s)" % (run_id, shown))
+    folder = backup_root(root, run_id)
+    manifest = read_json(os.path.join(folder, MANIFEST))
+    if not isinstance(manifest, list):
+        raise Failure(
+            "the backups of run %s have no manifest (made by an older provision): put them back by hand from %s" % (run_id, folder)
+        )
+    entries: List[BackupEntry] = manifest
+    contents: Dict[str, str] = {}
+    for entry in entries:
+        if entry["existed"] and entry["sha256_before"] is not None:
+            with open(host_path(folder, entry["path"]), "rb") as handle:
+                contents[entry["path"]] = base64.b64encode(handle.read()).decode()
+    return {"ok": True, "run_id": run_id, "entries": entries, "contents": contents, "runs": runs}
 
 
 Operation = Callable[[Any], Any]
 OPERATIONS: Dict[str, Operation] = {
     "probe": op_probe,
     "stage": op_stage,
-    "commit": op_commit,
+    "backup": op_backup,
 }
 # Modules the controller may send beside this one (see protocol.MODULES_FOR_OP);
 # each has its own OPERATIONS, found here when it was sent.
-EXTENSIONS = ("provision.agent.mail",)
+EXTENSIONS = ("provision.agent.commit", "provision.agent.mail")
 
 
 def operations() -> Dict[str, Operation]:

@@ -41,6 +41,37 @@ class _Addressed(TypedDict, total=False):
     """Manage files under this folder instead of / (set by the controller's call, from the connection settings)."""
 
 
+class Holder(TypedDict):
+    """Who holds the host's lock: said to a run that finds the host busy."""
+
+    run_id: str
+    user: str
+    """The controller's user."""
+    controller: str
+    """The controller's host name."""
+    pid: int
+    command: str
+
+
+class LeaseInfo(Holder, total=False):
+    phase: str
+    """'staging', 'staged' (between stage and commit), 'committing'."""
+    since: float
+    expires: float
+    """For 'staged': when a run that never came back to commit stops holding the host."""
+
+
+class JournalInfo(TypedDict):
+    """Handlers a commit owes: written before its first rename, cleared once they have run."""
+
+    run_id: str
+    state: str
+    """'preparing' (nothing replaced yet) or 'committed' (files replaced, handlers owed)."""
+    handlers: List[str]
+    started: float
+    holder: Holder
+
+
 # --- probe ----------------------------------------------------------------
 
 
@@ -95,7 +126,7 @@ class PackageVersions(TypedDict):
     """What apt would install (asked only when not installed), or None."""
 
 
-class ProbeAnswer(_Answer):
+class ProbeAnswer(_Answer, total=False):
     files: Dict[str, FileStat]
     directories: Dict[str, FileStat]
     packages: Dict[str, Optional[str]]
@@ -107,6 +138,12 @@ class ProbeAnswer(_Answer):
     extra_files: Dict[str, Optional[str]]
     """Base64 content, or None when missing or too large."""
     public_keys: Dict[str, Optional[str]]
+    journal: Optional[JournalInfo]
+    """An interrupted run's journal that no live run holds: its handlers are owed."""
+    busy: Optional[LeaseInfo]
+    """Another run holds the host (staged, or an operation running)."""
+    leftovers: List[str]
+    """Staging folders and temporary files an interrupted run left behind."""
 
 
 # --- stage ----------------------------------------------------------------
@@ -153,14 +190,25 @@ class KeySpec(TypedDict):
     """What the key is for, in messages (SELECTOR._domainkey.DOMAIN)."""
 
 
-class StageRequest(_Addressed):
+class _StageOp(_Addressed):
     op: Literal["stage"]
     run_id: str
+
+
+class StageRequest(_StageOp, total=False):
+    holder: Holder
+    """Required unless ``check``."""
     packages: List[str]
     files: List[StageFile]
     validators: List[ValidatorSpec]
     csr: List[CsrSpec]
     keys: List[KeySpec]
+    check: bool
+    """Only validate (a drift check): no lock, no packages, no keys; the staged copies are removed at once."""
+    declared: List[str]
+    """Every declared file: after installing packages (which write some of them), each is looked at again."""
+    absent: List[str]
+    """Files the commit will remove: validators see the staged set without them."""
 
 
 class Validation(CommandOutcome):
@@ -168,6 +216,8 @@ class Validation(CommandOutcome):
 
 
 class StageAnswer(_Answer, total=False):
+    seen_after_install: Dict[str, Optional[str]]
+    """Declared file -> sha256 (None: missing) once packages were installed: what the commit compares with."""
     installed: List[str]
     validations: List[Validation]
     csrs: Dict[str, str]
@@ -186,13 +236,36 @@ class CommitDirectory(TypedDict):
     group: str
 
 
-class CommitFile(TypedDict):
+class _CommitFile(TypedDict):
     path: str
     mode: int
     owner: str
     group: str
     content_changed: bool
     sha256: str
+
+
+class CommitFile(_CommitFile, total=False):
+    remove: bool
+    """The file goes (``provision rollback`` of a run that created it)."""
+
+
+class Expected(TypedDict):
+    """What the probe saw at a declared path: the commit is a compare-and-swap against it."""
+
+    path: str
+    sha256: Optional[str]
+    """None: the file did not exist."""
+
+
+class VerifySpec(TypedDict):
+    """A service that must be up after the commit's handlers and starts."""
+
+    service: str
+    settle: float
+    """Seconds to wait before looking (a reload can fail after it returned)."""
+    ports: List[str]
+    """"address:port" (or a bare port, on 127.0.0.1) that must accept a connection."""
 
 
 class HandlerSpec(TypedDict):
@@ -209,24 +282,109 @@ class ServiceSpec(TypedDict):
     disable: bool
 
 
-class CommitRequest(_Addressed):
+class _CommitOp(_Addressed):
     op: Literal["commit"]
     run_id: str
+    holder: Holder
+
+
+class CommitRequest(_CommitOp, total=False):
     directories: List[CommitDirectory]
     files: List[CommitFile]
+    expect: List[Expected]
     handlers: List[HandlerSpec]
     services: List[ServiceSpec]
+    verify: List[VerifySpec]
+    keep_backups: int
+    """Backups of this many runs are kept on the host; older ones are removed."""
 
 
 class HandlerOutcome(CommandOutcome):
     name: str
 
 
+class NotRestored(TypedDict):
+    path: str
+    error: str
+    backup: Optional[str]
+    """Where the previous content is kept on the host, if it was saved."""
+
+
+class FinishedJournal(TypedDict, total=False):
+    """What a commit did about an interrupted run's journal before its own work."""
+
+    run_id: str
+    state: str
+    handlers: List[HandlerOutcome]
+    renamed: List[str]
+    """Files whose rename the interrupted run had not done yet, done now."""
+    removed: List[str]
+    """Temporary files it left, removed."""
+    error: str
+    written: Dict[str, Optional[str]]
+    """Inside the agent only: each file's sha256 once finished (taken out of the answer)."""
+
+
 class CommitAnswer(_Answer, total=False):
+    written: List[str]
+    """Files whose content, mode or owner this commit changed (and kept)."""
     handlers: List[HandlerOutcome]
     services: List[CommandOutcome]
+    verified: List[str]
     restored: List[str]
+    not_restored: List[NotRestored]
     recovery: List[HandlerOutcome]
+    journal: FinishedJournal
+    cleaned: List[str]
+    """Leftovers of interrupted runs removed (staging folders, temporary files)."""
+    backup_dir: str
+
+
+class _RevertOp(_Addressed):
+    op: Literal["revert"]
+    run_id: str
+    holder: Holder
+
+
+class RevertRequest(_RevertOp, total=False):
+    """Put back what one run changed, from that run's backups (a change that locked the operator out)."""
+
+    paths: List[str]
+    expect: List[Expected]
+    """Each file must still be what that run wrote, else it is left alone."""
+    handlers: List[HandlerSpec]
+
+
+class RevertAnswer(_Answer, total=False):
+    restored: List[str]
+    not_restored: List[NotRestored]
+    handlers: List[HandlerOutcome]
+
+
+class BackupEntry(TypedDict):
+    """One file in a run's backup manifest (/var/backups/provision/RUN/)."""
+
+    path: str
+    existed: bool
+    mode: Optional[int]
+    owner: Optional[str]
+    group: Optional[str]
+    sha256_before: Optional[str]
+    sha256_after: Optional[str]
+
+
+class BackupRequest(_Addressed):
+    op: Literal["backup"]
+    run_id: str
+
+
+class BackupAnswer(_Answer, total=False):
+    run_id: str
+    entries: List[BackupEntry]
+    contents: Dict[str, str]
+    """path -> base64 of the content before the run (files that existed)."""
+    runs: List[str]
+    """The runs whose backups the host keeps, oldest first."""
 
 
 # --- mail, report, onboarding's test messages (the agent's mail module) ------
@@ -333,15 +491,17 @@ class MailTestAnswer(_Answer, total=False):
     """Sender -> its latest message that the log shows sent."""
 
 
-Request = Union[ProbeRequest, StageRequest, CommitRequest, MailRequest, ReportRequest, MailTestRequest]
-Answer = Union[ProbeAnswer, StageAnswer, CommitAnswer, MailAnswer, ReportAnswer, MailTestAnswer, Failed]
+Request = Union[ProbeRequest, StageRequest, CommitRequest, RevertRequest, BackupRequest, MailRequest, ReportRequest, MailTestRequest]
+Answer = Union[ProbeAnswer, StageAnswer, CommitAnswer, RevertAnswer, BackupAnswer, MailAnswer, ReportAnswer, MailTestAnswer, Failed]
 
 # Which agent modules an operation needs on the host: the transaction always,
 # the mail module only for what reads or acts on mail.
 MODULES_FOR_OP: Dict[str, Tuple[str, ...]] = {
     "probe": ("core",),
     "stage": ("core",),
-    "commit": ("core",),
+    "commit": ("core", "commit"),
+    "revert": ("core", "commit"),
+    "backup": ("core",),
     "mail": ("core", "mail"),
     "report": ("core", "mail"),
     "mail_test": ("core", "mail"),

@@ -61,7 +61,7 @@ def _converge(command: ConvergeCommand) -> int:
     from provision.engine.interrupt import EXIT_INTERRUPTED, sigint_stops
     from provision.engine.runner import run_hosts
     from provision.inventory.options import LoadOptions
-    from provision.roles.compiler import Project, compile_hosts, require_site
+    from provision.roles.compiler import Project, compile_hosts, compile_warnings, require_site
     from provision.roles.selection import select
     from provision.views.progress import HostLines, LongSteps, Observers, stderr_line
     from provision.views.results import print_summary, quiet_lines, to_json, totals
@@ -79,6 +79,8 @@ def _converge(command: ConvergeCommand) -> int:
             click.echo(f"    {host}")
         return EXIT_OK
     compiled = compile_hosts(project, selection.hosts, selection.tags)
+    for warning in compile_warnings(compiled):
+        click.echo(f"warning: {warning}", err=True)
     err = Console(stderr=True)
     quiet = command.as_json or command.quiet
     run = command.run

@@ -14,6 +14,7 @@ from provision.cli.onboard import onboard
 from provision.cli.render import render
 from provision.cli.report import report
 from provision.cli.roles import roles
+from provision.cli.rollback import rollback
 from provision.cli.ssh import ssh
 
 
@@ -30,7 +31,7 @@ def main() -> None:
     """Declarative provisioning of mail and web servers over SSH."""
 
 
-for _command in (apply, check, history, render, inventory, roles, lab, test_role, mail, onboard, report, config, ssh):
+for _command in (apply, check, history, rollback, render, inventory, roles, lab, test_role, mail, onboard, report, config, ssh):
     main.add_command(_command)
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ def render(
     """Render every managed file locally, without touching any host."""
     from dataclasses import replace
 
-    from provision.roles.compiler import Project, compile_hosts, require_site
+    from provision.roles.compiler import Project, compile_hosts, compile_warnings, require_site
     from provision.roles.output_tree import write_rendered
     from provision.roles.releases import RELEASES
     from provision.roles.selection import select
@@ -48,5 +48,7 @@ def render(
     for warning in selection.warnings:
         click.echo(f"warning: {warning}", err=True)
     compiled = compile_hosts(project, selection.hosts, selection.tags, facts=RELEASES[release])
+    for warning in compile_warnings(compiled):
+        click.echo(f"warning: {warning}", err=True)
     count = write_rendered(out, {host: entry.desired.files for host, entry in compiled.items()})
     click.echo(f"rendered {count} files for {len(compiled)} hosts into {out}", err=True)

@@ -6,13 +6,14 @@ else Paramiko; ``connection: paramiko`` asks for Paramiko, as in Ansible.
 
 from __future__ import annotations
 
+import getpass
 from typing import Any
 
 from provision.connectors.base import CommandResult, ConnectionSettings, Connector, CountingConnector
 from provision.connectors.openssh import DEFAULT_PERSIST, ssh_client
 from provision.errors import ProvisionError
 
-__all__ = ["CommandResult", "ConnectionSettings", "Connector", "CountingConnector", "connect", "settings_from_vars"]
+__all__ = ["CommandResult", "ConnectionSettings", "Connector", "CountingConnector", "connect", "login_user", "settings_from_vars"]
 
 # Ansible's names are accepted so that an existing inventory works unchanged;
 # provision's own short name wins where both are set.
@@ -70,8 +71,22 @@ def settings_from_vars(name: str, values: dict[str, Any], options: dict[str, str
         container=values.get("container"),
         ssh_config=str(values["ssh_config"]) if values.get("ssh_config") else None,
         control_persist=persist,
-        options=dict(options or {}, **({"known_hosts": str(values["known_hosts"])} if values.get("known_hosts") else {})),
+        # The command line (--known-hosts) wins over the inventory's known_hosts.
+        options={**({"known_hosts": str(values["known_hosts"])} if values.get("known_hosts") else {}), **(options or {})},
     )
+
+
+def login_user(settings: ConnectionSettings) -> str:
+    """The account a connection logs in as: the inventory's user, else what the connector uses by default.
+
+    (A connector that reads ssh_config may learn a User there; it is the
+    place to say so, for roles that must not lock that user out.)
+    """
+    if settings.connection == "local":
+        return getpass.getuser()
+    if settings.user:
+        return settings.user
+    return "root" if settings.connection == "docker" else getpass.getuser()
 
 
 def connect(settings: ConnectionSettings) -> Connector:

@@ -28,6 +28,8 @@ from typing import Any, cast, overload
 
 from provision.agent.protocol import (
     MODULES_FOR_OP,
+    BackupAnswer,
+    BackupRequest,
     CommitAnswer,
     CommitRequest,
     MailAnswer,
@@ -39,6 +41,8 @@ from provision.agent.protocol import (
     ReportAnswer,
     ReportRequest,
     Request,
+    RevertAnswer,
+    RevertRequest,
     StageAnswer,
     StageRequest,
 )
@@ -155,6 +159,10 @@ def call_agent(connector: Connector, request: ProbeRequest, timeout: float | Non
 def call_agent(connector: Connector, request: StageRequest, timeout: float | None = None) -> StageAnswer: ...
 @overload
 def call_agent(connector: Connector, request: CommitRequest, timeout: float | None = None) -> CommitAnswer: ...
+@overload
+def call_agent(connector: Connector, request: RevertRequest, timeout: float | None = None) -> RevertAnswer: ...
+@overload
+def call_agent(connector: Connector, request: BackupRequest, timeout: float | None = None) -> BackupAnswer: ...
 @overload
 def call_agent(connector: Connector, request: MailRequest, timeout: float | None = None) -> MailAnswer: ...
 @overload

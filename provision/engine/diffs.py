@@ -7,10 +7,19 @@ from provision.state import DesiredFile, FileFact
 MASK = "********"
 
 
+MIN_LINE = 8
+"""A line of a multi-line secret at least this long is masked on its own (a
+validator may echo one line of a key); shorter ones would mask common words."""
+
+
 def mask(text: str, secrets: list[str]) -> str:
-    """``text`` with every secret replaced, also where it is written escaped
-    (an error message quoting a value with repr())."""
-    forms = {form for secret in secrets for form in (secret, repr(secret)[1:-1]) if form}
+    """``text`` with every secret value, and every line of a multi-line one, replaced;
+    also where it is written escaped (an error message quoting a value with repr())."""
+    fragments = set(secrets)
+    for secret in secrets:
+        if "\n" in secret:
+            fragments.update(line.strip() for line in secret.splitlines() if len(line.strip()) >= MIN_LINE)
+    forms = {form for fragment in fragments for form in (fragment, repr(fragment)[1:-1]) if form}
     for form in sorted(forms, key=len, reverse=True):
         text = text.replace(form, MASK)
     return text

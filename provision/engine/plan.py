@@ -61,6 +61,14 @@ def plan(desired: DesiredState, actual: ActualState) -> Plan:
         if change.content_changed:
             notified.update(wanted.notify)
 
+    for path, notify in desired.absent.items():
+        fact = actual.files.get(path, FileFact(path, exists=False))
+        if fact.exists and not fact.is_file:
+            result.problems.append(f"{path} is not a regular file")
+        elif fact.exists:
+            result.removals.append(path)
+            notified.update(notify)
+
     result.packages = [name for name in desired.packages if not actual.packages.get(name)]
 
     for service in desired.services:
@@ -69,11 +77,15 @@ def plan(desired: DesiredState, actual: ActualState) -> Plan:
         enabled = service_fact.enabled if service_fact else None
         start = service.state == "started" and not active
         stop = service.state == "stopped" and active
-        enable = service.enabled if enabled is not None and enabled != service.enabled else None
+        # Unknown (not installed yet: this run's packages or handlers bring it): enabled once it exists.
+        unknown_but_wanted = enabled is None and service.enabled
+        enable = service.enabled if unknown_but_wanted or (enabled is not None and enabled != service.enabled) else None
         if start or stop or enable is not None:
             result.services.append(ServiceChange(service, start, stop, enable))
 
-    result.handlers = [h for name, h in desired.handlers.items() if name in notified]
-    changed_paths = {c.path for c in result.files if c.content_changed}
+    # A restart makes the reload of the same service pointless (first converge: both notified).
+    superseded = {other for name in notified if name in desired.handlers for other in desired.handlers[name].supersedes}
+    result.handlers = [h for name, h in desired.handlers.items() if name in notified and name not in superseded]
+    changed_paths = {c.path for c in result.files if c.content_changed} | set(result.removals)
     result.validators = [v for v in desired.validators if changed_paths.intersection(v.files)]
     return result

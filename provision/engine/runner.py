@@ -10,18 +10,22 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
+from provision.agent.protocol import Holder
 from provision.connectors import connect
-from provision.engine.converge import HostResult, converge
+from provision.connectors.base import ConnectionSettings
+from provision.engine.converge import KEEP_BACKUPS, ConvergeOptions, HostResult, Login, converge, default_holder
 from provision.engine.hosts import ConnectionOptions, ConnectorFactory, HostCall, HostSession, HostTarget, call_hosts
+from provision.errors import ProvisionError
 from provision.roles.compiler import CompiledHost
 
 Progress = Callable[[HostResult], None]
 
 
 def new_run_id() -> str:
-    # Sortable by time, so pruning old backups keeps the newest.
+    # Sortable by time, so pruning old backups keeps the newest (the host breaks ties within a second).
     return time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
 
 
@@ -35,6 +39,8 @@ class RunOptions:
     connection: ConnectionOptions = field(default_factory=ConnectionOptions)
     run_id: str = field(default_factory=new_run_id)
     """Names the hosts' backups (/var/backups/provision/RUN) and the run's line in the run log."""
+    command: str = "provision apply"
+    """Said to another run that finds a host held by this one."""
 
 
 def run_hosts(
@@ -45,18 +51,19 @@ def run_hosts(
 ) -> list[HostResult]:
     """Converge (or check) every compiled host; results in the given order, progress as hosts finish."""
     run_id = options.run_id
+    holder = run_holder(run_id, options.command)
 
     def work(session: HostSession) -> HostResult:
         entry = compiled[session.host]
-        return converge(
-            session.connector,
-            entry.desired,
+        settings = session.connector.settings
+        converge_options = ConvergeOptions(
             check=options.check,
             want_diff=options.diff,
             run_id=run_id,
-            secrets=entry.secrets,
-            refine=entry.refine,
+            holder=holder,
+            keep_backups=keep_backups(session.host, entry.variables),
         )
+        return converge(session.connector, entry.desired, converge_options, entry.secrets, fresh_login(factory, settings), entry.refine)
 
     def done(call: HostCall[HostResult]) -> None:
         if progress is not None:
@@ -67,6 +74,34 @@ def run_hosts(
         targets, work, forks=options.forks, options=options.connection, factory=factory, batch_size=options.serial, on_done=done
     )
     return [host_result(call) for call in calls]
+
+
+def run_holder(run_id: str, command: str) -> Holder:
+    return default_holder(run_id, command)
+
+
+def keep_backups(host: str, variables: dict[str, Any]) -> int:
+    """``provision_keep_backups``: the runs whose backups each host keeps."""
+    value = variables.get("provision_keep_backups", KEEP_BACKUPS)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ProvisionError(f"host {host}: provision_keep_backups must be a whole number of runs, at least 1, got {value!r}")
+    return value
+
+
+def fresh_login(factory: ConnectorFactory, settings: ConnectionSettings) -> Login:
+    """A new connection (a new SSH login, not the open one) that runs one command, for after an sshd change."""
+
+    # Never over a shared (ControlMaster) connection: that one is already logged in.
+    fresh = replace(settings, control_persist=0)
+
+    def login() -> None:
+        connector = factory(fresh)
+        try:
+            connector.run("true", b"", 30.0)
+        finally:
+            connector.close()
+
+    return login
 
 
 def host_result(call: HostCall[HostResult]) -> HostResult:

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from provision.agent.protocol import ReportAnswer, ReportRequest
 from provision.connectors import connect
 from provision.engine.agent_call import call_agent
-from provision.engine.converge import converge
+from provision.engine.converge import ConvergeOptions, converge
 from provision.engine.hosts import ConnectionOptions, ConnectorFactory, HostSession, HostTarget, call_hosts
 from provision.engine.runner import new_run_id
 from provision.errors import RemoteError
@@ -90,15 +90,9 @@ def _host_report(
 ) -> HostReport:
     """Two round trips: check's probe (drift), then what the report reads; DNS from the controller."""
     report = HostReport(session.host)
-    checked = converge(
-        session.connector,
-        compiled.desired,
-        check=True,
-        want_diff=False,
-        run_id=run_id,
-        secrets=compiled.secrets,
-        refine=compiled.refine,  # drift as the host's own versions make it (see roles/facts.py)
-    )
+    options = ConvergeOptions(check=True, run_id=run_id, validate_drift=False)
+    # drift as the host's own versions make it (see roles/facts.py)
+    checked = converge(session.connector, compiled.desired, options, compiled.secrets, refine=compiled.refine)
     if checked.status.is_error:
         report.status, report.errors = checked.status, list(checked.errors)
         return report

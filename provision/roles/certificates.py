@@ -57,6 +57,14 @@ def probe_paths(data: dict[str, Any]) -> tuple[list[str], list[str]]:
     return contents, keys
 
 
+def managed_paths(data: dict[str, Any]) -> list[str]:
+    """Every file the certificates may write: probed like any declared file, so a kept one is seen as kept."""
+    paths = []
+    for cert in normalized(data):
+        paths += [cert["cert_path"], cert["key_path"], *([cert["chain_path"]] if cert.get("chain_path") else [])]
+    return paths
+
+
 def _x509() -> Any:
     from cryptography import x509
 
@@ -267,6 +275,11 @@ def plan_certificates(
                 )
             continue
         if reason is None:
+            # Kept: the certificate (and the local CA's chain) as they are, so that their mode and owner are kept too.
+            assert current is not None
+            plan.files.append(DesiredFile(cert["cert_path"], current, 0o644, owner, group, "ssl", name, notify=notify))
+            if cert.get("chain_path") and issuer is not None:
+                plan.files.append(DesiredFile(cert["chain_path"], _pem(issuer), 0o644, owner, group, "ssl", name, notify=notify))
             continue
         plan.notes.append(f"certificate {name}: {reason}")
         key = _new_key(cert)
@@ -275,11 +288,15 @@ def plan_certificates(
         plan.files.append(DesiredFile(cert["key_path"], _key_pem(key), key_mode, owner, group, "ssl", name, secret=True, notify=notify))
         plan.files.append(DesiredFile(cert["cert_path"], cert_pem, 0o644, owner, group, "ssl", name, notify=notify))
         if cert.get("chain_path") and issuer is not None:
-            from cryptography.hazmat.primitives import serialization
-
-            chain = issuer.public_bytes(serialization.Encoding.PEM)
-            plan.files.append(DesiredFile(cert["chain_path"], chain, 0o644, owner, group, "ssl", name, notify=notify))
+            plan.files.append(DesiredFile(cert["chain_path"], _pem(issuer), 0o644, owner, group, "ssl", name, notify=notify))
     return plan
+
+
+def _pem(certificate: Any) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    pem: bytes = certificate.public_bytes(serialization.Encoding.PEM)
+    return pem
 
 
 def _provided(cert: dict[str, Any], data: dict[str, Any]) -> tuple[bytes, bytes, bytes | None]:

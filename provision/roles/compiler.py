@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from provision import __version__
+from provision.connectors import login_user, settings_from_vars
 from provision.errors import InventoryError, Location, PatternError, ProvisionError, TemplateError, VariableError
 from provision.inventory import Inventory, load_inventory, select_hosts
 from provision.inventory.options import LoadOptions
 from provision.inventory.vault import Vault, is_encrypted, reveal_tree
 from provision.roles.facts import HostFacts, PendingFacts, version_test
-from provision.roles.hostvars import check_role_variables, resolve_templates, secret_values
+from provision.roles.hostvars import NearMisses, check_role_variables, resolve_templates, secret_names, secret_values
 from provision.roles.loader import (
     DirectoryResource,
     FileResource,
@@ -55,6 +56,18 @@ class CompiledHost:
     """Compiles this host again with its facts (set by ``compile_hosts``)."""
     locations: dict[str, Location | None] = field(default_factory=dict)
     """Where each variable was set (an error about a connection variable names its line)."""
+    warnings: list[CompileWarning] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CompileWarning:
+    """Something a user most likely wants to know, that does not stop the run."""
+
+    message: str
+    location: Location | None = None
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.message}" if self.location else self.message
 
 
 @dataclass
@@ -76,7 +89,9 @@ class Project:
         self._renderers: dict[str, Renderer] = {}
         self._play_hosts: dict[int, set[str]] = {}
         self._groups: dict[str, list[str]] | None = None
-        self._variable_renderer = Renderer([])
+        self._variable_renderer = Renderer([], immutable=True)
+        self._near_misses = NearMisses()
+        self._secret_names: dict[tuple[str, ...], frozenset[str]] = {}
 
     @classmethod
     def load(cls, inventory_path: Path | list[Path], roles_path: list[Path] | None = None, options: LoadOptions | None = None) -> Project:
@@ -149,7 +164,10 @@ class Project:
         magic = self.magic_variables(host)
         magic["host_facts"] = PendingFacts() if host_facts is None else host_facts
         values.update(magic)
-        return resolve_templates(values, self._variable_renderer, where, frozenset(magic)), where
+        roles = tuple(role.name for role in assigned.roles)
+        if roles not in self._secret_names:
+            self._secret_names[roles] = secret_names(assigned.roles)
+        return resolve_templates(values, self._variable_renderer, where, frozenset(magic), self._secret_names[roles]), where
 
     def groups_map(self) -> dict[str, list[str]]:
         if self._groups is None:
@@ -181,7 +199,23 @@ class Project:
         used_facts = isinstance(pending, PendingFacts) and pending.uses > 0
         needs_facts = used_facts or any(role.requires for role in assigned.roles)
         refine = functools.partial(self.compile, host, tags) if needs_facts and facts is None else None
-        return CompiledHost(desired, secrets, values, needs_facts, refine, where)
+        return CompiledHost(desired, secrets, values, needs_facts, refine, where, self._typos(host, assigned, where))
+
+    def _typos(self, host: str, assigned: HostRoles, where: dict[str, Location | None]) -> list[CompileWarning]:
+        """A "did you mean" for each variable set for the host that is one edit away from one of its roles'."""
+        found = []
+        names = [*self.inventory.host_vars(host), *assigned.play_vars, *(name for use in assigned.uses for name in use.vars)]
+        for name in dict.fromkeys(names):
+            suggestion = self._near_misses.suggestion(name, assigned.roles)
+            if suggestion is not None:
+                roles = ", ".join(role.name for role in assigned.roles if suggestion in role.variables)
+                found.append(
+                    CompileWarning(
+                        f"variable {name!r} is not a variable of any role of the host; did you mean {suggestion!r} (role {roles})?",
+                        where.get(name),
+                    )
+                )
+        return found
 
     def _desired(
         self,
@@ -194,6 +228,8 @@ class Project:
     ) -> tuple[DesiredState, list[str]]:
         declared = {name for role in assigned.roles for name in role.variables}
         desired = DesiredState(host=host, roles=[r.name for r in assigned.roles])
+        # Roles that could lock the operator out (sshd) check their settings against this account.
+        connection_user = login_user(settings_from_vars(host, values))
         for role, use in zip(assigned.roles, assigned.uses, strict=True):
             checked = check_role_variables(role, values, where, declared)
             context = {
@@ -202,6 +238,7 @@ class Project:
                 "provision_managed": MANAGED_NOTE.format(role=role.name),
                 "provision_version": __version__,
                 "provision_roles": [r.name for r in assigned.roles],
+                "provision_connection_user": connection_user,
                 "inventory_dir": str(self.inventory.directory),
             }
             for name, expression in role.vars.items():
@@ -273,7 +310,7 @@ def _add_role(
                 raise TemplateError(f"file destination {dest!r} in {where} must be an absolute path", resource.location)
             if dest in desired.files:
                 raise TemplateError(f"{dest} is declared twice (roles {desired.files[dest].role} and {role.name})", resource.location)
-            content, vaulted = _content(resource, role, renderer, item, where, vault)
+            content, vaulted = _content(resource, role, renderer, item, where, vault, desired.host, dest)
             desired.files[dest] = DesiredFile(
                 path=dest,
                 content=content,
@@ -287,6 +324,7 @@ def _add_role(
                 notify=tuple(renderer.render_string(n, item, where) for n in resource.notify),
                 merge=_merge(resource, renderer, item, where),
                 change_note=renderer.render_string(resource.change_note, item, where) or None if resource.change_note else None,
+                login_check=role.login_check,
             )
     if not tags.selected(role_tags):
         return
@@ -297,7 +335,10 @@ def _add_role(
             desired.packages.append(name)
     for service in role.services:
         if service.when is None or renderer.evaluate(service.when, context, where):
-            desired.services.append(DesiredService(service.name, service.state, service.enabled, role.name))
+            ports = _ports(service.verify["ports"], renderer, context, f"verify of service {service.name} in {where}")
+            desired.services.append(
+                DesiredService(service.name, service.state, service.enabled, role.name, service.verify["settle"], ports)
+            )
     for handler in role.handlers:
         for item in _items(handler, renderer, context, where):
             name = renderer.render_string(handler.name, item, where)
@@ -306,6 +347,7 @@ def _add_role(
                 renderer.render_string(handler.command, item, where),
                 role.name,
                 renderer.render_string(handler.check, item, where) if handler.check else None,
+                tuple(renderer.render_string(other, item, where) for other in handler.supersedes),
             )
     for path, entry in desired.files.items():
         for name in entry.notify if entry.role == role.name else ():
@@ -327,6 +369,23 @@ def _add_role(
                     renderer.render_string(validator.description, item, where),
                 )
             )
+
+
+def _ports(ports: str | list[str], renderer: Renderer, context: dict[str, Any], where: str) -> tuple[str, ...]:
+    """A service's ports to check: each "address:port" (or a bare port), from a list or an expression giving one."""
+    values = (
+        renderer.evaluate(ports, context, where) if isinstance(ports, str) else [renderer.render_string(p, context, where) for p in ports]
+    )
+    if not isinstance(values, (list, tuple)):
+        raise TemplateError(f"ports in {where} must give a list of address:port, got {type(values).__name__}")
+    found = []
+    for value in values:
+        text = str(value)
+        port = text.rpartition(":")[2]
+        if not port.isdigit() or int(port) > 65535:
+            raise TemplateError(f"ports in {where}: {text!r} is not address:port")
+        found.append(text)
+    return tuple(found)
 
 
 def _computed(renderer: Renderer, expression: Any, context: dict[str, Any], where: str) -> Any:
@@ -413,9 +472,10 @@ def _merge(resource: FileResource, renderer: Renderer, context: dict[str, Any], 
 
 
 def _content(
-    resource: FileResource, role: Role, renderer: Renderer, context: dict[str, Any], where: str, vault: Vault | None
+    resource: FileResource, role: Role, renderer: Renderer, context: dict[str, Any], where: str, vault: Vault | None, host: str, dest: str
 ) -> tuple[bytes, bool]:
-    """The file's content, and whether it came out of a vault (then it is secret)."""
+    """The file's content, and whether it came out of a vault (then it is secret); refused when larger than its ``max_size``."""
+    which = f"(role {role.name}, file {dest}, host {host})"
     if resource.merge is not None:
         from provision.roles.mergers import MERGERS
 
@@ -423,21 +483,47 @@ def _content(
         return MERGERS[kind](b"", data), False  # against an empty file until the probe tells what is there
     if resource.template is not None:
         name = renderer.render_string(resource.template, context, where) if "{{" in resource.template else resource.template
-        return renderer.render_template(name, context).encode(), False
+        try:
+            content = renderer.render_template(name, context).encode()
+        except TemplateError as exc:
+            if exc.location is not None:
+                raise
+            raise TemplateError(f"{exc.message} {which}", resource.location) from None
+        return _limited(content, resource, which), False
     if resource.content is not None:
-        return renderer.render_string(str(resource.content), context, where).encode(), False
+        return _limited(renderer.render_string(str(resource.content), context, where).encode(), resource, which), False
     if resource.build is not None:
         from provision.roles.builders import build
 
-        return build(resource.build), False
+        return _limited(build(resource.build), resource, which), False
     source = role.files_dir / str(resource.src)
     try:
+        if source.stat().st_size > resource.max_size:  # not read into memory at all
+            _too_large(source.stat().st_size, resource, which)
         data = source.read_bytes()
     except OSError as exc:
-        raise ProvisionError(f"cannot read {source}: {exc.strerror}", resource.location) from None
+        raise ProvisionError(f"cannot read {source}: {exc.strerror} {which}", resource.location) from None
     if is_encrypted(data):  # a file ansible-vault encrypted goes to the host decrypted, as Ansible's copy does
-        return (vault or Vault()).decrypt(data.decode("ascii", "replace"), Location(str(source))), True
+        return _limited((vault or Vault()).decrypt(data.decode("ascii", "replace"), Location(str(source))), resource, which), True
     return data, False
+
+
+def _limited(content: bytes, resource: FileResource, which: str) -> bytes:
+    if len(content) > resource.max_size:
+        _too_large(len(content), resource, which)
+    return content
+
+
+def _too_large(size: int, resource: FileResource, which: str) -> None:
+    raise ProvisionError(
+        f"the file would hold {_mib(size)}, more than its limit of {_mib(resource.max_size)} {which}; "
+        "if that is meant, raise max_size in the file entry",
+        resource.location,
+    )
+
+
+def _mib(size: int) -> str:
+    return f"{size / 1024 / 1024:.1f} MiB" if size >= 1024 * 1024 else f"{size} bytes"
 
 
 def _mark_secrets(desired: DesiredState, secrets: list[str]) -> DesiredState:
@@ -449,6 +535,19 @@ def _mark_secrets(desired: DesiredState, secrets: list[str]) -> DesiredState:
         if not entry.secret and any(s in entry.content for s in encoded):
             desired.files[path] = DesiredFile(**{**entry.__dict__, "secret": True})
     return desired
+
+
+def compile_warnings(compiled: dict[str, CompiledHost]) -> list[str]:
+    """Every warning once, with the hosts it concerns (a group_vars typo is one line, not one per host)."""
+    hosts: dict[str, list[str]] = {}
+    for host, entry in compiled.items():
+        for warning in entry.warnings:
+            hosts.setdefault(str(warning), []).append(host)
+    lines = []
+    for text, names in hosts.items():
+        who = names[0] if len(names) == 1 else f"{names[0]} and {len(names) - 1} more hosts"
+        lines.append(f"{text} [{who}]")
+    return lines
 
 
 def require_site(project: Project) -> None:

@@ -41,8 +41,10 @@ class _Resolving(Mapping[str, Any]):
     templated value always sees that value's result, never its template.
     """
 
-    def __init__(self, raw: dict[str, Any], renderer: Renderer, where: dict[str, Location | None], fixed: frozenset[str]) -> None:
-        self.raw, self.renderer, self.where, self.fixed = raw, renderer, where, fixed
+    def __init__(
+        self, raw: dict[str, Any], renderer: Renderer, where: dict[str, Location | None], fixed: frozenset[str], secret: frozenset[str]
+    ) -> None:
+        self.raw, self.renderer, self.where, self.fixed, self.secret = raw, renderer, where, fixed, secret
         self.done: dict[str, Any] = {}
         self.active: list[str] = []
 
@@ -62,6 +64,12 @@ class _Resolving(Mapping[str, Any]):
         try:
             result = _render_value(value, self.renderer, self, key, self.where.get(key))
         except VariableError as exc:
+            if key in self.secret:
+                exc = VariableError(
+                    f"variable {key!r} is secret and its value does not render as a template (the reason is not shown, "
+                    "as it would show part of the value); if it is meant literally, wrap it in {% raw %}...{% endraw %}",
+                    exc.location,
+                )
             raise _Stop(exc) from None
         finally:
             self.active.pop()
@@ -76,10 +84,17 @@ class _Resolving(Mapping[str, Any]):
 
 
 def resolve_templates(
-    values: dict[str, Any], renderer: Renderer, where: dict[str, Location | None], fixed: frozenset[str] = frozenset()
+    values: dict[str, Any],
+    renderer: Renderer,
+    where: dict[str, Location | None],
+    fixed: frozenset[str] = frozenset(),
+    secret: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
-    """Render ``{{ }}`` inside variable values against the other values, as Ansible does."""
-    resolving = _Resolving(values, renderer, where, fixed)
+    """Render ``{{ }}`` inside variable values against the other values, as Ansible does.
+
+    An error in a ``secret`` variable's value does not quote the value.
+    """
+    resolving = _Resolving(values, renderer, where, fixed, secret)
     try:
         return {key: resolving[key] for key in values}
     except _Stop as stop:
@@ -171,6 +186,20 @@ def locate(value: Any, path: str) -> Location | None:
     return found
 
 
+def secret_names(roles: list[Role]) -> frozenset[str]:
+    """Variables that are, or hold a field that is, declared secret (and Ansible's password variables)."""
+    declared = {name for role in roles for name, spec in role.variables.items() if _holds_secret(spec)}
+    return frozenset(declared | set(ANSIBLE_PASSWORD_VARIABLES))
+
+
+def _holds_secret(spec: VariableSpec) -> bool:
+    if spec.secret:
+        return True
+    if spec.elements is not None and _holds_secret(spec.elements):
+        return True
+    return any(_holds_secret(option) for option in (spec.options or {}).values())
+
+
 # Ansible's own password variables: secrets whether or not a role declares them.
 ANSIBLE_PASSWORD_VARIABLES = ("ansible_password", "ansible_ssh_pass", "ansible_become_password", "ansible_become_pass")
 
@@ -228,3 +257,66 @@ def _collect_strings(value: Any, found: list[str]) -> None:
     elif isinstance(value, dict):
         for item in value.values():
             _collect_strings(item, found)
+
+
+# Connection settings and Ansible's own variables are never a role's.
+_NOT_ROLE_VARIABLES = frozenset(
+    {"host", "port", "user", "ssh_key", "known_hosts", "become", "python", "container", "connection", "proxy_jump", "provision_root"}
+)
+_MIN_NEAR_LENGTH = 4
+
+
+def one_edit_apart(a: str, b: str) -> bool:
+    """True when ``a`` becomes ``b`` by one insertion, deletion, substitution or swap of neighbours."""
+    if a == b or abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) > len(b):
+        a, b = b, a
+    start = 0
+    while start < len(a) and a[start] == b[start]:
+        start += 1
+    if len(a) < len(b):
+        return a[start:] == b[start + 1 :]
+    if a[start + 1 :] == b[start + 1 :]:
+        return True  # one substitution
+    return start + 1 < len(a) and a[start] == b[start + 1] and a[start + 1] == b[start] and a[start + 2 :] == b[start + 2 :]
+
+
+class NearMisses:
+    """Variables set for a host that look like a typo of a variable of one of its roles.
+
+    ``postifx_mynetworks`` (a swap) and ``mynetwork`` (no prefix, one letter
+    short) both suggest ``postfix_mynetworks``. Answers are cached per name
+    and set of roles, so a fleet whose hosts share their variables' names
+    costs what one host does.
+    """
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[str, tuple[str, ...]], str | None] = {}
+        self._declared: dict[tuple[str, ...], tuple[frozenset[str], list[tuple[str, str]]]] = {}
+
+    def _index(self, roles: list[Role]) -> tuple[tuple[str, ...], frozenset[str], list[tuple[str, str]]]:
+        key = tuple(role.name for role in roles)
+        if key not in self._declared:
+            names = frozenset(name for role in roles for name in role.variables)
+            # (what a typo is compared with, the variable to suggest): the name, and the name without its role's prefix.
+            forms = [(name, name) for name in sorted(names)]
+            for role in roles:
+                for name in sorted(role.variables):
+                    if role.prefix and name.startswith(role.prefix) and len(name) - len(role.prefix) >= _MIN_NEAR_LENGTH:
+                        forms.append((name[len(role.prefix) :], name))
+            self._declared[key] = (names, forms)
+        return (key, *self._declared[key])
+
+    def suggestion(self, name: str, roles: list[Role]) -> str | None:
+        key, declared, forms = self._index(roles)
+        if (name, key) in self._cache:
+            return self._cache[(name, key)]
+        found = None
+        if name not in declared and name not in _NOT_ROLE_VARIABLES and not name.startswith("ansible_") and len(name) >= _MIN_NEAR_LENGTH:
+            for form, variable in forms:
+                if form == name or one_edit_apart(name, form):
+                    found = variable
+                    break
+        self._cache[(name, key)] = found
+        return found

@@ -9,6 +9,7 @@ project's.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,8 @@ class FileResource:
     tags: list[str] = field(default_factory=list)
     change_note: str | None = None
     """Said beside the file when its content changes (check's "why"), such as "warm-up step due"."""
+    max_size: int = 8 * 1024 * 1024
+    """The most bytes the file may hold: a 30 MB motd is a mistake, refused at compile time."""
     location: Location | None = None
 
 
@@ -67,6 +70,8 @@ class ServiceResource:
     state: str = "started"
     enabled: bool = True
     when: str | None = None
+    verify: dict[str, Any] = field(default_factory=dict)
+    """{settle: seconds, ports: [address:port] or an expression}: how to tell it is up after handlers and starts."""
 
 
 @dataclass
@@ -77,6 +82,8 @@ class HandlerResource:
     loop: str | list[Any] | None = None
     loop_var: str = "item"
     when: str | None = None
+    supersedes: list[str] = field(default_factory=list)
+    """Handlers that need not run when this one does (restart postfix supersedes reload postfix)."""
 
 
 @dataclass
@@ -145,6 +152,8 @@ class Role:
     variables_from: list[str] = field(default_factory=list)
     """Roles whose variables, checks and templates this role shares (python_mta renders postfix's files)."""
     template_dirs: list[Path] = field(default_factory=list)
+    login_check: bool = False
+    """A change to this role's files can lock the operator out: after it, a new login must work, else it is put back."""
 
     @property
     def templates_dir(self) -> Path:
@@ -167,12 +176,16 @@ _ROLE_KEYS = _keys(Role, "name", "path", "template_dirs")
 _FILE_KEYS = _keys(FileResource, "location")
 _DIR_KEYS = _keys(DirectoryResource, "location")
 _SERVICE_KEYS = _keys(ServiceResource)
+_VERIFY_KEYS = {"settle", "ports"}
 _HANDLER_KEYS = _keys(HandlerResource)
 _CHECK_KEYS = _keys(CheckResource)
 _REQUIRE_KEYS = _keys(RequireResource, "location")
 _VALIDATOR_KEYS = _keys(ValidatorResource)
 # A variable's declaration: VariableSpec's fields, named as in Ansible's argument_spec.
 _SPEC_KEYS = _keys(VariableSpec, "name", "has_default", "extra", "minimum", "maximum") | {"min", "max", "example"}
+
+
+_ROLE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 
 def role_search_path(inventory_dir: Path | None) -> list[Path]:
@@ -202,6 +215,12 @@ class RoleLoader:
         self._sharing: list[str] = []
 
     def get(self, name: str, where: Location | None = None) -> Role:
+        if not _ROLE_NAME.fullmatch(name) or name in (".", ".."):
+            raise RoleError(
+                f"role name {name!r} is not a plain name (letters, digits, '_', '-', '.'): a role is found by name "
+                "in the inventory's roles/, PROVISION_ROLES_PATH or the bundled roles, never by a path",
+                where,
+            )
         if name not in self._cache:
             self._cache[name] = self._load(name, where)
         return self._cache[name]
@@ -330,6 +349,7 @@ def parse_role(name: str, definition: Path) -> Role:
         prefix=str(data.get("prefix", f"{name}_")),
         tags=_str_list(data.get("tags"), "tags", _where(data, "tags", definition)),
         variables_from=_str_list(data.get("variables_from"), "variables_from", _where(data, "variables_from", definition)),
+        login_check=_flag(data, "login_check", definition),
     )
     variables = data.get("variables") or {}
     if not isinstance(variables, dict):
@@ -405,10 +425,23 @@ def _parse_files(data: Any, definition: Path) -> list[FileResource]:
                 loop_var=str(entry.get("loop_var", "item")),
                 tags=_str_list(entry.get("tags"), "tags", where),
                 change_note=entry.get("change_note"),
+                max_size=_size(entry.get("max_size", FileResource.max_size), _where(entry, "max_size", definition)),
                 location=where,
             )
         )
     return found
+
+
+_SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+def _size(value: Any, where: Location) -> int:
+    """A size in bytes: 4096, "512k", "32M", "1g" (powers of 1024)."""
+    text = str(value).strip().lower().removesuffix("ib").removesuffix("b")
+    number, unit = (text[:-1], text[-1]) if text[-1:] in _SIZE_UNITS else (text, "")
+    if isinstance(value, bool) or not number.isdigit():
+        raise RoleError(f"max_size must be a size in bytes (such as 4096, 512k or 32M), got {value!r}", where)
+    return int(number) * _SIZE_UNITS[unit]
 
 
 def _parse_directories(data: Any, definition: Path) -> list[DirectoryResource]:
@@ -434,14 +467,35 @@ def _parse_directories(data: Any, definition: Path) -> list[DirectoryResource]:
     return found
 
 
+def _flag(data: Any, key: str, definition: Path) -> bool:
+    value = data.get(key, False)
+    if not isinstance(value, bool):
+        raise RoleError(f"'{key}' must be true or false", _where(data, key, definition))
+    return value
+
+
 def _parse_services(data: Any, definition: Path) -> list[ServiceResource]:
     found: list[ServiceResource] = []
     for entry in _entries(data, "services", definition):
         _check_keys(entry, _SERVICE_KEYS, "a service entry", definition)
         if entry.get("state", "started") not in ("started", "stopped"):
             raise RoleError("a service's state must be 'started' or 'stopped'", _where(entry, "state", definition))
+        verify = entry.get("verify") or {}
+        _check_keys(verify, _VERIFY_KEYS, "a service's verify", definition)
+        settle = verify.get("settle", 1.0)
+        if isinstance(settle, bool) or not isinstance(settle, (int, float)) or not 0 <= settle <= 60:
+            raise RoleError("verify's settle must be seconds, from 0 to 60", _where(verify, "settle", definition))
+        ports = verify.get("ports", [])
+        if not isinstance(ports, str):
+            ports = _str_list(ports, "verify's ports", _where(verify, "ports", definition))
         found.append(
-            ServiceResource(str(entry["name"]), entry.get("state", "started"), bool(entry.get("enabled", True)), entry.get("when"))
+            ServiceResource(
+                str(entry["name"]),
+                entry.get("state", "started"),
+                bool(entry.get("enabled", True)),
+                entry.get("when"),
+                {"settle": float(settle), "ports": ports},
+            )
         )
     return found
 
@@ -460,6 +514,7 @@ def _parse_handlers(data: Any, definition: Path) -> list[HandlerResource]:
                 _loop(entry, definition),
                 str(entry.get("loop_var", "item")),
                 entry.get("when"),
+                _str_list(entry.get("supersedes"), "supersedes", _where(entry, "supersedes", definition)),
             )
         )
     return found

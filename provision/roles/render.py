@@ -1,4 +1,4 @@
-"""Jinja2 rendering: one environment per role, StrictUndefined, safe filters.
+"""Jinja2 rendering: sandboxed environments, StrictUndefined, safe filters.
 
 Every error a user can cause while rendering (an undefined variable, a
 syntax error, a value a filter refuses) becomes a TemplateError naming the
@@ -17,6 +17,10 @@ from pathlib import Path
 from typing import Any, cast
 
 import jinja2
+from jinja2 import nodes
+from jinja2.exceptions import SecurityError
+from jinja2.runtime import Context
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
 
 from provision.errors import Location, TemplateError
 from provision.roles.variables import alias_target_text, apache_line_text, apache_no_variables, postfix_text
@@ -290,10 +294,21 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "to_json": lambda v: json.dumps(v, sort_keys=True),
     "regex_replace": _regex_replace,
 }
+CONTROLLER_FILTERS = ("local_ca_pem",)
+"""Filters that read or write the controller's files: role templates only, never inventory values."""
 
 
-def make_environment(template_dirs: list[Path]) -> jinja2.Environment:
-    env = jinja2.Environment(
+def make_environment(template_dirs: list[Path], immutable: bool = False) -> jinja2.Environment:
+    """A sandboxed environment: templates and inventory values are code a stranger may write.
+
+    The sandbox refuses ``__globals__``, ``__class__`` and the like, so a
+    value such as ``{{ lipsum.__globals__['os'].popen('id').read() }}`` is an
+    error, not a command run on the controller. ``immutable`` also refuses
+    changing the lists and dicts it is given (inventory values are shared by
+    every host); role templates build their own dicts with ``update``.
+    """
+    kind = ImmutableSandboxedEnvironment if immutable else SandboxedEnvironment
+    env = kind(
         loader=jinja2.FileSystemLoader([str(p) for p in template_dirs]),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
@@ -308,85 +323,121 @@ def make_environment(template_dirs: list[Path]) -> jinja2.Environment:
     return env
 
 
-def _template_line(exc: BaseException, filename: str | None) -> int | None:
-    """The template line where a runtime error happened, from the traceback."""
+def _template_line(exc: BaseException, template: jinja2.Template | None) -> int | None:
+    """The template line where a runtime error happened, from the traceback.
+
+    The compiled template's frames carry the template's file name; their
+    line numbers are the generated code's, which the template maps back.
+    """
+    if template is None or template.filename is None:
+        return None
     line = None
     for frame in traceback.extract_tb(exc.__traceback__):
-        if filename is not None and frame.filename == filename:
-            line = frame.lineno
+        if frame.filename == template.filename and frame.lineno is not None:
+            line = template.get_corresponding_lineno(frame.lineno)
     return line
 
 
-def describe_error(exc: Exception, name: str, filename: str | None) -> TemplateError:
+def describe_error(exc: Exception, name: str, template: jinja2.Template | None) -> TemplateError:
     if isinstance(exc, jinja2.TemplateSyntaxError):
         return TemplateError(f"template syntax error: {exc.message}", Location(exc.filename or name, exc.lineno))
-    line = _template_line(exc, filename)
+    line = _template_line(exc, template)
     if isinstance(exc, jinja2.UndefinedError):
         message = f"undefined variable in template {name}: {exc.message}"
+    elif isinstance(exc, SecurityError):
+        message = f"template {name} is refused by the sandbox: {exc}"
     else:
         message = f"template {name} failed: {exc}"
+    filename = template.filename if template is not None else None
     return TemplateError(message, Location(filename or name, line))
 
 
-def _fast_render(template: jinja2.Template, context: Mapping[str, Any]) -> jinja2.runtime.Context:
-    """A render context that shares ``context`` instead of copying it.
+# --- the one place that relies on Jinja beyond its documented API -------------
+# tests/test_render_api.py checks each behaviour relied on here; pyproject.toml
+# pins the Jinja range it was checked with.
+
+
+def _run_shared(template: jinja2.Template, context: Mapping[str, Any]) -> tuple[str, Context]:
+    """Run ``template`` against ``context`` without copying it: (its output, its context).
 
     ``Template.render`` copies the whole context twice per call; a host's
     context holds every variable of every role and role.yml expressions are
-    rendered dozens of times per host, so for a large fleet the copies were
-    most of the render time. Nothing writes to the shared parent: template
-    assignments go to the context's own ``vars``.
+    evaluated dozens of times per host, so for a large fleet the copies were
+    most of the render time. ``Template.new_context(vars, shared=True)`` is
+    documented to pass the data "as is" to the context: the mapping becomes
+    the context's parent, which nothing writes to (a template's assignments go
+    to the context's own vars). Running the template on that context is the
+    one undocumented call, ``root_render_func`` (what ``render`` itself does,
+    without the copies; ``make_module`` would do it too, but builds a module
+    on every call, which cost a fifth of a 1,000-host render).
     """
-    # ChainMap only reads here (Jinja writes to the new context's vars), so a read-only Mapping will do.
     parent = ChainMap(cast("MutableMapping[str, Any]", context), template.globals)
-    # globals=None: Jinja would otherwise list the globals' names for every
-    # context, which only matters when a template is imported as a module.
-    return jinja2.runtime.new_context(template.environment, template.name, template.blocks, parent, shared=True)  # type: ignore[arg-type]
+    render_context = template.new_context(cast("dict[str, Any]", parent), shared=True)
+    return template.environment.concat(template.root_render_func(render_context)), render_context
 
 
 def render_shared(template: jinja2.Template, context: Mapping[str, Any]) -> str:
-    render_context = _fast_render(template, context)
-    try:
-        return str(template.environment.concat(template.root_render_func(render_context)))
-    except Exception:
-        # Rewrites the traceback so that describe_error finds the template's line.
-        template.environment.handle_exception()
-        raise
+    """``template.render(**context)`` without the copies."""
+    return _run_shared(template, context)[0]
 
 
-def evaluate_shared(expression: Any, context: Mapping[str, Any]) -> Any:
-    """``compiled_expression(**context)`` without the copies (see _fast_render)."""
-    template = getattr(expression, "_template", None)
-    if template is None:  # a future Jinja without the attribute: the plain, slower call
-        return expression(**context)
-    render_context = _fast_render(template, context)
-    for _ in template.root_render_func(render_context):
-        pass
-    return render_context.vars["result"]
+def compile_expression(env: jinja2.Environment, source: str) -> jinja2.Template:
+    """An expression as a template that assigns it to ``result`` (``{% set result = ... %}``).
+
+    The parsed template must be exactly that one assignment, so an
+    expression cannot smuggle in more template code around it.
+    """
+    parsed = env.parse("{% set result = " + source + " %}")
+    body = parsed.body
+    if len(body) != 1 or not isinstance(body[0], nodes.Assign) or not isinstance(body[0].target, nodes.Name):
+        raise jinja2.TemplateSyntaxError("expected one expression", 1)
+    return env.from_string(parsed)
+
+
+def evaluate_shared(expression: jinja2.Template, context: Mapping[str, Any]) -> Any:
+    """The value of an expression made by :func:`compile_expression`."""
+    value = _run_shared(expression, context)[1].get_exported()["result"]
+    if isinstance(value, jinja2.Undefined):
+        str(value)  # StrictUndefined raises UndefinedError naming what is missing
+    return value
+
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_LITERALS = frozenset({"true", "false", "none", "True", "False", "None"})
 
 
 class Renderer:
-    """Renders one role's templates and the expressions in its role.yml."""
+    """Renders one role's templates and the expressions in its role.yml.
 
-    def __init__(self, template_dirs: list[Path]) -> None:
-        self.env = make_environment(template_dirs)
-        self._expressions: dict[str, Callable[..., Any]] = {}
+    ``immutable`` (the renderer of inventory values): lists and dicts cannot
+    be changed from a template, and filters that touch the controller's
+    files (``local_ca_pem``) are not offered.
+    """
+
+    def __init__(self, template_dirs: list[Path], immutable: bool = False) -> None:
+        self.env = make_environment(template_dirs, immutable)
+        if immutable:
+            for name in CONTROLLER_FILTERS:
+                del self.env.filters[name]
+        self._expressions: dict[str, jinja2.Template] = {}
         self._strings: dict[str, jinja2.Template] = {}
 
     def render_template(self, name: str, context: Mapping[str, Any]) -> str:
-        filename: str | None = None
+        template: jinja2.Template | None = None
         try:
             template = self.env.get_template(name)
-            filename = template.filename
             return render_shared(template, context)
-        except jinja2.TemplateNotFound:
-            raise TemplateError(f"template {name!r} not found", None) from None
-        except jinja2.TemplateSyntaxError as exc:
-            raise describe_error(exc, name, filename) from None
+        except jinja2.TemplateNotFound as exc:
+            missing = exc.name if exc.name and exc.name != name else None
+            raise TemplateError(f"template {name!r} not found" + (f" (it includes {missing!r})" if missing else ""), None) from None
         except Exception as exc:
-            raise describe_error(exc, name, filename) from None
+            raise describe_error(exc, name, template) from None
 
     def render_string(self, text: str, context: Mapping[str, Any], where: str) -> str:
+        if "{" not in text and "\r" not in text:
+            # No template syntax: Jinja would give the text back as it is (most of a
+            # role.yml's modes, owners and names), so it is not rendered at all.
+            return text
         try:
             template = self._strings.get(text)
             if template is None:
@@ -400,14 +451,14 @@ class Renderer:
         source = expression.strip()
         if source.startswith("{{") and source.endswith("}}"):
             source = source[2:-2].strip()
+        if source in context and source not in _LITERALS and _NAME.fullmatch(source):
+            # A bare variable name (when: motd_dynamic) is what Jinja would look up: no template run.
+            return context[source]
         try:
             compiled = self._expressions.get(source)
             if compiled is None:
-                compiled = self._expressions[source] = self.env.compile_expression(source, undefined_to_none=False)
-            value = evaluate_shared(compiled, context)
-            if isinstance(value, jinja2.Undefined):
-                value._fail_with_undefined_error()
-            return value
+                compiled = self._expressions[source] = compile_expression(self.env, source)
+            return evaluate_shared(compiled, context)
         except Exception as exc:
             raise TemplateError(f"cannot evaluate {expression!r} in {where}: {_short(exc)}") from None
 

@@ -22,7 +22,7 @@ import datetime as dt
 import ipaddress
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 TYPES = (
@@ -196,7 +196,7 @@ def _checked(test: Callable[[str], bool]) -> Callable[[Any, VariableSpec], Any]:
     def check(value: Any, spec: VariableSpec) -> Any:
         text = _check_string(value, spec)
         if not test(text):
-            raise VariableValueError(f"expected {spec.describe()}, got {value!r}")
+            raise VariableValueError(f"expected {spec.describe()}, got {_got(value, spec)}")
         return value
 
     return check
@@ -242,7 +242,7 @@ def _as_int(value: Any) -> int | None:
 def _check_int(value: Any, spec: VariableSpec) -> Any:
     number = _as_int(value)
     if number is None:
-        raise VariableValueError(f"expected {spec.describe()}, got {_kind(value)} {value!r}")
+        raise VariableValueError(f"expected {spec.describe()}, got {_kind(value)}{_got(value, spec, ' ')}")
     return number
 
 
@@ -253,7 +253,7 @@ def _check_float(value: Any, spec: VariableSpec) -> Any:
         except ValueError:
             pass
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise VariableValueError(f"expected {spec.describe()}, got {_kind(value)} {value!r}")
+        raise VariableValueError(f"expected {spec.describe()}, got {_kind(value)}{_got(value, spec, ' ')}")
     return value
 
 
@@ -265,13 +265,13 @@ def _check_bool(value: Any, spec: VariableSpec) -> Any:
         return True
     if text in _BOOLEANS_FALSE:
         return False
-    raise VariableValueError(f"expected {spec.describe()}, got {_kind(value)} {value!r}")
+    raise VariableValueError(f"expected {spec.describe()}, got {_kind(value)}{_got(value, spec, ' ')}")
 
 
 def _check_port(value: Any, spec: VariableSpec) -> Any:
     number = _as_int(value)
     if number is None or not 1 <= number <= 65535:
-        raise VariableValueError(f"expected {spec.describe()}, got {value!r}")
+        raise VariableValueError(f"expected {spec.describe()}, got {_got(value, spec)}")
     return number
 
 
@@ -300,17 +300,17 @@ def _address_port(value: Any, spec: VariableSpec, *, address_required: bool, wil
     text = _check_string(value, spec)
     address, port = _split_address_port(text)  # no surrounding blanks: the value lands in a config as it is
     if _port_text(port) is None:
-        raise VariableValueError(f"expected {spec.describe()}, got {value!r} (the port must be 1 to 65535)")
+        raise VariableValueError(f"expected {spec.describe()}, got {_got(value, spec)} (the port must be 1 to 65535)")
     if address is None:
         if address_required:
-            raise VariableValueError(f"expected {spec.describe()}, got {value!r} (no address)")
+            raise VariableValueError(f"expected {spec.describe()}, got {_got(value, spec)} (no address)")
         return text
     if wildcard and address == "*":
         return text
     try:
         parsed = ipaddress.ip_address(address)
     except ValueError:
-        raise VariableValueError(f"expected {spec.describe()}, got {value!r} ({address!r} is not an IP address)") from None
+        raise VariableValueError(f"expected {spec.describe()}, got {_got(value, spec)} ({address!r} is not an IP address)") from None
     if parsed.version == 6 and not text.startswith("["):
         raise VariableValueError(f"{text!r}: write an IPv6 address in brackets, as [2001:db8::1]:443")
     return text
@@ -332,27 +332,27 @@ def _check_inet_interface(value: Any, spec: VariableSpec) -> Any:
     try:
         parsed = ipaddress.ip_address(bare)
     except ValueError:
-        raise VariableValueError(f"expected {spec.describe()}, got {value!r}") from None
+        raise VariableValueError(f"expected {spec.describe()}, got {_got(value, spec)}") from None
     if bare != text and parsed.version != 6:
-        raise VariableValueError(f"expected {spec.describe()}, got {value!r} (brackets are for IPv6 addresses)")
+        raise VariableValueError(f"expected {spec.describe()}, got {_got(value, spec)} (brackets are for IPv6 addresses)")
     return text
 
 
 def _check_duration(value: Any, spec: VariableSpec) -> Any:
     if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and _DURATION.match(value))):
-        raise VariableValueError(f"expected {spec.describe()}, got {value!r}")
+        raise VariableValueError(f"expected {spec.describe()}, got {_got(value, spec)}")
     return value
 
 
 def _check_size(value: Any, spec: VariableSpec) -> Any:
     if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and _SIZE.match(value))):
-        raise VariableValueError(f"expected {spec.describe()}, got {value!r}")
+        raise VariableValueError(f"expected {spec.describe()}, got {_got(value, spec)}")
     return value
 
 
 def _check_mode(value: Any, spec: VariableSpec) -> Any:
     if not isinstance(value, str) or not _MODE.match(value):
-        raise VariableValueError(f"expected {spec.describe()} written as a quoted string, got {value!r}")
+        raise VariableValueError(f"expected {spec.describe()} written as a quoted string, got {_got(value, spec)}")
     return value
 
 
@@ -376,7 +376,8 @@ def _check_list(value: Any, spec: VariableSpec) -> Any:
         for index, item in enumerate(value):
             _reject_newlines_deep(item, f"[{index}]")
         return value
-    checked = [_nested(check_value, item, spec.elements, f"[{index}]") for index, item in enumerate(value)]
+    elements = _secret_too(spec.elements, spec)
+    checked = [_nested(check_value, item, elements, f"[{index}]") for index, item in enumerate(value)]
     if spec.unique_by is not None:
         field_spec = (spec.elements.options or {}).get(spec.unique_by)
         caseless = field_spec is not None and field_spec.type in CASELESS_TYPES
@@ -386,9 +387,11 @@ def _check_list(value: Any, spec: VariableSpec) -> Any:
             folded = same_key(key) if caseless else key
             if folded in seen:
                 first = checked[seen[folded]].get(spec.unique_by)
-                how = f" ({first!r} and {key!r} are the same name)" if first != key else ""
+                shown = _secret_too(field_spec or elements, elements)
+                how = f" ({_got(first, shown)} and {_got(key, shown)} are the same name)" if first != key and not shown.secret else ""
                 raise VariableValueError(
-                    f"{spec.unique_by} {key!r} is used twice (items {seen[folded]} and {index}){how}", f"[{index}].{spec.unique_by}"
+                    f"{spec.unique_by} {_got(key, shown)} is used twice (items {seen[folded]} and {index}){how}",
+                    f"[{index}].{spec.unique_by}",
                 )
             seen[folded] = index
     return checked
@@ -416,7 +419,7 @@ def _check_dict(value: Any, spec: VariableSpec) -> Any:
             raise VariableValueError(f"unknown field {key!r} (expected: {known})", f".{key}")
     for key, option in spec.options.items():
         if key in value:
-            result[key] = _nested(check_value, value[key], option, f".{key}")
+            result[key] = _nested(check_value, value[key], _secret_too(option, spec), f".{key}")
         elif option.required:
             raise VariableValueError(f"missing required field {key!r}", f".{key}")
         else:
@@ -450,6 +453,11 @@ def _check_free_dict(value: dict[Any, Any], spec: VariableSpec) -> dict[Any, Any
     return result
 
 
+def _secret_too(inner: VariableSpec, outer: VariableSpec) -> VariableSpec:
+    """Every part of a secret value is secret."""
+    return replace(inner, secret=True) if outer.secret and not inner.secret else inner
+
+
 def _nested(check: Callable[[Any, VariableSpec], Any], value: Any, spec: VariableSpec, path: str) -> Any:
     try:
         return check(value, spec)
@@ -481,17 +489,17 @@ def _check_raw(value: Any, spec: VariableSpec) -> Any:
 def _check_path(value: Any, spec: VariableSpec) -> Any:
     text = _check_string(value, spec)
     if not text.startswith("/"):
-        raise VariableValueError(f"expected {spec.describe()}, got {value!r}")
+        raise VariableValueError(f"expected {spec.describe()}, got {_got(value, spec)}")
     if any(part in (".", "..") for part in text.split("/")):
         # Apache's <Directory> never matches such a path, and two spellings of one folder are one folder.
-        raise VariableValueError(f"expected {spec.describe()} without . or .. parts, got {value!r}")
+        raise VariableValueError(f"expected {spec.describe()} without . or .. parts, got {_got(value, spec)}")
     return value
 
 
 def _format_string(value: Any, spec: VariableSpec, pattern: re.Pattern[str], why: str = "") -> str:
     text = _check_string(value, spec)
     if not isinstance(value, str) or not pattern.match(text):
-        raise VariableValueError(f"expected {spec.describe()}, got {value!r}" + (f" ({why})" if why else ""))
+        raise VariableValueError(f"expected {spec.describe()}, got {_got(value, spec)}" + (f" ({why})" if why else ""))
     return text
 
 
@@ -506,7 +514,8 @@ def _check_handler(value: Any, spec: VariableSpec) -> Any:
 def _check_require(value: Any, spec: VariableSpec) -> Any:
     text = _check_string(value, spec).strip()
     if not isinstance(value, str) or not re.match(r"^[A-Za-z][A-Za-z-]*(\s|$)", text):
-        raise VariableValueError(f"expected {spec.describe()}, got {value!r} (it starts with a provider: all, ip, host, user, expr...)")
+        why = "it starts with a provider: all, ip, host, user, expr..."
+        raise VariableValueError(f"expected {spec.describe()}, got {_got(value, spec)} ({why})")
     apache_line_text(text)
     return value
 
@@ -563,7 +572,7 @@ def _check_lookup_key(value: Any, spec: VariableSpec) -> Any:
     text = _check_string(value, spec)
     if not isinstance(value, str) or not text or re.search(r"\s", text) or text.startswith("#"):
         raise VariableValueError(
-            f"expected {spec.describe()}, got {value!r} (postmap ends a key at whitespace and skips a line that starts with #)"
+            f"expected {spec.describe()}, got {_got(value, spec)} (postmap ends a key at whitespace and skips a line that starts with #)"
         )
     return value
 
@@ -605,7 +614,7 @@ def _check_alias_target(value: Any, spec: VariableSpec) -> Any:
 def _check_date(value: Any, spec: VariableSpec) -> Any:
     """YAML reads an unquoted 2026-12-01 as a date: both forms give the ISO text."""
     if isinstance(value, dt.datetime) or not isinstance(value, (dt.date, str)):
-        raise VariableValueError(f"expected {spec.describe()}, got {_kind(value)} {value!r}")
+        raise VariableValueError(f"expected {spec.describe()}, got {_kind(value)}{_got(value, spec, ' ')}")
     if isinstance(value, dt.date):
         return value.isoformat()
     try:
@@ -615,7 +624,7 @@ def _check_date(value: Any, spec: VariableSpec) -> Any:
 
 
 def _bad_date(value: Any, spec: VariableSpec) -> Any:
-    raise VariableValueError(f"expected {spec.describe()}, got {value!r}")
+    raise VariableValueError(f"expected {spec.describe()}, got {_got(value, spec)}")
 
 
 _CHECKS: dict[str, Callable[[Any, VariableSpec], Any]] = {
@@ -657,16 +666,51 @@ def check_value(value: Any, spec: VariableSpec) -> Any:
     """Return the value (dict fields completed with defaults) or raise."""
     if value is None and not spec.required:
         return None
-    checked = _CHECKS[spec.type](value, spec)
+    if spec.secret:
+        # Format checks (Postfix, Apache) quote the text they refuse: not a secret's.
+        try:
+            checked = _CHECKS[spec.type](value, spec)
+        except VariableValueError as exc:
+            raise VariableValueError(_hide(exc.message, value), exc.path) from None
+    else:
+        checked = _CHECKS[spec.type](value, spec)
     if spec.choices is not None and checked not in spec.choices:
-        raise VariableValueError(f"expected {spec.describe()}, got {value!r}")
+        raise VariableValueError(f"expected {spec.describe()}, got {_got(value, spec)}")
     if spec.minimum is not None and isinstance(checked, (int, float)) and checked < spec.minimum:
-        raise VariableValueError(f"must be at least {spec.minimum:g}, got {value!r}")
+        raise VariableValueError(f"must be at least {spec.minimum:g}, got {_got(value, spec)}")
     if spec.maximum is not None and isinstance(checked, (int, float)) and checked > spec.maximum:
-        raise VariableValueError(f"must be at most {spec.maximum:g}, got {value!r}")
+        raise VariableValueError(f"must be at most {spec.maximum:g}, got {_got(value, spec)}")
     if spec.pattern is not None and isinstance(checked, str) and not re.fullmatch(spec.pattern, checked):
-        raise VariableValueError(f"must match the pattern {spec.pattern!r}, got {value!r}")
+        raise VariableValueError(f"must match the pattern {spec.pattern!r}, got {_got(value, spec)}")
     return checked
+
+
+def _got(value: Any, spec: VariableSpec, prefix: str = "") -> str:
+    """The value as an error shows it: never a secret's, nor any part of it."""
+    if spec.secret:
+        return f"{prefix}(a secret value, not shown)" if prefix else "a secret value (not shown)"
+    return prefix + repr(value)
+
+
+def _hide(message: str, value: Any) -> str:
+    """``message`` with every string of a secret ``value`` (as written, or quoted by repr) taken out."""
+    texts: list[str] = []
+
+    def collect(item: Any) -> None:
+        if isinstance(item, str):
+            texts.append(item)
+        elif isinstance(item, (list, tuple)):
+            for part in item:
+                collect(part)
+        elif isinstance(item, dict):
+            for part in item.values():
+                collect(part)
+
+    collect(value)
+    forms = {form for text in texts for form in (repr(text), repr(text)[1:-1], text) if len(form) >= 2}
+    for form in sorted(forms, key=len, reverse=True):
+        message = message.replace(form, "(a secret value, not shown)")
+    return message
 
 
 def _kind(value: Any) -> str:

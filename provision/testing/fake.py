@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from provision.agent import commit as _agent_commit  # noqa: F401  (registers commit and revert, as sending it does)
 from provision.agent import core as agent_core
 from provision.agent import mail as _agent_mail  # noqa: F401  (registers the mail operations, as sending it does)
 from provision.connectors.base import CommandResult, ConnectionSettings

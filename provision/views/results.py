@@ -45,6 +45,7 @@ def to_json(command: str, results: list[HostResult], check: bool) -> str:
                 "services": r.services,
                 "handlers": r.handlers,
                 "errors": r.errors,
+                "notes": r.notes,
                 "facts": r.facts,
                 "versions": r.versions,
                 "round_trips": r.round_trips,
@@ -112,6 +113,10 @@ def _print_details(console: Console, result: HostResult, check: bool, show_diff:
         _line(console, result.host, "yellow", f"{'would install' if check else 'installed'} package {package}")
     for service in result.services:
         _line(console, result.host, "yellow", f"service {service}")
+    if check and result.handlers:
+        _line(console, result.host, "yellow", f"would run handlers: {', '.join(result.handlers)}")
+    for note in result.notes:
+        _line(console, result.host, "", f"note: {note}")
     for error in result.errors:
         first, *rest = error.splitlines() or [""]
         _line(console, result.host, "bold red", f"{result.status}: {first}")

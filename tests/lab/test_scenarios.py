@@ -89,7 +89,7 @@ def test_provision_test_fails_a_role_that_is_not_idempotent(tmp_path: Path) -> N
             description: Writes a different file on every run.
             files:
               - dest: /etc/flappy
-                content: "{{ range(1000000) | random }}"
+                content: "{{ range(100000) | random }}"
         """,
             "roles/flappy/molecule/default/hosts.yml": "all:\n  hosts:\n    flappy:\n",
             "roles/flappy/molecule/default/site.yml": "- hosts: all\n  roles: [flappy]\n",
