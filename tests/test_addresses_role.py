@@ -55,6 +55,12 @@ def test_one_stanza_per_address_and_a_validator_with_every_bound_address(
     assert all(v.command.endswith("--bound 192.0.2.11 192.0.2.13") for v in checks)
 
 
+def test_one_address_written_two_ways_is_refused(compile_with: Callable[[list[str], dict[str, Any]], CompiledHost]) -> None:
+    # Both would be added by `ip addr add`; the second fails ("File exists") and the handler with it.
+    with pytest.raises(ProvisionError, match=r"'2001:DB8:0::12' are the same address"):
+        compile_with(["addresses"], {"addresses_extra": [{"address": "2001:db8::12"}, {"address": "2001:DB8:0::12"}]})
+
+
 def test_addresses_must_come_before_postfix(compile_with: Callable[[list[str], dict[str, Any]], CompiledHost]) -> None:
     with pytest.raises(ProvisionError, match="must come before postfix"):
         compile_with(["postfix", "addresses"], {"addresses_extra": [{"address": "192.0.2.11"}]})
@@ -67,6 +73,12 @@ def test_addresses_must_come_before_postfix(compile_with: Callable[[list[str], d
         ({"address": "192.0.2.1", "prefix": 33}, "prefix of 32 at most"),
         ({"address": "192.0.2.1", "interface": "eth0\nup reboot"}, r"addresses_extra\[0\]\.interface"),
         ({"address": "192.0.2.1", "interface": "eth0 inet"}, r"addresses_extra\[0\]\.interface"),
+        # An ifupdown alias label: `ip addr add ... dev eth0:1` finds no such device.
+        ({"address": "192.0.2.1", "interface": "eth0:1"}, r"addresses_extra\[0\]\.interface: expected a network interface name"),
+        ({"address": "192.0.2.1", "interface": "eth0=home"}, r"addresses_extra\[0\]\.interface"),
+        ({"address": "192.0.2.1", "interface": "."}, r"addresses_extra\[0\]\.interface"),
+        # Python takes any text after an IPv6 zone's %: here a second word of the stanza.
+        ({"address": "fe80::1%lo static"}, r"addresses_extra\[0\]\.address: .*zone index"),
     ],
 )
 def test_bad_entries_are_refused(

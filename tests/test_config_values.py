@@ -105,8 +105,15 @@ BASE: dict[str, dict[str, Any]] = {
         "postfix_maximal_backoff_time": "4000s",
         "postfix_main": {"smtpd_helo_restrictions": "permit_mynetworks"},
         "postfix_transports": [
-            {"name": "out1", "bind_address": "127.0.0.11", "helo_name": "out1.example.net", "options": {"smtp_connect_timeout": "10s"}}
+            {
+                "name": "out1",
+                "bind_address": "127.0.0.11",
+                "helo_name": "out1.example.net",
+                "options": {"smtp_connect_timeout": "10s"},
+                "warmup": {"start": "2026-12-01"},
+            }
         ],
+        "postfix_warmup_date": "2026-12-10",
         "postfix_transport_selection": "sender",
         "postfix_sender_transports": {"@news.example.net": "out1"},
         "postfix_aliases": {"postmaster": "root"},
@@ -129,6 +136,7 @@ BASE: dict[str, dict[str, Any]] = {
                         "bind_address": "127.0.0.21",
                         "helo_name": "bulk1.example.net",
                         "options": {"smtp_connect_timeout": "10s"},
+                        "warmup": {"start": "2026-12-01"},
                     }
                 ],
                 "transport_selection": "sender",
@@ -145,6 +153,13 @@ BASE: dict[str, dict[str, Any]] = {
     },
     "sshd": {"sshd_allow_groups": ["admins"], "sshd_banner_text": "Authorised use only"},
     "python_mta": {"python_mta_dns_server": "127.0.0.53:53"},
+    "addresses": {"addresses_interface": "eth0", "addresses_extra": [{"address": "192.0.2.11", "interface": "eth1"}]},
+    "dkim": {
+        "dkim_keys": [{"domain": "example.net", "selector": "mx1-2026"}],
+        "dkim_address": "127.0.0.1",
+        "dkim_internal_hosts": ["127.0.0.0/8"],
+        "dkim_records_dir": "/srv/dkim",
+    },
 }
 # Strings that never reach a config file (they name files on the controller,
 # or are handler names, PEM data written as it is, or a certificate's fields).
@@ -256,6 +271,16 @@ POSTFIX_FILE -= {"dot dot", "leading hash", "leading space", "trailing space"}
 # - fstab: device and mount point escaped as fstab(5) says (\040, \011, \134); options never hold a " or \;
 # - motd and the sshd banner: plain text files shown as they are (control characters are refused everywhere);
 # - host names, addresses, durations, names with patterns: upper case only (DNS and Postfix ignore case).
+# - DKIM domains and selectors: DNS labels (letters, digits, -), no trailing dot (SigningTable's *@DOMAIN. matches no
+#   From:); opendkim compares SigningTable patterns case-insensitively (REG_ICASE), so upper case keeps its meaning;
+# - opendkim's networks: written as its lookup spells them (inet_ntop, network address, /N; see opendkim_network), and
+#   its milter address is IPv4 (Socket inet:PORT@ADDRESS is libmilter's IPv4 family);
+# - interface names: a kernel name (no ":" alias label, no "=", 15 bytes), one word in /etc/network/interfaces and in
+#   `ip addr add ADDRESS dev NAME`; names are case-sensitive, so upper case is another interface, not a quoting problem;
+# - addresses: no IPv6 zone index (fe80::1%any text), which Python's ipaddress accepts with any characters after %;
+# - dates: YYYY-MM-DD only; a config gets the ISO date back and the weights computed from it;
+# - dkim_records_dir: a folder on the controller, written by Python and never by a config: any absolute path without
+#   . or .. parts.
 ACCEPTED: dict[tuple[str, str], set[str]] = {
     ("apache", "apache_listen[]"): {"upper case"},  # an address[:port] type (issue 14): a colon only where it separates the port
     ("apache", "apache_server_name"): {"upper case"},
@@ -406,7 +431,18 @@ ACCEPTED: dict[tuple[str, str], set[str]] = {
     ("postfix", "postfix_instances[].sender_transports{key}"): PRINTABLE
     - {"leading hash", "leading space", "space", "tab", "trailing space"},
     ("postfix", "postfix_instances[].sender_transports{}"): set(),
+    ("postfix", "postfix_transports[].warmup.start"): {"upper case"},
+    ("postfix", "postfix_warmup_date"): {"upper case"},
+    ("postfix", "postfix_instances[].transports[].warmup.start"): {"upper case"},
     ("python_mta", "python_mta_dns_server"): {"upper case"},
+    ("addresses", "addresses_extra[].address"): {"upper case"},
+    ("addresses", "addresses_extra[].interface"): {"upper case"},
+    ("addresses", "addresses_interface"): {"upper case"},
+    ("dkim", "dkim_keys[].domain"): {"upper case"},
+    ("dkim", "dkim_keys[].selector"): {"upper case"},
+    ("dkim", "dkim_address"): {"upper case"},
+    ("dkim", "dkim_internal_hosts[]"): {"upper case"},
+    ("dkim", "dkim_records_dir"): PRINTABLE - {"dot dot", "leading hash", "leading space"},
     ("sshd", "sshd_allow_groups[]"): {"upper case"},
     ("sshd", "sshd_banner_text"): PRINTABLE,
 }

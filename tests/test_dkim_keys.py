@@ -177,3 +177,64 @@ def test_with_python_mta_the_mta_signs_itself(make_tree: Any) -> None:
     assert "milter" not in compiled.desired.files["/etc/postfix/main.cf"].content.decode()
     assert {"/etc/opendkim/KeyTable", "/etc/opendkim/KeyTable.ed25519"} <= set(compiled.desired.files)
     assert compiled.desired.generators[0][1]["owner"] == "root"
+
+
+def compile_dkim(make_tree: Any, host_vars: dict[str, Any]) -> Any:
+    import yaml
+
+    from provision.roles.compiler import Project
+
+    folder = make_tree(
+        {
+            "hosts.yml": "all:\n  hosts:\n    mx1.example.test:\n",
+            "host_vars/mx1.example.test.yml": yaml.safe_dump(host_vars),
+            "site.yml": "- hosts: all\n  roles: [dkim, postfix]\n",
+        }
+    )
+    return Project.load(folder).compile("mx1.example.test")
+
+
+def test_trusted_hosts_are_written_as_opendkim_looks_them_up(make_tree: Any) -> None:
+    # opendkim matches a client by the text of its address masked to each prefix
+    # (inet_ntop, then /N): any other spelling of a network matches no client.
+    networks = ["127.83.6.7/24", "127.83.7.0/255.255.255.0", "2001:DB8:0:0::5/32", "::ffff:127.83.0.0/112", "::1/128"]
+    compiled = compile_dkim(make_tree, {"dkim_keys": [{"domain": "example.test", "selector": "r1"}], "dkim_internal_hosts": networks})
+    lines = compiled.desired.files["/etc/opendkim/TrustedHosts"].content.decode().splitlines()[1:]
+    assert lines == ["127.83.6.0/24", "127.83.7.0/24", "2001:db8::/32", "::ffff:127.83.0.0/112", "::1/128"]
+
+
+@pytest.mark.parametrize(
+    ("host_vars", "message"),
+    [
+        # libmilter's Socket inet:PORT@ADDRESS is IPv4 (inet6: is another family and syntax).
+        ({"dkim_address": "::1"}, "variable dkim_address: expected an IPv4 address"),
+        ({"dkim_keys": [{"domain": "example.test.", "selector": "r1"}]}, r"variable dkim_keys\[0\]\.domain: expected a domain name"),
+        ({"dkim_keys": [{"domain": "ex_ample.test", "selector": "r1"}]}, r"variable dkim_keys\[0\]\.domain"),
+        ({"dkim_internal_hosts": ["fe80::%eth0 x/64"]}, r"variable dkim_internal_hosts\[0\]"),
+        ({"dkim_records_dir": "records"}, "variable dkim_records_dir: expected an absolute path"),
+        ({"dkim_records_dir": "/srv/../etc"}, "variable dkim_records_dir: expected an absolute path without . or .. parts"),
+        # One DNS name: SELECTOR._domainkey.DOMAIN compares case-insensitively.
+        (
+            {
+                "dkim_keys": [
+                    {"domain": "example.test", "selector": "r1"},
+                    {"domain": "Example.TEST", "selector": "R1", "algorithm": "ed25519"},
+                ]
+            },
+            "names one domain and selector twice",
+        ),
+    ],
+)
+def test_values_opendkim_or_dns_would_read_otherwise_are_refused(make_tree: Any, host_vars: dict[str, Any], message: str) -> None:
+    from provision.errors import ProvisionError
+
+    with pytest.raises(ProvisionError, match=message):
+        compile_dkim(make_tree, {"dkim_keys": [{"domain": "example.test", "selector": "r1"}], **host_vars})
+
+
+def test_records_go_beside_the_inventory_unless_a_folder_is_given(make_tree: Any) -> None:
+    keys = [{"domain": "example.test", "selector": "r1"}]
+    default = compile_dkim(make_tree, {"dkim_keys": keys}).desired.generators[0][1]["records_dir"]
+    assert default.endswith("/dkim") and Path(default).is_absolute()
+    given = compile_dkim(make_tree, {"dkim_keys": keys, "dkim_records_dir": '/srv/dkim "records" #1 $x'}).desired.generators[0][1]
+    assert given["records_dir"] == '/srv/dkim "records" #1 $x'

@@ -1,14 +1,19 @@
 """The report's sending-domain checks against a real DNS server on loopback
 (dnsmasq): SPF authorization through include/a/mx/ip4 and the lookup limit,
-DKIM records against the host's key, DMARC, MTA-STS and TLS-RPT."""
+DKIM records against the host's key, DMARC, MTA-STS and TLS-RPT; and what
+the terminal gets of hostile records (the report, onboarding's checklist)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import io
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from rich.console import Console
 
 from provision.report.sending_domains import DomainChecker, DomainKey, Sender, evaluate, shared_selectors
 from provision.roles.dkim import txt_value
@@ -122,3 +127,64 @@ def test_one_selector_on_two_hosts_is_a_problem() -> None:
     assert shared_selectors(domains) == {
         "example.test": ["DKIM s1: used by mx1, mx2, but each host makes its own key: give each host its own selector"]
     }
+
+
+# TXT records as a stranger may publish them (an include: of someone else's domain):
+# rich markup and terminal escapes (clear the screen, retitle the window, blink).
+HOSTILE_TXT = {
+    "hostile.test": "v=spf1 ip4:127.89.1.1 [/] \x1b[2J\x1b]0;pwned -all",
+    "s1._domainkey.hostile.test": "v=DKIM1; k=rsa; p=[red]AAAA[/]",
+    "_dmarc.hostile.test": "v=DMARC1; p=[bold]x[/]\x1b[5m; rua=mailto:a@hostile.test",
+}
+RAW_ESCAPES = ("\x1b[2J", "\x1b]0;", "\x1b[5m")
+
+
+@pytest.fixture(scope="module")
+def hostile_report(keys: tuple[str, str]) -> Iterator[Any]:
+    # Its own server (this branch's block, 127.89.0.0/16): the module's other zone changes each test.
+    with DnsServer("127.89.0.55") as server:
+        server.serve({}, {}, txt=HOSTILE_TXT)
+        yield DomainChecker(resolver_for([("127.89.0.55", 53)]), 2.0).check(
+            "hostile.test", [Sender("mx1", "out1", A1)], [DomainKey("mx1", "s1", "rsa", keys[0])]
+        )
+
+
+def printed(write: Callable[[Console], None]) -> tuple[str, str]:
+    """(what a terminal receives, the plain text) of what ``write`` prints at 80 columns."""
+    console = Console(width=80, file=io.StringIO(), force_terminal=True, record=True)
+    write(console)
+    raw = console.file.getvalue()  # type: ignore[attr-defined]
+    return raw, console.export_text()
+
+
+def test_the_report_prints_dns_text_as_it_is_and_never_a_terminal_escape(hostile_report: Any) -> None:
+    from provision.report.model import HostReport, Report
+    from provision.report.output import print_report
+
+    assert "\x1b[2J" in hostile_report.spf_record  # DNS served the escapes
+    raw, text = printed(
+        lambda console: print_report(console, Report("now", "test", [HostReport("mx1", drift_known=True)], [hostile_report]))
+    )
+    assert not [escape for escape in RAW_ESCAPES if escape in raw]
+    flat = "".join(text.split())
+    # Markup is text, control characters are shown as \xNN.
+    assert "ip4:127.89.1.1➞[/]\\x1b[2J\\x1b]0;pwned-all" in flat and "p=[bold]x[/]➞\\x1b[5m" in flat
+    # The domains table keeps every column at 80 columns; a record that does not parse says so.
+    header = next(line for line in text.splitlines() if line.startswith("domain "))
+    assert header.split() == ["domain", "SPF", "DKIM", "DMARC", "MTA-STS", "TLS-RPT", "problems"]
+    table = text[text.index(header) : text.index("\nhosts")].splitlines()
+    assert all(len(line) <= 80 for line in table) and "hostile.test" in table[1] and "does not parse" in table[1]
+
+
+def test_the_onboarding_checklist_prints_dns_text_as_it_is(hostile_report: Any, tmp_path: Path) -> None:
+    from provision.onboard.inventory_edit import InventoryEdit
+    from provision.onboard.run import _step_checklist
+    from provision.report.model import HostReport, Report
+
+    edit = InventoryEdit(tmp_path / "hosts.yml", "", "", tmp_path / "host_vars" / "mx1.yml", None, "")
+    report = Report("now", "test", [HostReport("mx1", drift_known=True)], [hostile_report])
+    raw, text = printed(lambda console: _step_checklist(edit, [], report, console))
+    assert not [escape for escape in RAW_ESCAPES if escape in raw]
+    flat = "".join(text.split())
+    assert "hostile.test:SPF:therecordofhostile.testdoesnotparse" in flat and "[/]\\x1b[2J\\x1b]0;pwned" in flat
+    assert "DMARC:" in flat and "p=[bold]x[/]➞\\x1b[5m" in flat

@@ -64,6 +64,78 @@ def test_addresses_and_ports_refused(kind: str, value: Any, reason: str) -> None
     assert reason in caught.value.message
 
 
+@pytest.mark.parametrize(
+    ("kind", "value"),
+    [
+        # Python's ipaddress takes an IPv6 zone index with any text after "%":
+        # a space (two words in a config), "#" (a comment), "$" (Postfix expansion).
+        ("ip", "fe80::1%eth0 inet static"),
+        ("ip", "fe80::1%x#y"),
+        ("ipv6", "fe80::1%$myhostname"),
+        ("cidr", "fe80::%a b/64"),
+        ("listen", "[fe80::1%a b]:80"),
+        ("address_port", "[fe80::1%x]:443"),
+        ("inet_interface", "fe80::1%eth0"),
+    ],
+)
+def test_an_ipv6_zone_index_is_refused(kind: str, value: str) -> None:
+    with pytest.raises(VariableValueError) as caught:
+        check(kind, value)
+    assert "zone index" in caught.value.message or "not an IP address" in caught.value.message or "an IPv4 or IPv6" in caught.value.message
+
+
+@pytest.mark.parametrize("value", ["eth0", "ens3", "lo", "eth0.100", "br-lan_2", "wg0", "a" * 15])
+def test_interface_names_accepted(value: str) -> None:
+    assert check("interface", value) == value
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["eth0:1", "eth0 inet", "eth0=home", "-eth0", ".", "..", "a/b", "a" * 16, "eth0#x", "", "eth0\\"],
+)
+def test_interface_names_refused(value: str) -> None:
+    # eth0:1 is an ifupdown alias label: `ip addr add ... dev eth0:1` finds no such device.
+    with pytest.raises(VariableValueError, match="network interface name"):
+        check("interface", value)
+
+
+@pytest.mark.parametrize(
+    ("value", "accepted"),
+    [
+        ("example.net", True),
+        ("Mail.Example.NET", True),
+        ("x-1.example", True),
+        ("example.net.", False),  # SigningTable's *@example.net. never matches a From: address
+        ("_dmarc.example.net", False),
+        ("ex ample.net", False),
+        ("-x.example.net", False),
+        ("example..net", False),
+        ("%", False),  # KeyTable's % is the message's own domain
+    ],
+)
+def test_domain_names(value: str, accepted: bool) -> None:
+    if accepted:
+        assert check("domain", value) == value
+    else:
+        with pytest.raises(VariableValueError, match="domain name without a trailing dot"):
+            check("domain", value)
+
+
+def test_unique_addresses_compare_by_value() -> None:
+    spec = VariableSpec(
+        "v",
+        type="list",
+        unique_by="address",
+        elements=VariableSpec("e", type="dict", options={"address": VariableSpec("address", type="ip")}),
+    )
+    with pytest.raises(
+        VariableValueError,
+        match=r"'2001:DB8:0::1' is used twice \(items 0 and 1\) \('2001:db8::1' and '2001:DB8:0::1' are the same address\)",
+    ):
+        check_value([{"address": "2001:db8::1"}, {"address": "2001:DB8:0::1"}], spec)
+    assert len(check_value([{"address": "2001:db8::1"}, {"address": "2001:db8::2"}], spec)) == 2
+
+
 def test_ansible_conversions() -> None:
     # As Ansible's argument_spec: check_type_int, check_type_float, check_type_bool, check_type_list.
     assert check("int", "500") == 500 and check("int", " 12 ") == 12 and check("int", 3.0) == 3

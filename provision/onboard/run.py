@@ -36,6 +36,7 @@ from provision.onboard.inventory_edit import InventoryEdit, plan_inventory_edit,
 from provision.onboard.transports import onboard_vars
 from provision.roles.compiler import Project, require_site
 from provision.views.tables import Column, fitted_table
+from provision.views.visible import visible
 
 T = TypeVar("T")
 STEPS = ("inventory", "ssh", "converge", "verify", "report", "checklist")
@@ -319,7 +320,8 @@ def _step_checklist(edit: InventoryEdit, deliveries: list[Any], report: Any, con
     if host.drift:
         items.append(f"drift remains after converging: {', '.join(host.drift)}")
     for number, item in enumerate(items, start=1):
-        console.print(Text(f"  {number}. {item}"), highlight=False)
+        # Items quote DNS (PTR names, records to publish): control characters made visible.
+        console.print(Text(visible(f"  {number}. {item}")), highlight=False)
     if not items:
         console.print("  nothing left: the host is converged, verified and its reverse DNS is in order")
 

@@ -6,12 +6,12 @@ import json
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from provision.bundled import templates_dir
 from provision.report.model import Report
 from provision.views.tables import Column, fitted_table
+from provision.views.visible import visible
 
 TEMPLATES = templates_dir()
 
@@ -54,6 +54,8 @@ TRANSPORT_COLUMNS = [
 ]
 HOST_COLUMNS = [Column("host", 8), Column("status", 6), Column("MTA", 7), Column("drift", 5), Column("queues", 6)]
 HOST_COLUMNS += [Column("certificates", 12), Column("problems", 8)]
+DOMAIN_COLUMNS = [Column("domain", 12), Column("SPF", 10), Column("DKIM", 10), Column("DMARC", 6)]
+DOMAIN_COLUMNS += [Column("MTA-STS", 7), Column("TLS-RPT", 7), Column("problems", 8)]
 
 
 def _ptr_cell(names: list[str]) -> Text:
@@ -116,34 +118,36 @@ def print_report(console: Console, report: Report) -> None:
     console.print(line)
     for host in report.hosts:
         for problem in host.problems:
-            console.print(Text.assemble("  ", ("✗", "red"), f" {host.host}: {problem}"), highlight=False)
+            console.print(Text.assemble("  ", ("✗", "red"), visible(f" {host.host}: {problem}")), highlight=False)
     for domain in report.domains:
         for problem in domain.problems:
-            console.print(Text.assemble("  ", ("✗", "red"), f" {domain.domain}: {problem}"), highlight=False, soft_wrap=True)
+            # Problems quote what DNS served (a record, a parser's error about it).
+            console.print(Text.assemble("  ", ("✗", "red"), visible(f" {domain.domain}: {problem}")), highlight=False, soft_wrap=True)
 
 
 def print_domains(console: Console, report: Report) -> None:
     """One row per sending domain: what receivers check about it. DNS data: Text, never markup."""
-    table = Table(title="sending domains: SPF, DKIM, DMARC, MTA-STS, TLS-RPT", title_justify="left")
-    for column in ("domain", "SPF", "DKIM", "DMARC", "MTA-STS", "TLS-RPT", "problems"):
-        table.add_column(column, overflow="fold")
+    rows = []
     for domain in report.domains:
         passing = sum(1 for a in domain.addresses if a.result == "pass")
-        spf = (
-            Text(f"{passing}/{len(domain.addresses)} addresses, {domain.spf_lookups} lookups")
-            if domain.spf_record
-            else Text("none", style="red")
-        )
+        if not domain.spf_record:
+            spf = Text("none", style="red")
+        elif domain.spf_lookups is None:
+            spf = Text("does not parse", style="red")
+        else:
+            spf = Text(f"{passing}/{len(domain.addresses)} addresses, {domain.spf_lookups} lookups")
         dkim = Text(", ").join(
             Text.assemble(f"{s.selector} ", ("ok", "") if s.outcome == "ok" else (s.outcome, "red")) for s in domain.selectors
         )
-        table.add_row(
-            Text(domain.domain),
-            spf,
-            dkim if domain.selectors else Text("-"),
-            Text(f"p={domain.dmarc_policy}") if domain.dmarc_record else Text("none", style="red"),
-            Text("yes" if domain.mta_sts_record else "-"),
-            Text("yes" if domain.tls_rpt_record else "-"),
-            Text("ok", style="green") if not domain.problems else Text(str(len(domain.problems)), style="red"),
+        rows.append(
+            [
+                Text(domain.domain),
+                spf,
+                dkim if domain.selectors else Text("-"),
+                Text(f"p={domain.dmarc_policy}") if domain.dmarc_record else Text("none", style="red"),
+                Text("yes" if domain.mta_sts_record else "-"),
+                Text("yes" if domain.tls_rpt_record else "-"),
+                Text("ok", style="green") if not domain.problems else Text(str(len(domain.problems)), style="red"),
+            ]
         )
-    console.print(table)
+    console.print(fitted_table(console, "sending domains: SPF, DKIM, DMARC, MTA-STS, TLS-RPT", DOMAIN_COLUMNS, rows))

@@ -269,8 +269,26 @@ def _dkim_key_entries(keys: Any) -> list[dict[str, Any]]:
     return [{**key, "path": key_path(key), "record": record_name(key)} for key in keys]
 
 
+def _opendkim_network(value: Any) -> str:
+    """A network as opendkim's InternalHosts and ExternalIgnoreList match it.
+
+    opendkim looks a client up by text (dkimf_checkip in its util.c): the
+    address masked to each prefix length, written by inet_ntop, then "/N". An
+    entry written any other way matches no client: 127.0.0.1/8 (host bits),
+    127.0.0.0/255.0.0.0 (a netmask), 2001:DB8:0::/32 (another spelling of an
+    IPv6 address). So each network is written as that lookup spells it, with
+    the C library's own inet_ntop."""
+    import ipaddress
+    import socket
+
+    network = ipaddress.ip_network(_line(value), strict=False)
+    family = socket.AF_INET6 if network.version == 6 else socket.AF_INET
+    return f"{socket.inet_ntop(family, network.network_address.packed)}/{network.prefixlen}"
+
+
 FILTERS: dict[str, Callable[..., Any]] = {
     "dkim_key_entries": _dkim_key_entries,
+    "opendkim_network": _opendkim_network,
     "local_ca_pem": _local_ca_pem,
     "weighted_names": _weighted_names,
     "warmup": _warmup,

@@ -56,6 +56,8 @@ TYPES = (
     "address_port",
     "inet_interface",
     "date",
+    "domain",
+    "interface",
 )
 
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)(?!-)[A-Za-z0-9_-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9_-]{1,63}(?<!-))*\.?$")
@@ -66,6 +68,16 @@ _SIZE = re.compile(r"^\d+[kKmMgG]?$")
 # a host name: nothing a config file or a mail header would read specially.
 _LOCAL_PART = r"[A-Za-z0-9!#%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#%&'*+/=?^_`{|}~-]+)*"
 _EMAIL = re.compile(rf"^{_LOCAL_PART}@{_DOMAIN}$")
+# A DKIM signing domain (RFC 6376 d=, RFC 5321 letters, digits and hyphens) written
+# without the root's trailing dot: opendkim's SigningTable pattern *@DOMAIN. never
+# matches a From: address, and SELECTOR._domainkey.DOMAIN. is no zone name.
+_DOMAIN_NAME = re.compile(rf"^(?=.{{1,253}}$){_DOMAIN}$")
+# A Linux interface name (the kernel's dev_valid_name: at most 15 bytes, no "/",
+# ":" or whitespace, not "." or ".."), narrowed to what /etc/network/interfaces
+# and `ip ... dev NAME` read as one plain word: no "=", which ifup reads as
+# IFACE=LOGICAL, and no leading "-". "eth0:1" is an ifupdown alias label, not an
+# interface `ip addr add ... dev` can take.
+_INTERFACE = re.compile(r"^(?!\.\.?$)[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$")
 _MODE = re.compile(r"^0?[0-7]{3,4}$")
 # Control characters other than TAB end a config line, or reach a terminal as escapes.
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
@@ -83,7 +95,9 @@ _ALIAS_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+-]*$")
 _ALIAS_ADDRESS = re.compile(rf"^[A-Za-z0-9_][A-Za-z0-9._+=-]*(@{_DOMAIN})?$")
 # Postfix compares these keys case-insensitively (postmap and postalias fold them),
 # as DNS does host names: two keys that differ only in case are one key.
-CASELESS_TYPES = frozenset({"hostname", "email", "lookup_key", "alias_name"})
+CASELESS_TYPES = frozenset({"hostname", "domain", "email", "lookup_key", "alias_name"})
+# Addresses that are one address however they are written (2001:db8::1, 2001:DB8:0::1).
+ADDRESS_TYPES = frozenset({"ip", "ipv4", "ipv6"})
 _DURATION_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -160,6 +174,8 @@ _EXPECTED = {
     "address_port": "an address and a port (such as *:80, 192.0.2.1:80 or [2001:db8::1]:443)",
     "inet_interface": "all, loopback-only, or an IPv4 or IPv6 address",
     "date": "a date written YYYY-MM-DD",
+    "domain": "a domain name without a trailing dot (such as example.net)",
+    "interface": "a network interface name (such as eth0 or ens3)",
 }
 
 
@@ -202,15 +218,26 @@ def _checked(test: Callable[[str], bool]) -> Callable[[Any, VariableSpec], Any]:
     return check
 
 
+def ip_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """An address as every config reads one. Python also takes an IPv6 zone
+    index (fe80::1%eth0), and any text after the "%": "fe80::1%a b" would be two
+    words in a config, "fe80::1%x#y" a comment. No config here needs a zone."""
+    if "%" in text:
+        raise ValueError(f"{text!r}: an IPv6 zone index (%...) is not accepted")
+    return ipaddress.ip_address(text)
+
+
 def _is_ip(text: str, version: int | None) -> bool:
     try:
-        address = ipaddress.ip_address(text)
+        address = ip_address(text)
     except ValueError:
         return False
     return version is None or address.version == version
 
 
 def _is_cidr(text: str) -> bool:
+    if "%" in text:
+        return False  # an IPv6 zone index, see ip_address
     try:
         ipaddress.ip_network(text, strict=False)
     except ValueError:
@@ -308,7 +335,7 @@ def _address_port(value: Any, spec: VariableSpec, *, address_required: bool, wil
     if wildcard and address == "*":
         return text
     try:
-        parsed = ipaddress.ip_address(address)
+        parsed = ip_address(address)
     except ValueError:
         raise VariableValueError(f"expected {spec.describe()}, got {_got(value, spec)} ({address!r} is not an IP address)") from None
     if parsed.version == 6 and not text.startswith("["):
@@ -330,12 +357,21 @@ def _check_inet_interface(value: Any, spec: VariableSpec) -> Any:
         return text
     bare = text[1:-1] if text.startswith("[") and text.endswith("]") else text
     try:
-        parsed = ipaddress.ip_address(bare)
+        parsed = ip_address(bare)
     except ValueError:
         raise VariableValueError(f"expected {spec.describe()}, got {_got(value, spec)}") from None
     if bare != text and parsed.version != 6:
         raise VariableValueError(f"expected {spec.describe()}, got {_got(value, spec)} (brackets are for IPv6 addresses)")
     return text
+
+
+def _check_ip(value: Any, spec: VariableSpec, version: int | None, test: Callable[[str], bool] | None = None) -> Any:
+    text = _check_string(value, spec)
+    if "%" in text:
+        raise VariableValueError(f"expected {spec.describe()}, got {value!r} (an IPv6 zone index, %..., is not accepted)")
+    if not (test(text) if test else _is_ip(text, version)):
+        raise VariableValueError(f"expected {spec.describe()}, got {value!r}")
+    return value
 
 
 def _check_duration(value: Any, spec: VariableSpec) -> Any:
@@ -380,21 +416,30 @@ def _check_list(value: Any, spec: VariableSpec) -> Any:
     checked = [_nested(check_value, item, elements, f"[{index}]") for index, item in enumerate(value)]
     if spec.unique_by is not None:
         field_spec = (spec.elements.options or {}).get(spec.unique_by)
-        caseless = field_spec is not None and field_spec.type in CASELESS_TYPES
+        field_type = field_spec.type if field_spec is not None else ""
         seen: dict[Any, int] = {}
         for index, item in enumerate(checked):
             key = item.get(spec.unique_by) if isinstance(item, dict) else None
-            folded = same_key(key) if caseless else key
+            folded = same_key(key) if field_type in CASELESS_TYPES else same_address(key) if field_type in ADDRESS_TYPES else key
             if folded in seen:
                 first = checked[seen[folded]].get(spec.unique_by)
                 shown = _secret_too(field_spec or elements, elements)
-                how = f" ({_got(first, shown)} and {_got(key, shown)} are the same name)" if first != key and not shown.secret else ""
+                same = "address" if field_type in ADDRESS_TYPES else "name"
+                how = f" ({_got(first, shown)} and {_got(key, shown)} are the same {same})" if first != key and not shown.secret else ""
                 raise VariableValueError(
                     f"{spec.unique_by} {_got(key, shown)} is used twice (items {seen[folded]} and {index}){how}",
                     f"[{index}].{spec.unique_by}",
                 )
             seen[folded] = index
     return checked
+
+
+def same_address(value: Any) -> Any:
+    """How an address compares: by value (2001:db8::1 is 2001:DB8:0::1)."""
+    try:
+        return ipaddress.ip_address(str(value))
+    except ValueError:
+        return value
 
 
 def same_key(value: Any) -> Any:
@@ -636,10 +681,10 @@ _CHECKS: dict[str, Callable[[Any, VariableSpec], Any]] = {
     "dict": _check_dict,
     "raw": _check_raw,
     "path": _check_path,
-    "ip": _checked(lambda t: _is_ip(t, None)),
-    "ipv4": _checked(lambda t: _is_ip(t, 4)),
-    "ipv6": _checked(lambda t: _is_ip(t, 6)),
-    "cidr": _checked(_is_cidr),
+    "ip": lambda value, spec: _check_ip(value, spec, None),
+    "ipv4": lambda value, spec: _check_ip(value, spec, 4),
+    "ipv6": lambda value, spec: _check_ip(value, spec, 6),
+    "cidr": lambda value, spec: _check_ip(value, spec, None, _is_cidr),
     "hostname": _checked(lambda t: bool(_HOSTNAME.match(t))),
     "port": _check_port,
     "duration": _check_duration,
@@ -658,6 +703,10 @@ _CHECKS: dict[str, Callable[[Any, VariableSpec], Any]] = {
     "address_port": _check_address_port,
     "inet_interface": _check_inet_interface,
     "date": _check_date,
+    "domain": lambda value, spec: _format_string(value, spec, _DOMAIN_NAME, "letters, digits, - and dots, no trailing dot"),
+    "interface": lambda value, spec: _format_string(
+        value, spec, _INTERFACE, "at most 15 letters, digits and _ . -; an alias label such as eth0:1 is not an interface"
+    ),
 }
 _PLAIN = VariableSpec("value")
 

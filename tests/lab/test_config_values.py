@@ -1,6 +1,7 @@
 """Values with the characters each format treats specially, read back by the
-real service on a real host: what Apache, Postfix, sshd, libmount and
-provision-mta parse is exactly what the inventory says.
+real service on a real host: what Apache, Postfix, sshd, libmount,
+provision-mta, opendkim (signing real mail), ifupdown and `ip` parse is
+exactly what the inventory says.
 
 tests/test_config_values.py proves that every other special character is
 refused before anything is pushed; here the ones that are accepted are shown
@@ -9,19 +10,33 @@ to keep their meaning (quotes, spaces, >, backslashes, #, $, { }, commas).
 
 from __future__ import annotations
 
+import datetime as dt
 import http.client
+import ipaddress
 import json
+import smtplib
 import socket
 import ssl
+import subprocess
+import time
 import urllib.parse
+import uuid
 from pathlib import Path
 from typing import Any
 
+import dkim
+import dns.name
+import dns.rdatatype
+import dns.zone
 import paramiko
 import pytest
+import yaml
 
 from provision.lab.lab import Lab
+from provision_mta.nameserver import resolver_for
+from tests.support.dns_server import DnsServer
 from tests.support.lab import converged, module_lab, run_roles
+from tests.support.smtp_sink import SmtpSink
 
 pytestmark = pytest.mark.lab
 
@@ -287,3 +302,168 @@ def test_provision_mta_reads_master_cf_as_postfix_does(values_lab: Lab, tmp_path
     assert transport == {"name": "out1", "bind_address": host.extra_addresses[0], "helo_name": "out1.example.test"}
     assert "smtp_tls_policy_maps = inline:{ {a.test = encrypt}, {b.test = may} }" in arguments
     assert arguments.count("-o") == 8
+
+
+# DKIM, addresses and warm-up (issue 20's variables): this branch's loopback block is 127.89.0.0/16.
+SINK_ADDRESS, SINK_PORT, DNS_ADDRESS = "127.89.0.25", 2525, "127.89.0.53"
+DKIM_DOMAIN, SELECTOR = "Mixed.Example.TEST", "Sel-1"
+# Clients of the signing test: two inside dkim_internal_hosts written in spellings opendkim's
+# lookup never produces (host bits, a netmask), one outside.
+CLIENT_HOST_BITS, CLIENT_NETMASK, CLIENT_OUTSIDE = "127.89.6.9", "127.89.7.9", "127.89.8.9"
+INTERNAL_HOSTS = ["127.89.6.7/24", "127.89.7.0/255.255.255.0"]
+
+
+def zone_txt(path: Path) -> tuple[str, str]:
+    """(name, TXT value) of the one record of a zone file line, as dnspython's zone parser reads it."""
+    zone = dns.zone.from_text(path.read_text(), origin=dns.name.root, relativize=False, check_origin=False)
+    ((name, rdataset),) = [(n, r) for n, node in zone.nodes.items() for r in node.rdatasets if r.rdtype == dns.rdatatype.TXT]
+    (rdata,) = list(rdataset)
+    return name.to_text(omit_final_dot=True), b"".join(rdata.strings).decode()
+
+
+def signatures(message: bytes) -> list[tuple[str, str, bool]]:
+    """(d=, s=, verified) of each DKIM-Signature, checked with dkimpy against the lab's DNS server."""
+    resolver = resolver_for([(DNS_ADDRESS, 53)])
+
+    def lookup(name: bytes, timeout: int = 5) -> bytes:
+        return b"".join(next(iter(resolver.resolve(name.decode().rstrip("."), "TXT"))).strings)
+
+    checker = dkim.DKIM(message)
+    found = []
+    for index in range(message.count(b"DKIM-Signature:")):
+        verified = checker.verify(idx=index, dnsfunc=lookup)
+        found.append((checker.domain.decode(), checker.selector.decode(), bool(verified)))
+    return found
+
+
+def submit(lab: Lab, client: str, tag: str) -> None:
+    """One message over SMTP from ``client`` (a source address of this machine's lo) to the lab host's Postfix."""
+    text = f"From: news@mixed.example.test\r\nTo: r@sink.test\r\nSubject: {tag}\r\nMessage-ID: <{tag}@mixed.example.test>\r\n\r\nhello\r\n"
+    with smtplib.SMTP(lab.host(HOST).address, 25, source_address=(client, 0), timeout=60) as smtp:
+        smtp.sendmail("news@mixed.example.test", ["r@sink.test"], text)
+
+
+def test_opendkim_signs_with_names_and_networks_as_written(values_lab: Lab, tmp_path: Path) -> None:
+    host = values_lab.host(HOST)
+    records = tmp_path / 'dkim "records" #1 $x\\'
+    variables = {
+        "postfix_myhostname": "values-1.example.test",
+        "postfix_inet_interfaces": [host.address],
+        "postfix_mynetworks": ["127.89.6.0/24", "127.89.7.0/24", "127.89.8.0/24"],
+        "postfix_relayhost": f"[{SINK_ADDRESS}]:{SINK_PORT}",
+        "postfix_maillog_file": "/var/log/postfix.log",
+        "dkim_keys": [{"domain": DKIM_DOMAIN, "selector": SELECTOR}],
+        # The lab host's own address: the milter shares no 127.0.0.1:8891 with other labs.
+        "dkim_address": host.address,
+        "dkim_internal_hosts": INTERNAL_HOSTS,
+        "dkim_records_dir": str(records),
+    }
+    with SmtpSink(SINK_ADDRESS, SINK_PORT) as sink, DnsServer(DNS_ADDRESS, zones=("test",)) as dns_server:
+        converged(run_roles(values_lab, tmp_path, ["dkim", "postfix"], {HOST: variables}, limit=HOST), HOST)
+        # opendkim's own parse of the staged config and tables passed (the role's validator); it reads back:
+        assert sh(values_lab, "opendkim -n -x /etc/opendkim-rsa.conf 2>&1; echo $?").strip() == "0"
+        assert sh(values_lab, "grep -v '^#' /etc/opendkim/TrustedHosts").split() == ["127.89.6.0/24", "127.89.7.0/24"]
+        # The record file in a folder whose name holds quotes, # and $ is a zone line dnspython reads.
+        name, value = zone_txt(records / HOST / f"{SELECTOR}._domainkey.{DKIM_DOMAIN}.txt")
+        assert name == f"{SELECTOR}._domainkey.{DKIM_DOMAIN}" and value.startswith("v=DKIM1; k=rsa; p=")
+        dns_server.serve({}, {}, txt={name.lower(): value})
+
+        tag = uuid.uuid4().hex[:8]
+        for client in (CLIENT_HOST_BITS, CLIENT_NETMASK, CLIENT_OUTSIDE):
+            submit(values_lab, client, f"{tag} {client}")
+        deadline = time.monotonic() + 120
+        while len([m for m in sink.messages if m.subject.startswith(tag)]) < 3 and time.monotonic() < deadline:
+            time.sleep(0.3)
+        by_client = {m.subject.split()[1]: m for m in sink.messages if m.subject.startswith(tag)}
+        assert len(by_client) == 3, sh(values_lab, "tail -n 30 /var/log/postfix.log")
+        # Signed for the lower-case From: domain (SigningTable patterns are case-insensitive), with the
+        # domain and selector as written, verified against the record the controller wrote.
+        for client in (CLIENT_HOST_BITS, CLIENT_NETMASK):
+            assert signatures(by_client[client].content) == [(DKIM_DOMAIN, SELECTOR, True)], client
+    # A client outside dkim_internal_hosts is not signed: the networks are what opendkim matches on.
+    assert b"DKIM-Signature:" not in by_client[CLIENT_OUTSIDE].content
+
+
+ROLE_ADDRESSES = ["127.89.3.1", "127.89.3.2"]
+
+
+def ifquery(lab: Lab, interface: str) -> list[str]:
+    """ifupdown's own reading of the file the role wrote: the addresses (ADDRESS/PREFIX) its stanzas give ``interface``.
+
+    ifupdown is unpacked, not installed (its postinst would start networking in the machine's
+    network namespace, which the lab hosts share)."""
+    unpack = (
+        "test -x /tmp/ifupdown/sbin/ifquery || (cd /tmp && apt-get download -q ifupdown >/dev/null && dpkg -x ifupdown_*.deb /tmp/ifupdown)"
+    )
+    sh(lab, unpack)
+    output = sh(lab, f"/tmp/ifupdown/sbin/ifquery -i /etc/network/interfaces.d/provision-addresses {interface}")
+    lines = [line.split(": ", 1) for line in output.splitlines() if ": " in line]
+    netmasks = [value for key, value in lines if key == "netmask"]
+    return [
+        f"{value}/{ipaddress.ip_network(f'0.0.0.0/{mask}').prefixlen}"
+        for (key, value) in lines
+        if key == "address"
+        for mask in [netmasks.pop(0)]
+    ]
+
+
+def lo_addresses(lab: Lab) -> set[str]:
+    """The 127.89.3.x addresses `ip -o addr` shows on lo."""
+    return {f.split()[3] for f in sh(lab, "ip -o -4 addr show dev lo").splitlines() if " 127.89.3." in f}
+
+
+def test_addresses_are_configured_on_the_interface_as_written(values_lab: Lab, tmp_path: Path) -> None:
+    entries = [{"address": ROLE_ADDRESSES[0]}, {"address": ROLE_ADDRESSES[1], "prefix": 32, "interface": "lo"}]
+    try:
+        converged(run_roles(values_lab, tmp_path, ["addresses"], {HOST: {"addresses_interface": "lo", "addresses_extra": entries}}), HOST)
+        assert lo_addresses(values_lab) == {f"{a}/32" for a in ROLE_ADDRESSES}
+        assert ifquery(values_lab, "lo") == [f"{a}/32" for a in ROLE_ADDRESSES]
+        before = sh(values_lab, "sha256sum /etc/network/interfaces.d/provision-addresses")
+
+        # An alias label (ifupdown's eth0:1, no device for `ip addr add ... dev`) is refused before anything is pushed.
+        alias = [*entries, {"address": "127.89.3.3", "interface": "lo:1"}]
+        done = run_roles(values_lab, tmp_path, ["addresses"], {HOST: {"addresses_interface": "lo", "addresses_extra": alias}})
+        assert done.returncode == 1 and "addresses_extra[2].interface" in done.stderr and "Traceback" not in done.stderr, done.stderr
+        # Interface names are case-sensitive and reach `ip` as written: LO is no device, the handler
+        # fails and the previous file comes back.
+        upper = run_roles(values_lab, tmp_path, ["addresses"], {HOST: {"addresses_interface": "LO", "addresses_extra": entries[:1]}})
+        assert upper.returncode == 1, upper.stdout + upper.stderr
+        (error,) = json.loads(upper.stdout)["hosts"][HOST]["errors"]
+        assert 'ip addr add 127.89.3.1/32 dev LO: Cannot find device "LO"' in error and "previous files restored" in error
+        assert sh(values_lab, "sha256sum /etc/network/interfaces.d/provision-addresses") == before
+        assert lo_addresses(values_lab) == {f"{a}/32" for a in ROLE_ADDRESSES}
+
+        converged(run_roles(values_lab, tmp_path, ["addresses"], {HOST: {"addresses_interface": "lo", "addresses_extra": []}}), HOST)
+        assert lo_addresses(values_lab) == set()
+    finally:
+        for address in [*ROLE_ADDRESSES, "127.89.3.3"]:
+            subprocess.run(["ip", "addr", "del", f"{address}/32", "dev", "lo"], capture_output=True, check=False)
+
+
+def test_warmup_dates_reach_postfix_as_that_day_s_step(values_lab: Lab, tmp_path: Path) -> None:
+    host = values_lab.host(HOST)
+    first, second, third = host.extra_addresses[:3]
+    variables = {
+        "postfix_myhostname": "values-1.example.test",
+        "postfix_inet_interfaces": [host.address],
+        # A YAML date (unquoted in host_vars) and quoted text are one date.
+        "postfix_transports": [{"name": "out1", "bind_address": first, "warmup": {"start": dt.date(2026, 12, 1)}}],
+        "postfix_warmup_date": "2026-12-03",
+        "postfix_instances": [
+            {
+                "name": "postfix-warm",
+                "inet_interfaces": [second],
+                "transports": [{"name": "bulk1", "bind_address": third, "warmup": {"start": "2026-12-02"}}],
+            }
+        ],
+    }
+    assert "start: 2026-12-01\n" in yaml.safe_dump(variables)
+    converged(run_roles(values_lab, tmp_path, ["postfix"], {HOST: variables}, limit=HOST), HOST)
+    # Day 3 of the default curve: 150 messages a day per domain, one every ceil(86400/150) s; day 2: 100, 864 s.
+    assert sh(values_lab, "postconf -h out1_destination_rate_delay").strip() == "576s"
+    assert sh(values_lab, "postmulti -i postfix-warm -x postconf -h bulk1_destination_rate_delay").strip() == "864s"
+    assert "out1: day 3 of 28: 5% of its full weight, 150 messages a day per receiving domain" in sh(
+        values_lab, "cat /etc/postfix/provision-warmup"
+    )
+    assert "bulk1: day 2 of 28" in sh(values_lab, "cat /etc/postfix-warm/provision-warmup")
+    assert "warning" not in sh(values_lab, "postfix check 2>&1; postmulti -i postfix-warm -x postfix check 2>&1")
