@@ -93,7 +93,7 @@ def test_what_roles_write_beside_the_inventory_is_not_read_as_inventory(tmp_path
     assert set(load_inventory(tmp_path).hosts) == {"web1"}
     # Anywhere else such a file is no inventory, and the folder says so.
     write(tmp_path / "requests" / "web1-shop.csr", "-----BEGIN CERTIFICATE REQUEST-----\n")
-    with pytest.raises(InventoryError, match="web1-shop.csr: cannot read this inventory file"):
+    with pytest.raises(InventoryError, match=r"web1-shop\.csr: cannot read this inventory file"):
         load_inventory(tmp_path)
 
 

@@ -170,7 +170,8 @@ def denial(settings_values: dict[str, object]) -> str:
 def test_a_refused_key_is_named_with_sshds_reason_not_the_banner(runtime: Path, tmp_path: Path) -> None:
     key = tmp_path / "id_ed25519"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
-    assert denial({"ssh_key": str(key)}) == f"authentication to 127.88.0.1 as root failed with the key {key}: Permission denied (publickey,password)"
+    said = denial({"ssh_key": str(key)})
+    assert said == f"authentication to 127.88.0.1 as root failed with the key {key}: Permission denied (publickey,password)"
 
 
 def test_an_encrypted_key_is_said_to_be_encrypted(runtime: Path, tmp_path: Path) -> None:
