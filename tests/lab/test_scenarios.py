@@ -126,7 +126,8 @@ def test_molecule_test_passes() -> None:
         check=False,
         cwd=ROOT,
         timeout=900,
-        env={**os.environ, "ANSIBLE_FORCE_COLOR": "0", "NO_COLOR": "1"},
+        # The lab's containers in this run's namespace, as every other lab test's (two runs on one machine never share them).
+        env={**os.environ, "ANSIBLE_FORCE_COLOR": "0", "NO_COLOR": "1", "PROVISION_LAB_NAMESPACE": NAMESPACE},
     )
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-4000:]
