@@ -46,6 +46,16 @@ def test_a_missing_key_file_is_an_input_error_naming_its_line(project: Path, tmp
     assert "unreachable" not in done.stdout + done.stderr
 
 
+def test_a_missing_key_file_is_an_input_error_with_either_ssh_transport(project: Path, tmp_path: Path) -> None:
+    """``connection: paramiko`` (Ansible's name, issue 19) reads the same ssh_key: checked the same way."""
+    override = tmp_path / "paramiko.yml"
+    override.write_text("all:\n  hosts:\n    alpha: {connection: paramiko}\n")
+    done = provision("check", "-i", str(project), "-i", str(override))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stderr.strip().endswith(f"host alpha: the SSH key file {tmp_path / 'keys' / 'missing_ed25519'} does not exist")
+    assert "unreachable" not in done.stdout + done.stderr
+
+
 def test_onboard_help_says_host_is_fully_qualified() -> None:
     text = provision("onboard", "--help").stdout
     assert "fully qualified domain name" in " ".join(text.split())

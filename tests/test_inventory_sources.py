@@ -84,6 +84,19 @@ def test_unreadable_file_gives_every_parsers_reason(tmp_path: Path) -> None:
     assert "as INI: line 1: expected key=value host variable, got 'web1'" in message
 
 
+def test_what_roles_write_beside_the_inventory_is_not_read_as_inventory(tmp_path: Path) -> None:
+    """The ssl role's CSRs (INVENTORY/csr) and the dkim role's records (INVENTORY/dkim): the folder still reads."""
+    write(tmp_path / "hosts.yml", "all:\n  hosts:\n    web1:\n")
+    write(tmp_path / "csr" / "web1-shop.csr", "-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----\n")
+    write(tmp_path / "dkim" / "web1" / "s1._domainkey.example.org.txt", 's1._domainkey.example.org. IN TXT "v=DKIM1; p=MIIB"\n')
+    write(tmp_path / ".local-ca" / "ca.pem", "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    assert set(load_inventory(tmp_path).hosts) == {"web1"}
+    # Anywhere else such a file is no inventory, and the folder says so.
+    write(tmp_path / "requests" / "web1-shop.csr", "-----BEGIN CERTIFICATE REQUEST-----\n")
+    with pytest.raises(InventoryError, match=r"web1-shop\.csr: cannot read this inventory file"):
+        load_inventory(tmp_path)
+
+
 def test_yaml_mistakes_are_not_hidden_by_the_ini_fallback(tmp_path: Path) -> None:
     typo = write(tmp_path / "hosts.yml", "all:\n  children:\n    web:\n      hots:\n        w1:\n")
     with pytest.raises(InventoryError, match=r"hosts.yml:4:7: group 'web' has an unexpected key 'hots'"):

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from provision.connectors import connect, settings_from_vars
-from provision.connectors.openssh import OpenSshConnector, control_folder, ssh_arguments
+from provision.connectors.openssh import OpenSshConnector, _classified, control_folder, ssh_arguments
 from provision.connectors.ssh import SshConnector
 from provision.errors import ProvisionError
 
@@ -150,3 +150,46 @@ def test_openssh_by_default_paramiko_when_asked(runtime: Path) -> None:
 def test_an_address_that_looks_like_an_option_is_refused(runtime: Path) -> None:
     with pytest.raises(ProvisionError, match="starts with '-'"):
         connect(settings_from_vars("h", {"host": "-oProxyCommand=touch /tmp/x"}))
+
+
+def test_the_hosts_banner_is_kept_off_standard_error(runtime: Path) -> None:
+    # ssh prints a Banner onto stderr at LogLevel INFO and above; stderr is the remote command's
+    # (tests/lab/test_example_over_ssh.py runs a command on a host showing one). A user's LogLevel cannot undo it.
+    assert resolved("h", {"host": "127.88.0.1"})["loglevel"] == ["ERROR"]
+
+
+DENIED = "root@127.88.0.1: Permission denied (publickey,password).\nAuthorised access only.\n"
+"""ssh's -E log, then standard error: the host's Banner comes last."""
+
+
+def denial(settings_values: dict[str, object]) -> str:
+    connector = OpenSshConnector(settings_from_vars("h", {"host": "127.88.0.1", **settings_values}))
+    return str(_classified(DENIED, "127.88.0.1", connector.settings, connector._tried))
+
+
+def test_a_refused_key_is_named_with_sshds_reason_not_the_banner(runtime: Path, tmp_path: Path) -> None:
+    key = tmp_path / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    said = denial({"ssh_key": str(key)})
+    assert said == f"authentication to 127.88.0.1 as root failed with the key {key}: Permission denied (publickey,password)"
+
+
+def test_an_encrypted_key_is_said_to_be_encrypted(runtime: Path, tmp_path: Path) -> None:
+    key = tmp_path / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "a passphrase", "-f", str(key)], check=True)
+    assert denial({"ssh_key": str(key)}).endswith(
+        f"with the key {key}: Permission denied (publickey,password); "
+        f"the key {key} is encrypted: load it into ssh-agent, or give a key without a passphrase"
+    )
+
+
+def test_without_ssh_key_the_keys_ssh_config_gives_are_named(runtime: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    key, absent = tmp_path / "ops_key", tmp_path / "never_made"
+    key.write_text("a key file\n")
+    config = tmp_path / "ssh_config"
+    config.write_text(f"IdentityFile {key}\nIdentityFile {absent}\n")
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    said = denial({"ssh_config": str(config)})
+    assert said.startswith(f"authentication to 127.88.0.1 as root failed with {key} (no ssh_key set: the keys ssh_config gives): ")
+    monkeypatch.setenv("SSH_AUTH_SOCK", str(tmp_path / "agent.sock"))
+    assert f"failed with {key} and the SSH agent's keys (no ssh_key set" in denial({"ssh_config": str(config)})

@@ -31,11 +31,13 @@ import hashlib
 import os
 import re
 import shlex
+import shutil
 import stat
 import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -53,8 +55,6 @@ SOCKET_PATH_MAX = 107
 @cache
 def ssh_client() -> str | None:
     """The ``ssh`` client on PATH, if any (without one, Paramiko is used)."""
-    import shutil
-
     return shutil.which("ssh")
 
 
@@ -129,6 +129,10 @@ class Policy:
             "Host *",
             f"  StrictHostKeyChecking {'accept-new' if self.accept_new else 'yes'}",
             "  BatchMode yes",
+            # ssh prints the host's Banner straight onto standard error (at LogLevel INFO
+            # and above), which must be the remote command's alone; errors and fatal
+            # messages (denials, keys it cannot load, host keys) still reach the -E log.
+            "  LogLevel ERROR",
             # Keys are recorded only with --accept-new-host-keys, never behind the user's back.
             "  UpdateHostKeys no",
             "  RequestTTY no",
@@ -282,6 +286,8 @@ _UNKNOWN = re.compile(r"No \S+ host key is known for|Host key verification faile
 _FINGERPRINT = re.compile(r"(SHA256:[A-Za-z0-9+/=]+)")
 _BENIGN = re.compile(r"^Warning: Permanently added ")
 _MARK = re.compile(r"^[0-9a-f]{40}\.[0-9a-f]{8}\.")
+_DENIED = re.compile(r"^(?:(?P<user>\S+)@\S+: )?Permission denied \((?P<methods>[^)]*)\)")
+_KEY_SKIPPED = re.compile(r"^Load key ")
 
 
 def _ssh(folder: Path, argv: list[str], stdin: bytes, timeout: float | None) -> tuple[int, bytes, bytes, str]:
@@ -308,7 +314,11 @@ def _failed(log: str) -> bool:
     return any(line.strip() and not _BENIGN.match(line) for line in log.splitlines())
 
 
-def _classified(text: str, target: str, settings: ConnectionSettings) -> ConnectionFailure:
+Tried = Callable[[], "tuple[str, str | None]"]
+"""The key(s) authentication used, and why the inventory's key file was unusable (None: it was not)."""
+
+
+def _classified(text: str, target: str, settings: ConnectionSettings, tried: Tried) -> ConnectionFailure:
     known_hosts = settings.options.get("known_hosts") or "your known_hosts"
     found = _FINGERPRINT.search(text)
     fingerprint = f" (offered {found.group(1)})" if found else ""
@@ -323,10 +333,55 @@ def _classified(text: str, target: str, settings: ConnectionSettings) -> Connect
             "refusing to connect (add it to known_hosts, or run with --accept-new-host-keys)"
         )
     lines = [line.strip() for line in text.splitlines() if line.strip() and not _BENIGN.match(line)]
-    if any("Permission denied" in line for line in lines):
-        who = settings.user or "the default user"
-        return ConnectionFailure(f"authentication to {target} as {who} failed: {lines[-1]}")
+    denied = next((found for found in map(_DENIED.search, lines) if found), None)
+    if denied:
+        # The reason is ssh's own denial line, never merely the last line seen: that can
+        # be the host's Banner text or a jump host's output on standard error.
+        who = denied.group("user") or settings.user or "the default user"
+        key, why = tried()
+        # What ssh said of a key it could not load (bad permissions), and what ssh-keygen finds.
+        notes = dict.fromkeys([line for line in lines if _KEY_SKIPPED.match(line)] + ([why] if why else []))
+        reason = "; ".join([f"Permission denied ({denied.group('methods')})", *notes])
+        return ConnectionFailure(f"authentication to {target} as {who} failed with {key}: {reason}")
     return ConnectionFailure(f"cannot connect to {target}: {lines[-1] if lines else 'ssh failed'}")
+
+
+def _key_problem(key: str) -> str | None:
+    """Why ssh, which never prompts here, could not use the private key file ``key`` (None: it could)."""
+    keygen = shutil.which("ssh-keygen")
+    if keygen is None:
+        return None
+    try:
+        # -y reads the private key and prints its public half; -P "" says: no passphrase.
+        done = subprocess.run(
+            [keygen, "-y", "-P", "", "-f", os.path.expanduser(key)],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=CONNECT_TIMEOUT,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if done.returncode == 0:
+        return None
+    if "passphrase" in done.stderr:
+        return f"the key {key} is encrypted: load it into ssh-agent, or give a key without a passphrase"
+    said = [line.strip() for line in done.stderr.splitlines() if line.strip().startswith("Load key")]
+    return said[-1] if said else None
+
+
+def _keys_offered(argv: list[str], destination: str) -> str:
+    """The keys ssh offered where the inventory sets none: the files ssh_config names that exist, and the agent's."""
+    shown = subprocess.run([*argv, "-G", "--", destination], capture_output=True, text=True, check=False, timeout=CONNECT_TIMEOUT)
+    files = [line.split(" ", 1)[1] for line in shown.stdout.splitlines() if line.startswith("identityfile ")]
+    offered = [path for path in files if os.path.isfile(os.path.expanduser(path))]
+    if os.environ.get("SSH_AUTH_SOCK"):
+        offered.append("the SSH agent's keys")
+    if not offered:
+        return "no key (no ssh_key set, none of ssh_config's identity files exists, no SSH agent)"
+    listed = offered[0] if len(offered) == 1 else ", ".join(offered[:-1]) + " and " + offered[-1]
+    return f"{listed} (no ssh_key set: the keys ssh_config gives)"
 
 
 class OpenSshConnector:
@@ -351,8 +406,14 @@ class OpenSshConnector:
             target = self.destination + (f":{self.settings.port}" if self.settings.port else "")
             # Through a jump host ssh only sees the connection close (the jump's own ssh reports
             # nothing when the connection is shared): ask that host directly why.
-            raise self._through_jump() or _classified(log + "\n" + stderr.decode("utf-8", "replace"), target, self.settings)
+            raise self._through_jump() or _classified(log + "\n" + stderr.decode("utf-8", "replace"), target, self.settings, self._tried)
         return CommandResult(code, stdout, stderr)
+
+    def _tried(self) -> tuple[str, str | None]:
+        key = self.settings.ssh_key
+        if key:
+            return f"the key {key}", _key_problem(key)
+        return _keys_offered(self.arguments, self.destination), None
 
     def _through_jump(self) -> ConnectionFailure | None:
         client, config = self.arguments[0], Path(self.arguments[2])
@@ -372,7 +433,12 @@ class OpenSshConnector:
             return ConnectionFailure(f"jump host {jump} did not answer within {CONNECT_TIMEOUT * 2}s")
         if code != 255 or not _failed(log):
             return None
-        failure = _classified(log + "\n" + stderr.decode("utf-8", "replace"), hop[-1], self.settings)
+        key = self.settings.ssh_key if self.settings.proxy_jump else None  # the key the hop was given, if any
+
+        def tried() -> tuple[str, str | None]:
+            return (f"the key {key}", _key_problem(key)) if key else (_keys_offered(hop[:-2], hop[-1]), None)
+
+        failure = _classified(log + "\n" + stderr.decode("utf-8", "replace"), hop[-1], self.settings, tried)
         return type(failure)(f"through jump host {jump}: {failure}")
 
     def close(self) -> None:

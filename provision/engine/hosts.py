@@ -141,7 +141,7 @@ def check_targets(targets: Sequence[HostTarget], options: ConnectionOptions) -> 
     """
     for target in targets:
         settings = settings_from_vars(target.host, dict(target.variables), options.as_settings())
-        if settings.connection == "ssh" and settings.ssh_key:
+        if settings.connection in ("ssh", "paramiko") and settings.ssh_key:
             key = Path(settings.ssh_key).expanduser()
             where = _variable_location(target, ("ssh_key", *ALIASES["ssh_key"]))
             if not key.is_file():

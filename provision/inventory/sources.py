@@ -34,9 +34,10 @@ from provision.yamlfile import load_yaml_text, read_text_file
 # Ansible's folder rules: hidden entries, vars folders and these suffixes are not inventory.
 IGNORED_NAMES = re.compile(r"^\.|^host_vars$|^group_vars$|^vars_plugins$")
 IGNORED_SUFFIXES = (".pyc", ".pyo", ".swp", ".bak", "~", ".rpm", ".md", ".txt", ".rst", ".orig", ".cfg", ".retry")
-# provision keeps site.yml, roles and templates beside the inventory, and the ssl
-# role writes the CSRs hosts made into csr/ there: never inventory sources.
-PROVISION_LAYOUT = frozenset({"site.yml", "site.yaml", "roles", "templates", "csr"})
+# provision keeps site.yml, roles and templates beside the inventory, and writes there what
+# roles bring back from hosts by default (ssl: csr/HOST-NAME.csr; dkim: dkim/HOST/*.txt;
+# the local CA is .local-ca): never inventory sources, or the next run could not read the folder.
+PROVISION_LAYOUT = frozenset({"site.yml", "site.yaml", "roles", "templates", "csr", "dkim"})
 _YAML_SUFFIXES = ("", ".yml", ".yaml", ".json")
 
 

@@ -170,7 +170,10 @@ def _verify(scenario: Scenario, lab: object, say: Say) -> None:
     backends = ",".join(f"docker://{host.container}" for host in lab.hosts())
     say(f"verify: {len(tests)} testinfra file(s) against {backends}")
     env = {**os.environ, "PROVISION_SCENARIO_INVENTORY": str(lab.inventory_file)}
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--hosts={backends}", *map(str, tests)]
+    # Nothing written into the scenario's folder, which may be a read-only install: no cache,
+    # and no .benchmarks folder (pytest-benchmark, where installed, makes one in the cwd).
+    plugins = ["-p", "no:cacheprovider", "-p", "no:benchmark"]
+    command = [sys.executable, "-m", "pytest", "-q", *plugins, f"--hosts={backends}", *map(str, tests)]
     done = subprocess.run(command, env=env, check=False, cwd=scenario.directory)
     if done.returncode != 0:
         raise ScenarioFailed(f"verify: testinfra tests failed (exit {done.returncode})")

@@ -158,10 +158,35 @@ def test_ssh_login_shows_the_motd(example_lab: Lab) -> None:
 
 
 def test_a_key_the_host_refuses_is_named(example_lab: Lab, tmp_path: Path) -> None:
+    """The key tried and sshd's refusal, over either transport; never the host's Banner as the reason.
+
+    example-1's sshd shows a Banner once converged: OpenSSH's client prints it
+    on standard error, which once made it the "reason" of the failure."""
+    converge(example_lab, "--limit", "example-1")
     wrong = tmp_path / "not-authorised_ed25519"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(wrong)], check=True)
-    override = tmp_path / "key.yml"
-    override.write_text(f"all:\n  hosts:\n    example-1: {{ssh_key: {wrong}}}\n")
-    done = provision("check", *inventory_args(example_lab, override), "--limit", "example-1")
-    assert done.returncode == 1
-    assert "example-1: unreachable: authentication to" in done.stdout and f"failed with the key {wrong}" in " ".join(done.stdout.split())
+    said = {}
+    for connection in ("ssh", "paramiko"):
+        override = tmp_path / f"key-{connection}.yml"
+        override.write_text(f"all:\n  hosts:\n    example-1: {{ssh_key: {wrong}, connection: {connection}}}\n")
+        done = provision("check", *inventory_args(example_lab, override), "--limit", "example-1")
+        assert done.returncode == 1, done.stdout + done.stderr
+        said[connection] = " ".join(done.stdout.split())
+        assert "example-1: unreachable: authentication to" in said[connection], connection
+        assert f"as root failed with the key {wrong}: " in said[connection], connection
+        assert "Authorised access only" not in done.stdout + done.stderr, connection
+    assert f"{wrong}: Permission denied (publickey" in said["ssh"]  # sshd's refusal, as OpenSSH's client words it
+
+
+def test_the_hosts_banner_is_not_in_a_commands_standard_error(example_lab: Lab) -> None:
+    """The first command on a new OpenSSH connection: its stderr is the remote command's alone."""
+    from provision.connectors import connect, settings_from_vars
+    from provision.connectors.openssh import close_connection
+
+    converge(example_lab, "--limit", "example-1")
+    lab_host = example_lab.host("example-1")
+    values = {"host": lab_host.address, "user": "root", "ssh_key": str(example_lab.key_file), "known_hosts": str(example_lab.known_hosts)}
+    settings = settings_from_vars("example-1", values)
+    close_connection(settings)
+    done = connect(settings).run("echo out; echo err >&2")
+    assert (done.exit_code, done.stdout, done.stderr) == (0, b"out\n", b"err\n")

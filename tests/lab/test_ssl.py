@@ -128,8 +128,13 @@ def test_csr_key_is_made_on_the_host(tls_lab: Lab, inventory_dir: Path) -> None:
     public = request.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
     assert public.strip() == sh(tls_lab, "openssl pkey -in /etc/ssl/private/bought.key -pubout").strip()
     assert sh(tls_lab, "stat -c %a /etc/ssl/private/bought.key").strip() == "600"
-    again = json.loads(run(tls_lab, inventory_dir, values).stdout)["hosts"]["ssl-1"]
+    made = csr.read_text()
+    # The CSR is written beside the inventory (INVENTORY/csr): the same inventory folder reads again.
+    second = run(tls_lab, inventory_dir, values)
+    assert second.returncode == 0, second.stdout + second.stderr
+    again = json.loads(second.stdout)["hosts"]["ssl-1"]
     assert again["status"] == "ok"
+    assert csr.read_text() == made  # the key exists: no new request
 
 
 def test_provided_certificate_whose_key_does_not_match_is_refused(tls_lab: Lab, inventory_dir: Path, tmp_path: Path) -> None:
@@ -166,7 +171,7 @@ def test_provided_certificate_whose_key_does_not_match_is_refused(tls_lab: Lab, 
     )
     before = sh(tls_lab, "ls /etc/ssl/certs | sort | sha256sum")
     refused = run(tls_lab, inventory_dir, values)
-    assert refused.returncode == 1
+    assert refused.returncode == 1, refused.stdout + refused.stderr
     assert "certificate given: the key does not match the certificate" in refused.stdout
     assert sh(tls_lab, "ls /etc/ssl/certs | sort | sha256sum") == before
     values["ssl_certificates"][-1]["key_src"] = str(tmp_path / "a.key")
