@@ -190,7 +190,9 @@ def smtp_deliver(
     """
     # SMTP lines end in CRLF; a message written with bare LF (a bounce, a local
     # submission) would otherwise arrive as one endless line.
-    data = fold_long_lines(re.sub(rb"\r?\n", b"\r\n", data))
+    if data.count(b"\n") != data.count(b"\r\n"):
+        data = re.sub(rb"\r?\n", b"\r\n", data)
+    data = fold_long_lines(data)
     data = dkim.sign(data)  # the dkim role's keys, when it signs for the From: domain
     last_error = "no next hop"
     for hop in hops:
@@ -223,7 +225,8 @@ def smtp_deliver(
 # Postfix's smtp_line_length_limit: intake takes longer lines (as Postfix's smtpd
 # does), a next hop may refuse them (RFC 5321 4.5.3.1.6), so they are broken.
 LINE_LENGTH_LIMIT = 999
-_LONG_LINE = re.compile(rb"[^\n]{%d}" % (LINE_LENGTH_LIMIT + 2))
+# Tried at line starts only ((?m)^): from anywhere else it would rescan every line once per byte.
+_LONG_LINE = re.compile(rb"(?m)^[^\n]{%d}" % (LINE_LENGTH_LIMIT + 2))
 
 
 def fold_long_lines(data: bytes) -> bytes:

@@ -27,7 +27,7 @@ import secrets
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +61,8 @@ class Envelope:
     """Deliveries made in earlier attempts (see ``qmgr``), never made again."""
 
     def to_line(self) -> bytes:
-        return json.dumps(asdict(self), separators=(",", ":")).encode() + b"\n"
+        # The fields hold only str, numbers, and lists and dicts of str: no deep copy (asdict) needed.
+        return json.dumps({name: getattr(self, name) for name in _FIELDS}, separators=(",", ":")).encode() + b"\n"
 
     @classmethod
     def from_line(cls, line: bytes, name: str) -> Envelope:
@@ -87,6 +88,7 @@ class Envelope:
         return cls(**values)
 
 
+_FIELDS = tuple(f.name for f in fields(Envelope))
 _TYPES: dict[str, Any] = {
     "queue_id": str, "sender": str, "recipients": list[str], "arrival": float, "client": str, "helo": str,
     "size": int, "attempts": int, "next_try": float, "reasons": dict[str, str], "done": list[str],
@@ -128,6 +130,16 @@ def read_message(path: Path) -> tuple[Envelope, bytes]:
     return envelope, data
 
 
+def read_data(path: Path) -> bytes:
+    """The message alone, for a delivery (its envelope was read and checked before)."""
+    with open(path, "rb") as handle:
+        raw = handle.read()
+    header_end = raw.find(b"\n", len(MAGIC)) if raw.startswith(MAGIC) else -1
+    if header_end < 0:
+        raise CorruptQueueFile("not a queue file")
+    return raw[header_end + 1 :]
+
+
 def read_envelope(path: Path) -> Envelope:
     """The envelope alone (for listings), without reading the message."""
     with path.open("rb") as handle:
@@ -157,6 +169,8 @@ class Queue:
         for name in (*QUEUES, CORRUPT):
             (root / name).mkdir(parents=True, exist_ok=True, mode=0o700)
             os.chmod(root / name, 0o700)
+        self.active = str(root / "active")
+        self._folders = {name: str(root / name) for name in (*QUEUES, CORRUPT)}
 
     def folder(self, name: str) -> Path:
         return self.root / name
@@ -178,7 +192,7 @@ class Queue:
         # No folder fsync, as in Postfix: the rename is atomic, so after a power
         # loss the file is in one folder or the other, never gone; at worst a
         # message is looked at (delivered) again. A process crash keeps the rename.
-        os.replace(self.folder(source) / queue_id, self.folder(target) / queue_id)
+        os.replace(os.path.join(self._folders[source], queue_id), os.path.join(self._folders[target], queue_id))
 
     def quarantine(self, queue_id: str, source: str) -> Path:
         """Move a file that cannot be read out of the way, as Postfix's ``corrupt`` queue."""
@@ -224,7 +238,11 @@ class Queue:
         fsync_folder(target.parent)
 
     def list(self, queue: str) -> list[str]:
-        return sorted(p.name for p in self.folder(queue).iterdir() if not p.name.startswith("."))
+        return sorted(name for name in os.listdir(self._folders[queue]) if not name.startswith("."))
+
+    def journals(self) -> list[str]:
+        """The queue IDs that have a delivery journal in ``active``."""
+        return [name[len(JOURNAL_PREFIX) :] for name in os.listdir(self.active) if name.startswith(JOURNAL_PREFIX)]
 
     def find(self, queue_id: str) -> str | None:
         for name in QUEUES:
@@ -275,17 +293,21 @@ def write_synced(path: Path, data: bytes) -> None:
 
 
 class IncomingFile:
-    """A message on its way into ``incoming``: ``.tmp-ID`` written as it arrives,
-    envelope first. A failed write is kept as ``error`` (the caller answers 451
-    once the client has finished sending) and the file is removed at once."""
+    """A message on its way into ``incoming``, envelope first. A message that fits
+    in the buffer (64 KB: most mail) is created, written, fsync'd and renamed
+    into place in one go by the committer's thread (see ``finish``), so no file
+    operation waits on the session's event loop; a longer one goes to
+    ``.tmp-ID`` as it arrives, a buffer at a time. A failed write is kept as
+    ``error`` (the caller answers 451 once the client has finished sending)
+    and the file is removed at once."""
 
     def __init__(self, queue: Queue, envelope: Envelope) -> None:
-        self.folder = queue.folder("incoming")
+        self.folder = str(queue.folder("incoming"))
         self.queue_id = envelope.queue_id
-        self.temporary = self.folder / (TEMPORARY_PREFIX + envelope.queue_id)
+        self.temporary = os.path.join(self.folder, TEMPORARY_PREFIX + envelope.queue_id)
         self.error: OSError | None = None
         self._buffer = bytearray(MAGIC + envelope.to_line())
-        self._descriptor: int | None = os.open(self.temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        self._descriptor: int | None = None
 
     def write(self, data: bytes) -> None:
         if self.error is None:
@@ -294,8 +316,9 @@ class IncomingFile:
                 self._flush()
 
     def _flush(self) -> None:
-        assert self._descriptor is not None
         try:
+            if self._descriptor is None:
+                self._descriptor = os.open(self.temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with memoryview(self._buffer) as whole:
                 written = 0
                 while written < len(whole):
@@ -315,7 +338,7 @@ class IncomingFile:
         assert self._descriptor is not None
         try:
             os.fsync(self._descriptor)
-            os.replace(self.temporary, self.folder / self.queue_id)
+            os.replace(self.temporary, os.path.join(self.folder, self.queue_id))
         except OSError as exc:
             self.error = exc
             self.discard()
@@ -330,8 +353,8 @@ class IncomingFile:
             with contextlib.suppress(OSError):
                 os.close(self._descriptor)
             self._descriptor = None
-        with contextlib.suppress(OSError):
-            self.temporary.unlink()
+            with contextlib.suppress(OSError):
+                os.unlink(self.temporary)
 
 
 @dataclass
@@ -411,16 +434,22 @@ class GroupCommitter:
             # the file stays (a second copy, never a lost one).
             outcomes = [exc] * len(batch)
         self.batches += 1
+        # One wake-up per event loop for the whole batch, not one per message.
+        answers: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[None], Exception | None]]] = {}
         for item, error in zip(batch, outcomes, strict=True):
             if error is None:
                 self.committed += 1
-            item.loop.call_soon_threadsafe(_settle, item.future, error)
+            answers.setdefault(item.loop, []).append((item.future, error))
+        for loop, settled in answers.items():
+            with contextlib.suppress(RuntimeError):  # a loop closed meanwhile: nobody waits there any more
+                loop.call_soon_threadsafe(_settle, settled)
 
 
-def _settle(future: asyncio.Future[None], error: Exception | None) -> None:
-    if future.done():
-        return
-    if error is None:
-        future.set_result(None)
-    else:
-        future.set_exception(error)
+def _settle(settled: list[tuple[asyncio.Future[None], Exception | None]]) -> None:
+    for future, error in settled:
+        if future.done():
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
