@@ -37,6 +37,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
 
+from provision_mta.queue import QUEUES  # noqa: E402
 from tests.support.mta import Daemon, load_with_kills, main_cf, passwd_with, wait_until  # noqa: E402
 from tests.support.mta_load import Flood, MemorySampler, big_sessions, daemon_memory, maildir_copies, timed_message  # noqa: E402
 
@@ -147,7 +148,8 @@ def compare(args: argparse.Namespace) -> None:
         time.sleep(1.5)
 
         def mta_queue() -> int:
-            return sum(1 for folder in (scratch / "mta-spool").iterdir() for p in folder.iterdir() if not p.name.startswith("."))
+            spool = scratch / "mta-spool"
+            return sum(1 for name in QUEUES for p in (spool / name).iterdir() if not p.name.startswith("."))
 
         # Alternating, so that both see the same machine at the same moments.
         for _round in range(args.repeat):

@@ -321,7 +321,8 @@ class QueueManager:
 
             def accepted(outcomes: list[Outcome]) -> None:
                 if sole and all(o.status == DELIVERED for o in outcomes):
-                    path.unlink(missing_ok=True)  # a crash from here on cannot send it again
+                    with contextlib.suppress(FileNotFoundError):
+                        self.queue.retire(path, envelope.size)  # a crash from here on cannot send it again
                     return
                 for outcome in outcomes:
                     if outcome.status == DELIVERED:
@@ -374,7 +375,7 @@ class QueueManager:
             # Gone already when the next hop's 250 removed it. Not fsync'd: undone by a
             # power loss, the removal means a second delivery, never a lost message.
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
+                self.queue.retire(path, envelope.size)
             self._clear_journal(envelope.queue_id)
 
     def _clear_journal(self, queue_id: str) -> None:
