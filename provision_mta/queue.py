@@ -279,12 +279,12 @@ class Queue:
             raise
         fsync_folder(target.parent)
 
-    def list(self, queue: str) -> list[str]:
-        return sorted(name for name in os.listdir(self._folders[queue]) if not name.startswith("."))
-
     def journals(self) -> list[str]:
         """The queue IDs that have a delivery journal in ``active``."""
         return [name[len(JOURNAL_PREFIX) :] for name in os.listdir(self.active) if name.startswith(JOURNAL_PREFIX)]
+
+    def list(self, queue: str) -> list[str]:
+        return sorted(name for name in os.listdir(self._folders[queue]) if not name.startswith("."))
 
     def find(self, queue_id: str) -> str | None:
         for name in QUEUES:
