@@ -38,6 +38,7 @@ import random
 import secrets
 import threading
 import time
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -184,6 +185,7 @@ class Queue:
             (root / name).mkdir(parents=True, exist_ok=True, mode=0o700)
             os.chmod(root / name, 0o700)
         self.active = str(root / "active")
+        self.incoming = str(root / "incoming")
         self.spare = str(root / SPARE)
         self._folders = {name: str(root / name) for name in (*QUEUES, CORRUPT)}
         self._spares = len(os.listdir(self.spare))
@@ -336,11 +338,12 @@ def write_synced(path: Path, data: bytes) -> None:
 
 class Spares:
     """The spare files one intake process may write messages over (see the module's
-    docstring). Several intake processes share the folder: a spare another one took
-    first is simply skipped."""
+    docstring). The intake processes share the folder: each takes its own part
+    (``share``: its number, and how many there are) and the others' only when
+    its own is used up; a spare another one took first is simply skipped."""
 
-    def __init__(self, folder: str) -> None:
-        self.folder = folder
+    def __init__(self, folder: str, share: tuple[int, int] = (0, 1)) -> None:
+        self.folder, self.share = folder, share
         self._names: list[str] = []
         self._lock = threading.Lock()
         self._listed = 0.0
@@ -379,9 +382,11 @@ class Spares:
                 names = os.listdir(self.folder)
             except OSError:
                 return False
-            random.shuffle(names)  # the other intake processes list the same files
-            self._names = names
-            return bool(names)
+            number, processes = self.share
+            own = [name for name in names if zlib.crc32(name.encode()) % processes == number]
+            self._names = own or names
+            random.shuffle(self._names)  # when taking from the others' part, not in the same order as they do
+            return bool(self._names)
 
 
 class IncomingFile:
@@ -395,7 +400,7 @@ class IncomingFile:
     at once."""
 
     def __init__(self, queue: Queue, envelope: Envelope, spares: Spares | None = None) -> None:
-        self.folder = str(queue.folder("incoming"))
+        self.folder = queue.incoming
         self.queue_id = envelope.queue_id
         self.temporary = os.path.join(self.folder, TEMPORARY_PREFIX + envelope.queue_id)
         self.error: OSError | None = None
@@ -473,7 +478,7 @@ class _Pending:
 class GroupCommitter:
     """Commits messages into ``incoming`` in batches; see the module's docstring."""
 
-    def __init__(self, queue: Queue, writers: int = 8) -> None:
+    def __init__(self, queue: Queue, writers: int = 8, share: tuple[int, int] = (0, 1)) -> None:
         self.queue = queue
         self._pending: list[_Pending] = []
         self._wake = threading.Condition()
@@ -483,7 +488,7 @@ class GroupCommitter:
         self._thread.start()
         self.batches = 0
         self.committed = 0
-        self.spares = Spares(queue.spare)
+        self.spares = Spares(queue.spare, share)
 
     def open(self, envelope: Envelope) -> IncomingFile:
         return IncomingFile(self.queue, envelope, self.spares)

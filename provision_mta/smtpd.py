@@ -144,7 +144,9 @@ class SmtpSession(SMTP):
     beyond the documented hooks (tests/test_mta_protocol.py pins them): the
     ``smtp_<COMMAND>`` methods it dispatches to, ``push``, ``session``,
     ``envelope``, ``check_helo_needed``, ``_set_post_data_state`` (a new
-    envelope after DATA) and ``_reader`` (the stream DATA is read from)."""
+    envelope after DATA), ``_reader`` (the stream DATA is read from), and
+    ``_reset_timeout``/``_timeout_handle`` (its idle timer, armed once).
+    aiosmtpd's ``SMTP()`` finds the ``smtp_``/``auth_`` methods with ``dir()``."""
 
     def __init__(self, intake: Intake, on_close: Callable[[], None] = lambda: None) -> None:
         config = intake.config
@@ -183,6 +185,13 @@ class SmtpSession(SMTP):
     def data_received(self, data: bytes) -> None:
         self._last_read = self.loop.time()
         super().data_received(data)
+
+    def _reset_timeout(self, duration: float | None = None) -> None:
+        # aiosmtpd re-arms its own idle timer at every command (a timer made, one cancelled);
+        # here it never fires (smtpd_timeout is per read, above), so it is armed once, for
+        # aiosmtpd's connection_lost to cancel.
+        if self._timeout_handle is None:
+            super()._reset_timeout(duration)
 
     def _check_idle(self) -> None:
         idle = self.loop.time() - self._last_read
