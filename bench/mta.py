@@ -1,6 +1,7 @@
 """The built-in MTA: throughput beside Postfix, and how it holds up under abuse.
 
     python3 bench/mta.py [compare] [--messages 5000] [--sessions 20] [--size 4096] [--repeat 3] [--intake-processes N]
+                         [--namespace NAME] [--address 127.X.Y.Z]
     python3 bench/mta.py connections [--flood 2000] [--nofile 1024] [--code DIR]
     python3 bench/mta.py memory [--sessions 200] [--size 921600] [--code DIR]
     python3 bench/mta.py kills [--messages 1000] [--clients 10] [--kills 3] [--interval 1.5] [--code DIR]
@@ -16,8 +17,13 @@ with its own loopback address. The same smtp-source command, run on the lab
 host, sends the same load to each; both queues are durable (Postfix fsyncs
 its queue files, provision-mta group-commits). Measured per server: intake
 (smtp-source's wall time: every message has had its 250) and end to end
-(until the queue is empty, everything relayed to the sink). Prints messages
-per second and writes bench/results/mta-DATE.json.
+(until the queue is empty, everything relayed to the sink). The rounds
+alternate (Postfix, then provision-mta, reversed every other round) so that
+both see the same machine; each run is printed with the load average at its
+start, then per server the median and the range, and the ratio against
+Postfix. Writes bench/results/mta-DATE.json. ``--namespace`` (default
+$PROVISION_TEST_NAMESPACE, else provision-bench) names the lab and seeds its
+addresses; ``--address`` is provision-mta's (default: in the lab's block).
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
 
+from provision_mta.queue import QUEUES  # noqa: E402
 from tests.support.mta import Daemon, load_with_kills, main_cf, passwd_with, wait_until  # noqa: E402
 from tests.support.mta_load import Flood, MemorySampler, big_sessions, daemon_memory, maildir_copies, timed_message  # noqa: E402
 
@@ -62,11 +69,11 @@ def compare(args: argparse.Namespace) -> None:
     from provision.lab.lab import Lab, address_block
 
     scratch = Path(tempfile.mkdtemp(prefix="mta-bench-"))
-    lab = Lab("mtabench", root=scratch / "lab", namespace="provision-bench")
+    lab = Lab("mtabench", root=scratch / "lab", namespace=args.namespace)
     lab.up(1, say=lambda text: None)
     host = lab.host("mtabench-1")
     sink = host.extra_addresses[0]
-    mta_address = f"{address_block('provision-bench/mtabench')}.250"
+    mta_address = args.address or f"{address_block(f'{args.namespace}/mtabench')}.250"
     results: dict[str, object] = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "cores": os.cpu_count(),
@@ -104,17 +111,22 @@ def compare(args: argparse.Namespace) -> None:
             _code, output = lab.exec(host.name, ["sh", "-c", "postqueue -j | wc -l"])
             return int(output.strip() or 0)
 
-        runs: dict[str, list[tuple[float, float]]] = {"postfix": [], "provision-mta": []}
+        runs: dict[str, list[dict[str, float]]] = {"postfix": [], "provision-mta": []}
 
         def measure(name: str, target: str, queued: object) -> None:
+            load = os.getloadavg()[0]
             started = time.monotonic()
             code, output = lab.exec(host.name, [*source, f"{target}:25"])
             if code != 0:
                 raise SystemExit(f"smtp-source against {name} failed: {output}")
             intake = time.monotonic() - started
             drained = wait_empty(queued) - started
-            runs[name].append((intake, drained))
-            print(f"{name:>13}: intake {args.messages / intake:7.0f} msg/s   end to end {args.messages / drained:7.0f} msg/s", flush=True)
+            runs[name].append({"intake_seconds": round(intake, 2), "end_to_end_seconds": round(drained, 2), "load": round(load, 2)})
+            print(
+                f"{name:>13}: intake {args.messages / intake:7.0f} msg/s   end to end {args.messages / drained:7.0f} msg/s"
+                f"   (load average {load:.2f} at the start)",
+                flush=True,
+            )
 
         config = scratch / "mta"
         config.mkdir()
@@ -147,21 +159,42 @@ def compare(args: argparse.Namespace) -> None:
         time.sleep(1.5)
 
         def mta_queue() -> int:
-            return sum(1 for folder in (scratch / "mta-spool").iterdir() for p in folder.iterdir() if not p.name.startswith("."))
+            spool = scratch / "mta-spool"
+            return sum(1 for name in QUEUES for p in (spool / name).iterdir() if not p.name.startswith("."))
 
-        # Alternating, so that both see the same machine at the same moments.
-        for _round in range(args.repeat):
-            measure("postfix", host.address, postfix_queue)
-            measure("provision-mta", mta_address, mta_queue)
-        for name, times in runs.items():
-            intake = statistics.median(t for t, _ in times)
-            drained = statistics.median(d for _, d in times)
+        # Alternating, and reversed every other round, so that both see the same machine at the same moments.
+        servers = [("postfix", host.address, postfix_queue), ("provision-mta", mta_address, mta_queue)]
+        for number in range(args.repeat):
+            for name, target, queued in servers if number % 2 == 0 else servers[::-1]:
+                measure(name, target, queued)
+        for name, measured in runs.items():
+            intake = sorted(args.messages / run["intake_seconds"] for run in measured)
+            delivered = sorted(args.messages / run["end_to_end_seconds"] for run in measured)
             results[name] = {
-                "runs": [{"intake_seconds": round(t, 2), "end_to_end_seconds": round(d, 2)} for t, d in times],
-                "median_intake_per_second": round(args.messages / intake),
-                "median_delivered_per_second": round(args.messages / drained),
+                "runs": measured,
+                "median_intake_per_second": round(statistics.median(intake)),
+                "intake_range": [round(intake[0]), round(intake[-1])],
+                "median_delivered_per_second": round(statistics.median(delivered)),
+                "delivered_range": [round(delivered[0]), round(delivered[-1])],
             }
-            print(f"{name:>13}: median intake {args.messages / intake:7.0f} msg/s   end to end {args.messages / drained:7.0f} msg/s")
+        for name, summary in results.items():
+            if name not in runs:
+                continue
+            assert isinstance(summary, dict)
+            ratio = ""
+            if name != "postfix":
+                reference = results["postfix"]
+                assert isinstance(reference, dict)
+                intake_ratio = summary["median_intake_per_second"] / reference["median_intake_per_second"]
+                delivered_ratio = summary["median_delivered_per_second"] / reference["median_delivered_per_second"]
+                summary["intake_ratio"], summary["delivered_ratio"] = round(intake_ratio, 2), round(delivered_ratio, 2)
+                ratio = f"   (x{intake_ratio:.2f} / x{delivered_ratio:.2f} Postfix)"
+            low, high = summary["intake_range"]
+            print(
+                f"{name:>13}: median intake {summary['median_intake_per_second']:5} msg/s ({low}-{high})"
+                f"   end to end {summary['median_delivered_per_second']:5} msg/s"
+                f" ({summary['delivered_range'][0]}-{summary['delivered_range'][1]}){ratio}"
+            )
     finally:
         if mta is not None:
             mta.terminate()
@@ -404,7 +437,10 @@ def main() -> None:
     comparing.add_argument("--sessions", type=int, default=20)
     comparing.add_argument("--size", type=int, default=4096)
     comparing.add_argument("--intake-processes", type=int, default=os.cpu_count() or 1, help="provision-mta's SMTP intake processes")
-    comparing.add_argument("--repeat", type=int, default=3, help="rounds, each Postfix then provision-mta")
+    comparing.add_argument("--repeat", type=int, default=3, help="rounds of Postfix and provision-mta (reversed every other round)")
+    namespace = os.environ.get("PROVISION_TEST_NAMESPACE") or "provision-bench"
+    comparing.add_argument("--namespace", default=namespace, help="the lab's namespace")
+    comparing.add_argument("--address", default=None, help="provision-mta's loopback address (default: in the lab's block)")
     args = parser.parse_args(raw)
     {"compare": compare, "connections": connections, "memory": memory, "kills": kills}[args.scenario](args)
 

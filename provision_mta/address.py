@@ -20,6 +20,7 @@ domain that is not a host name or an address literal is refused.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Callable
@@ -83,6 +84,9 @@ def _closing_bracket(text: str) -> int:
     raise AddressError("unbalanced '<'")
 
 
+# Pure functions of their arguments, asked the same addresses again and again (a sender's
+# every message, intake then the queue manager): each text is parsed once while it is in use.
+@functools.lru_cache(maxsize=4096)
 def parse_mailbox(text: str) -> Mailbox:
     """``local@domain``, ``"quoted local"@domain``, a bare ``local``; a source route in front is dropped."""
     if _CONTROL.search(text):
@@ -197,6 +201,7 @@ class Route:
     """Local only: the mailbox name looked up in aliases and passwd (lower case, extension removed)."""
 
 
+@functools.lru_cache(maxsize=4096)
 def route(text: str, routing: Routing) -> Route:
     """Where ``text`` goes. Raises :class:`AddressError` when it is not an address."""
     mailbox = parse_mailbox(text)

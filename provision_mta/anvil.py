@@ -13,6 +13,7 @@ intake process dies, the daemon zeroes its region before starting another.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import mmap
 import os
@@ -31,6 +32,15 @@ def create(processes: int) -> int:
     return descriptor
 
 
+@functools.lru_cache(maxsize=4096)  # a client's address is parsed once, not at each connection
+def _slots(address: str) -> tuple[int, ...]:
+    try:
+        packed = ipaddress.ip_address(address).packed
+    except ValueError:
+        packed = address.encode()
+    return tuple(zlib.crc32(packed, seed) & (SLOTS - 1) for seed in _SEEDS)
+
+
 class SessionCounts:
     def __init__(self, descriptor: int, processes: int, index: int) -> None:
         self.processes, self.index = processes, index
@@ -42,12 +52,8 @@ class SessionCounts:
         start = index * SLOTS
         self._counts[start : start + SLOTS] = memoryview(bytes(SLOTS * _WORD)).cast("I")
 
-    def _slots(self, address: str) -> list[int]:
-        try:
-            packed = ipaddress.ip_address(address).packed
-        except ValueError:
-            packed = address.encode()
-        return [zlib.crc32(packed, seed) & (SLOTS - 1) for seed in _SEEDS]
+    def _slots(self, address: str) -> tuple[int, ...]:
+        return _slots(address)
 
     def count(self, address: str) -> int:
         """Open sessions from ``address``, all intake processes together."""

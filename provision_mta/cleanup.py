@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import email.utils
 import re
+import time
 from collections.abc import Callable
 
 # Postfix's hopcount_limit: more Received lines than this is a mail loop.
@@ -31,9 +32,21 @@ def qualify(address: str, myorigin: str) -> str:
     return f"{address}@{myorigin}"
 
 
+_now: tuple[int, str] = (0, "")
+
+
+def rfc2822_now() -> str:
+    """The local time as a Date: header has it; made once a second, not per message."""
+    global _now
+    second = int(time.time())
+    if _now[0] != second:
+        _now = (second, email.utils.formatdate(second, localtime=True))
+    return _now[1]
+
+
 def received_line(myhostname: str, queue_id: str, helo: str = "", client: str = "", protocol: str = "ESMTP") -> str:
     """As Postfix writes it: who handed the message over (a client, or local submission), who took it, when."""
-    when = email.utils.formatdate(localtime=True)
+    when = rfc2822_now()
     if not client:
         return f"Received: by {myhostname} (provision-mta) id {queue_id};\r\n\t{when}"
     source = f"from {helo or 'unknown'} (unknown [{client}])"
@@ -41,9 +54,9 @@ def received_line(myhostname: str, queue_id: str, helo: str = "", client: str = 
 
 
 class Cleanup:
-    """Feed it the message's lines (dot-unstuffed, each ending in CRLF; a part
-    of an over-long line may come without); it writes the cleaned message to
-    ``write``. ``size`` counts what the sender sent, for message_size_limit."""
+    """Feed it the message (dot-unstuffed) in pieces of one or more lines; a piece
+    may end within a line, never between a CR and its LF. It writes the cleaned
+    message to ``write``. ``size`` counts what the sender sent, for message_size_limit."""
 
     def __init__(self, write: Callable[[bytes], None], sender: str, myhostname: str, queue_id: str, received: str = "") -> None:
         self._write = write
@@ -58,7 +71,9 @@ class Cleanup:
 
     def feed(self, data: bytes) -> None:
         self.size += len(data)
-        if b"\r" in data[:-2] or b"\n" in data[:-2] or data[-2:] != b"\r\n":
+        # A CR or LF that is not part of a CRLF; counting is far cheaper than the substitution.
+        pairs = data.count(b"\r\n")
+        if data.count(b"\r") != pairs or data.count(b"\n") != pairs:
             data = _BARE_LINE_END.sub(b"\r\n", data)
         if not self._in_headers:
             self._write(data)
@@ -99,7 +114,7 @@ class Cleanup:
         if b"from" not in self.names:
             added.append(f"From: {self.sender or 'MAILER-DAEMON@' + self.myhostname}")
         if b"date" not in self.names:
-            added.append(f"Date: {email.utils.formatdate(localtime=True)}")
+            added.append(f"Date: {rfc2822_now()}")
         if b"message-id" not in self.names:
             added.append(f"Message-ID: <{self.queue_id}@{self.myhostname}>")
         self._write(b"".join(line.encode() + b"\r\n" for line in added) + b"".join(self._headers))

@@ -170,9 +170,16 @@ class MtaConfig:
     queue_minfree: int = 0
     local_destination_concurrency_limit: int = 2
     unsupported: list[str] = field(default_factory=list)
+    _networks_seen: dict[str, bool] = field(default_factory=dict, repr=False, compare=False)
 
     def in_mynetworks(self, address: str) -> bool:
-        return _in(address, self.mynetworks)
+        # Asked at every RCPT; a client's answer is kept (a few thousand clients at most).
+        known = self._networks_seen.get(address)
+        if known is None:
+            if len(self._networks_seen) >= 4096:
+                self._networks_seen.clear()
+            known = self._networks_seen[address] = _in(address, self.mynetworks)
+        return known
 
     def limit_exempt(self, address: str) -> bool:
         """smtpd_client_event_limit_exceptions: clients no per-client limit applies to."""

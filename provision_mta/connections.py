@@ -5,8 +5,9 @@ mail for one destination piles up, a new TCP connection, banner, EHLO and
 STARTTLS for every message cost more than the message itself. A connection
 that just delivered is kept for ``IDLE_LIMIT`` seconds; before it is used
 again a RSET proves it still answers (as Postfix does), else a fresh one is
-made. Keyed by next hop, bound address and HELO name, so a connection is
-only reused for mail that would have made the same one.
+made (the RSET goes with the next message's commands when the next hop
+takes them pipelined). Keyed by next hop, bound address and HELO name, so a
+connection is only reused for mail that would have made the same one.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ class ConnectionCache:
         self._lock = threading.Lock()
 
     def take(self, key: Key) -> smtplib.SMTP | None:
-        """A connection that answered RSET just now, or None."""
+        """An idle connection to ``key``, or None. It has not been checked: its user
+        sends RSET first (with the message's commands, see ``delivery.send_message``)."""
         while True:
             with self._lock:
                 idle = self._idle.get(key)
@@ -37,11 +39,7 @@ class ConnectionCache:
                     return None
                 client, since = idle.pop()
             if time.monotonic() - since <= self.idle_limit:
-                try:
-                    if client.rset()[0] == 250:
-                        return client
-                except (OSError, smtplib.SMTPException):
-                    pass
+                return client
             _close(client)
 
     def give(self, key: Key, client: smtplib.SMTP) -> None:

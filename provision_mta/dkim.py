@@ -104,6 +104,9 @@ class Signer:
         self._lock = threading.Lock()
 
     def _current(self) -> list[tuple[str, Key]]:
+        if not os.path.isdir(self.folder):  # the usual case, no tables: one stat per message
+            self._rules, self._stamp = [], None
+            return []
         with self._lock:
             try:
                 stamp = max((self.folder / f"{t}{s}").stat().st_mtime for t in ("KeyTable", "SigningTable") for s in TABLES

@@ -31,6 +31,7 @@ from provision_mta import anvil
 from provision_mta.anvil import SessionCounts
 from provision_mta.config import load_config
 from provision_mta.listener import Listener, raise_file_limit, session_share
+from provision_mta.memory import heap_reads
 from provision_mta.queue import GroupCommitter, Queue
 from provision_mta.smtpd import SmtpFactory
 
@@ -130,12 +131,13 @@ def smtpd_main(config_directory: Path, listen_fds: list[int], notify_fd: int, pa
     if os.getppid() != parent:  # the parent died before the signal was armed
         sys.exit(1)
     os.set_blocking(notify_fd, False)
+    heap_reads()
     asyncio.run(_serve_intake(config_directory, [socket.socket(fileno=fd) for fd in listen_fds], notify_fd, counts))
 
 
 async def _serve_intake(config_directory: Path, sockets: list[socket.socket], notify_fd: int, counts: SessionCounts) -> None:
     config = load_config(config_directory / "main.cf")
-    committer = GroupCommitter(Queue(config.queue_directory))
+    committer = GroupCommitter(Queue(config.queue_directory), share=(counts.index, counts.processes))
 
     def queued() -> None:
         with contextlib.suppress(BlockingIOError):  # a full pipe: the queue manager is awake anyway

@@ -45,7 +45,7 @@ from provision_mta.connections import CACHE
 from provision_mta.delivery import BOUNCED, DEFERRED, DELIVERED, Outcome, maildir_deliver, mbox_deliver, next_hops, smtp_deliver
 from provision_mta.master_cf import SmtpTransport, sender_map, smtp_transports
 from provision_mta.memory import give_back
-from provision_mta.queue import CorruptQueueFile, Envelope, GroupCommitter, Queue, new_queue_id, read_envelope, read_message
+from provision_mta.queue import CorruptQueueFile, Envelope, GroupCommitter, Queue, new_queue_id, read_data, read_envelope, read_message
 from provision_mta.submit import pickup
 from provision_mta.throttle import Throttled
 
@@ -94,6 +94,9 @@ class QueueManager:
         self._tasks: set[asyncio.Task[None]] = set()
         self._busy_since_trim = False
         self._trouble = Throttled()
+        # Messages that may have a delivery journal: those that had one when the queue
+        # manager started, and those it wrote one for. The others need no look for it.
+        self._journaled: set[str] = set()
 
     def _destination_limit(self) -> asyncio.Semaphore:
         return asyncio.Semaphore(self.config.default_destination_concurrency_limit)
@@ -107,6 +110,7 @@ class QueueManager:
         self.config, self.chooser, self.aliases = config, chooser, load_aliases(config)
 
     async def run(self, stop: asyncio.Event) -> None:
+        self._journaled.update(self.queue.journals())
         for queue_id in self.queue.list("active"):  # left by a crash: deliver what its journal does not list
             self._start(queue_id)
         last_scan = 0.0
@@ -146,7 +150,7 @@ class QueueManager:
         except OSError as exc:
             log(f"{queue_id}: unreadable ({reason}) and cannot be moved to corrupt: {exc}")
             return
-        self.queue.journal_clear(queue_id)
+        self._clear_journal(queue_id)
         log(f"{queue_id}: moved to corrupt: {reason}")
 
     def scan_deferred(self, force: bool) -> None:
@@ -180,7 +184,7 @@ class QueueManager:
         task.add_done_callback(self._tasks.discard)
 
     async def _deliver(self, queue_id: str) -> None:
-        path = self.queue.folder("active") / queue_id
+        path = Path(os.path.join(self.queue.active, queue_id))
         try:
             # The envelope only: the message is read by each delivery, in its thread, when its
             # turn comes, so the queue manager holds at most a message per delivery thread.
@@ -194,7 +198,9 @@ class QueueManager:
             self._working.discard(queue_id)
             return
         try:
-            done = set(envelope.done) | self.queue.journal_read(queue_id)
+            done = set(envelope.done)
+            if queue_id in self._journaled:
+                done |= self.queue.journal_read(queue_id)
             outcomes = await self._attempt(envelope, path, done)
             await self._finish(envelope, path, outcomes)
         except Exception as exc:  # a bug or a full disk must not strand the message in active, nor stop the others
@@ -256,8 +262,13 @@ class QueueManager:
             pending = [r for r in dict.fromkeys(recipients) if f"smtp:{r}" not in done]
             if pending:
                 remote.append(self._remote(domain, pending, envelope, path, transport, sole))
-        local_outcomes, remote_outcomes = await asyncio.gather(asyncio.gather(*deliveries), asyncio.gather(*remote))
-        outcomes += local_outcomes
+        if deliveries:
+            local_outcomes, remote_outcomes = await asyncio.gather(asyncio.gather(*deliveries), asyncio.gather(*remote))
+            outcomes += local_outcomes
+        elif len(remote) == 1:  # the usual case: no task, no gathering
+            remote_outcomes = [await remote[0]]
+        else:
+            remote_outcomes = await asyncio.gather(*remote)
         for result in remote_outcomes:
             outcomes += result
         return outcomes
@@ -295,6 +306,7 @@ class QueueManager:
         return Outcome(recipient, DELIVERED, f"{kind} {where}")
 
     def _journal(self, queue_id: str, key: str) -> None:
+        self._journaled.add(queue_id)  # before the file: a journal is never overlooked
         try:
             self.queue.journal_done(queue_id, key)
         except OSError as exc:  # the delivery stands; a crash before the next rewrite would repeat it
@@ -304,26 +316,29 @@ class QueueManager:
         self, domain: str, recipients: list[str], envelope: Envelope, path: Path, transport: SmtpTransport, sole: bool
     ) -> list[Outcome]:
         async with self._limits[domain]:
-            try:
-                hops = await asyncio.to_thread(next_hops, domain, self.config.relayhost, self.resolver)
-            except LookupError as exc:
-                return [Outcome(r, BOUNCED, str(exc)) for r in recipients]
-            except ConnectionError as exc:
-                return [Outcome(r, DEFERRED, str(exc)) for r in recipients]
             helo = transport.helo_name or self.config.myhostname
+            relayhost, resolver = self.config.relayhost, self.resolver
 
             def accepted(outcomes: list[Outcome]) -> None:
                 if sole and all(o.status == DELIVERED for o in outcomes):
-                    path.unlink(missing_ok=True)  # a crash from here on cannot send it again
+                    with contextlib.suppress(FileNotFoundError):
+                        self.queue.retire(path, envelope.size)  # a crash from here on cannot send it again
                     return
                 for outcome in outcomes:
                     if outcome.status == DELIVERED:
                         self._journal(envelope.queue_id, f"smtp:{outcome.recipient}")
 
             def deliver() -> list[Outcome]:
+                # One trip to a thread for the whole delivery: the next hop's lookup, reading, sending.
                 try:
-                    _envelope, data = read_message(path)
-                except OSError as exc:
+                    hops = next_hops(domain, relayhost, resolver)
+                except LookupError as exc:
+                    return [Outcome(r, BOUNCED, str(exc)) for r in recipients]
+                except ConnectionError as exc:
+                    return [Outcome(r, DEFERRED, str(exc)) for r in recipients]
+                try:
+                    data = read_data(path)
+                except (OSError, CorruptQueueFile) as exc:
                     return [Outcome(r, DEFERRED, f"cannot read the queue file: {exc}") for r in recipients]
                 return smtp_deliver(hops, envelope.sender, recipients, data, transport.bind_address, helo, on_accepted=accepted)
 
@@ -354,10 +369,16 @@ class QueueManager:
             envelope.reasons = {o.recipient: o.detail for o in deferred}
             envelope.done = sorted(set(envelope.done) | self.queue.journal_read(envelope.queue_id))
             self.queue.rewrite_envelope("active", envelope)
-            self.queue.journal_clear(envelope.queue_id)
+            self._clear_journal(envelope.queue_id)
             self.queue.move(envelope.queue_id, "active", "deferred")
         else:
             # Gone already when the next hop's 250 removed it. Not fsync'd: undone by a
             # power loss, the removal means a second delivery, never a lost message.
-            path.unlink(missing_ok=True)
-            self.queue.journal_clear(envelope.queue_id)
+            with contextlib.suppress(FileNotFoundError):
+                self.queue.retire(path, envelope.size)
+            self._clear_journal(envelope.queue_id)
+
+    def _clear_journal(self, queue_id: str) -> None:
+        if queue_id in self._journaled:
+            self.queue.journal_clear(queue_id)
+            self._journaled.discard(queue_id)
