@@ -16,7 +16,7 @@ for line in lines:
     if line and not line[0].isspace() and line not in summary:
         target = line
     elif line.strip().startswith("[E]") and target in managed and "target: No such file or directory" not in line:
-        problems.append("%s: %s" % (target, line.strip()))
+        problems.append(f"{target}: {line.strip()}")
 if problems:
     print("\n".join(problems))
     sys.exit(1)

@@ -20,8 +20,8 @@ def test_the_worker_mpm_runs(host: Any) -> None:
     address = _listen_address(host)
     # mod_status of the running server says which MPM it runs.
     status = host.check_output(
-        "python3 -c \"import urllib.request as u; print(u.urlopen(u.Request('http://%s/server-status?auto', "
-        "headers={'Host': 'web1.example.net'}), timeout=10).read().decode())\"" % address
+        f"python3 -c \"import urllib.request as u; print(u.urlopen(u.Request('http://{address}/server-status?auto', "
+        "headers={'Host': 'web1.example.net'}), timeout=10).read().decode())\""
     )
     assert "ServerMPM: worker" in status
 
