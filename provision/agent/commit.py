@@ -595,7 +595,10 @@ def undo(
         state += "; after that: %s" % ("; ".join(problems) if problems else "%s running again" % ", ".join(up))
     if recovery:
         state += "; handlers run again: %s" % ", ".join("%s (exit %s)" % (o["name"], o["exit"]) for o in recovery)
-    result["error"] = "%s\n%s" % (why, state)
+    # The first line says what failed and what state the host is left in; the
+    # failing command's own output (Postfix's reason) follows it.
+    head, _, detail = why.partition("\n")
+    result["error"] = "%s, %s" % (head.rstrip(":"), state) + ("\n" + detail if detail.strip() else "")
     return result
 
 
