@@ -180,3 +180,23 @@ def test_missing_source_is_an_error(tmp_path: Path) -> None:
     done = provision("inventory", "-i", str(tmp_path / "nope"), "--list")
     assert (done.returncode, done.stdout) == (1, "")
     assert f"{tmp_path / 'nope'}: no such inventory file or folder" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("x\\nrm -rf /tmp/zz", "control character"),
+        ("mx1\\u0000", "control character"),
+        ("../../etc", "slash"),
+        ("..", "is not a name"),
+    ],
+)
+def test_a_host_name_that_cannot_be_a_folder_or_a_line_is_refused_where_written(tmp_path: Path, name: str, why: str) -> None:
+    """A host's name becomes a folder (render's OUT/HOST, the DKIM records) and a line of output."""
+    inventory = write(tmp_path / "hosts.yml", f'all:\n  hosts:\n    ok1:\n    "{name}":\n')
+    with pytest.raises(InventoryError) as caught:
+        load_inventory(inventory)
+    assert why in str(caught.value) and str(caught.value).startswith(f"{inventory}:4:")
+    script = write(tmp_path / "inv.py", f"#!/usr/bin/env python3\nimport json\nprint(json.dumps({{'web': ['{name}']}}))\n", 0o755)
+    with pytest.raises(InventoryError, match=why):
+        load_inventory(script)

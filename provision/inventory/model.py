@@ -74,8 +74,11 @@ class Inventory:
             self.groups[name] = Group(name)
         return self.groups[name]
 
-    def host(self, name: str) -> Host:
+    def host(self, name: str, where: Location | None = None) -> Host:
         if name not in self.hosts:
+            problem = host_name_problem(name)
+            if problem is not None:
+                raise InventoryError(f"host name {name!r} {problem}", where)
             self.hosts[name] = Host(name)
         return self.hosts[name]
 
@@ -95,6 +98,7 @@ class Inventory:
         except ValueError as exc:
             raise InventoryError(str(exc), where) from None
         for name in names:
+            self.host(name, where)
             self.add_host_to_group(name, group)
             host = self.hosts[name]
             if port is not None:
@@ -202,3 +206,23 @@ class Inventory:
 
     def group_names(self, host: str) -> list[str]:
         return sorted(self.ancestors(host) - {"all", "ungrouped"})
+
+
+def host_name_problem(name: str) -> str | None:
+    """Why a host name cannot be used, or None.
+
+    A host's name becomes a folder (``provision render``'s OUT/HOST, the DKIM
+    records' RECORDS_DIR/HOST), a line of output and a label in the lab: a
+    control character, a slash or a bare ``.``/``..`` there would write
+    outside the folder or forge a line, so such a name is refused where it is
+    written rather than wherever it is used.
+    """
+    if not name.strip():
+        return "is empty"
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return "holds a control character (a line break, a tab, NUL)"
+    if "/" in name:
+        return "holds a slash: a host's name is also a folder name"
+    if name in (".", ".."):
+        return "is not a name"
+    return None
