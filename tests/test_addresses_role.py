@@ -86,3 +86,57 @@ def test_bad_entries_are_refused(
 ) -> None:
     with pytest.raises(ProvisionError, match=message):
         compile_with(["addresses"], {"addresses_extra": [entry]})
+
+
+# --- the host-side script, with an `ip` that keeps its addresses in a file -------------
+
+FAKE_IP = """#!/usr/bin/env python3
+import json, os, sys
+state = os.environ["FAKE_IP_STATE"]
+have = json.load(open(state)) if os.path.exists(state) else {}
+args = sys.argv[1:]
+if args[:3] == ["-o", "addr", "show"]:
+    for n, (address, dev) in enumerate(sorted(have.items())):
+        print("%d: %s    inet %s scope global %s" % (n, dev, address, dev))
+    sys.exit(0)
+verb, address, dev = args[1], args[2], args[4]
+if verb == "add":
+    if dev not in ("lo", "eth0"):
+        print('Cannot find device "%s"' % dev)
+        sys.exit(1)
+    have[address] = dev
+else:
+    have.pop(address, None)
+json.dump(have, open(state, "w"))
+"""
+
+
+def run_script(tmp_path: Path, stanzas: list[tuple[str, str]]) -> int:
+    import os
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parent.parent / "roles" / "addresses" / "files" / "provision-addresses"
+    managed = tmp_path / "provision-addresses"
+    managed.write_text("".join(f"iface {dev} inet static\n    address {address}\n" for dev, address in stanzas))
+    tools = tmp_path / "bin"
+    tools.mkdir(exist_ok=True)
+    (tools / "ip").write_text(FAKE_IP)
+    (tools / "ip").chmod(0o755)
+    env = {**os.environ, "PATH": f"{tools}:{os.environ['PATH']}", "FAKE_IP_STATE": str(tmp_path / "ip.json")}
+    command = [sys.executable, str(script), "apply", "--file", str(managed), "--state", str(tmp_path / "applied.json")]
+    return subprocess.run(command, env=env, check=False, capture_output=True).returncode
+
+
+def test_an_apply_whose_add_fails_removes_no_address_and_the_previous_file_puts_everything_back(tmp_path: Path) -> None:
+    """Transports bound to the old addresses keep them while the commit rolls back (issue 20's script)."""
+    import json
+
+    old = [("lo", "127.89.3.1/32"), ("lo", "127.89.3.2/32")]
+    assert run_script(tmp_path, old) == 0
+    # The new file drops .2 and adds .3 on an interface that does not exist.
+    assert run_script(tmp_path, [("lo", "127.89.3.1/32"), ("lo", "127.89.3.4/32"), ("LO", "127.89.3.3/32")]) == 1
+    assert set(json.loads((tmp_path / "ip.json").read_text())) == {"127.89.3.1/32", "127.89.3.2/32", "127.89.3.4/32"}
+    # The rollback runs apply with the previous file: what the failed run added goes again.
+    assert run_script(tmp_path, old) == 0
+    assert set(json.loads((tmp_path / "ip.json").read_text())) == {"127.89.3.1/32", "127.89.3.2/32"}
