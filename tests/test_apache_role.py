@@ -140,8 +140,8 @@ BAD = [
     ),
     (
         "alias equal to another vhost's name",
-        {"apache_vhosts": [{**VHOST, "server_name": "a.test"}, {**VHOST, "server_name": "b.test", "aliases": ["A.test."]}]},
-        "A.test. on *:80 is named by apache_vhosts[0].server_name (a.test) and apache_vhosts[1].aliases[0] (A.test.)",
+        {"apache_vhosts": [{**VHOST, "server_name": "a.test"}, {**VHOST, "server_name": "b.test", "aliases": ["A.test"]}]},
+        "A.test on *:80 is named by apache_vhosts[0].server_name (a.test) and apache_vhosts[1].aliases[0] (A.test)",
     ),
     ("admin that joins the next line", {"apache_server_admin": "a@b.example\\"}, "apache_server_admin: expected an email address"),
     (

@@ -121,6 +121,16 @@ def test_domain_names(value: str, accepted: bool) -> None:
             check("domain", value)
 
 
+@pytest.mark.parametrize(("value", "accepted"), [("mx1.example.net", True), ("MX1", True), ("mx1.example.net.", False), (".", False)])
+def test_host_names_have_no_trailing_dot(value: str, accepted: bool) -> None:
+    # myhostname "mx1.example.net." puts mail for mx1.example.net outside mydestination; ServerName and a CN miss too.
+    if accepted:
+        assert check("hostname", value) == value
+    else:
+        with pytest.raises(VariableValueError, match="host name without a trailing dot"):
+            check("hostname", value)
+
+
 def test_unique_addresses_compare_by_value() -> None:
     spec = VariableSpec(
         "v",

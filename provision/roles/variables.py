@@ -60,7 +60,12 @@ TYPES = (
     "interface",
 )
 
-_HOSTNAME = re.compile(r"^(?=.{1,253}$)(?!-)[A-Za-z0-9_-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9_-]{1,63}(?<!-))*\.?$")
+# No trailing dot: every place a host name goes compares it with names written
+# without one (Postfix's mydestination against the dot-less domains it
+# resolves, Apache's ServerName against Host headers, a certificate's CN and
+# SAN against what clients ask for), and a HELO name with one is refused by
+# receivers that check RFC 5321's syntax.
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)(?!-)[A-Za-z0-9_-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9_-]{1,63}(?<!-))*$")
 _DOMAIN = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*"
 _DURATION = re.compile(r"^\d+[smhdw]?$")
 _SIZE = re.compile(r"^\d+[kKmMgG]?$")
@@ -156,7 +161,7 @@ _EXPECTED = {
     "ipv4": "an IPv4 address",
     "ipv6": "an IPv6 address",
     "cidr": "a network in CIDR notation (such as 192.0.2.0/24)",
-    "hostname": "a host name",
+    "hostname": "a host name without a trailing dot (such as mx1.example.net)",
     "port": "a port number (1-65535)",
     "duration": "a time with Postfix units (such as 300s, 5m, 1h, 5d, 1w)",
     "size": "a size in bytes (optionally with k, m or g)",
