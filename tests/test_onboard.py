@@ -15,6 +15,7 @@ import yaml
 from provision.errors import ProvisionError
 from provision.onboard.inventory_edit import plan_inventory_edit, write
 from provision.onboard.transports import onboard_vars
+from tests.support.ansible_ref import needs_ansible, vault_encrypt_file
 
 HOSTS = """\
 # Mail fleet. Keep the relays sorted.
@@ -200,3 +201,23 @@ def test_a_transport_verified_before_is_found_in_the_log() -> None:
     found = sent_from(log, ["provision-verify+out1@mx1.example.test", "provision-verify+out2@mx1.example.test"])
     assert list(found) == ["provision-verify+out1@mx1.example.test"]
     assert found["provision-verify+out1@mx1.example.test"]["program"] == "postfix/out1/smtp"
+
+
+@needs_ansible
+def test_an_estate_with_vaulted_group_vars_onboards_with_its_vault_password(inventory: Path) -> None:
+    """onboard and lab up -i read the inventory as apply does: vault options, ansible.cfg's password file."""
+    password = inventory / ".vault-pass"
+    password.write_text("s3cret\n")
+    vars_file = inventory / "group_vars/mail.yml"
+    vault_encrypt_file(password, vars_file)
+    assert vars_file.read_text().startswith("$ANSIBLE_VAULT;1.1;AES256")
+    args = ("onboard", "mx1.example.test", "-i", str(inventory), "-g", "mail", "-a", "127.70.0.1", "--dry-run")
+    refused = provision(*args)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert str(vars_file) in refused.stderr and "vault" in refused.stderr
+    done = provision(*args, "--vault-password-file", str(password))
+    assert done.returncode == 0, done.stderr
+    assert "dry run" in done.stdout
+    # lab up reads it too: with the password, the next mistake (a suite typo) is what it says, before anything starts.
+    lab = provision("lab", "up", "--name", "vaulttest", "-i", str(inventory), "--suite", "bookwrom", "--vault-password-file", str(password))
+    assert lab.returncode != 0 and "bookwrom" in lab.stderr and "vault" not in lab.stderr, lab.stderr

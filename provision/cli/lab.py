@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from provision.cli.common import friendly_errors
+from provision.cli.common import ansible_options, friendly_errors
+
+if TYPE_CHECKING:
+    from provision.inventory.options import LoadOptions
 
 name_option = click.option("--name", "name", default="lab", show_default=True, help="Lab name: prefix of its hosts' names.")
 SUITE_HELP = (
@@ -35,15 +38,16 @@ def lab() -> None:
     help="Start one host per host of this inventory, with the same names (instead of NAME-1..N).",
 )
 @click.option("--suite", "suites", multiple=True, metavar="SUITE[,SUITE...]|HOST=SUITE", help=SUITE_HELP)
-@friendly_errors
-def up(count: int, name: str, inventory: Path | None, suites: tuple[str, ...]) -> None:
+@ansible_options(connect=False)
+def up(count: int, name: str, inventory: Path | None, suites: tuple[str, ...], load_options: LoadOptions) -> None:
     """Build each suite's base image if needed, start the hosts, write their inventory."""
     from provision.lab.lab import Lab, parse_suite_options
 
     if inventory is not None:
         from provision.inventory import load_inventory
 
-        names = list(load_inventory(inventory).hosts)
+        # An estate's vaulted files need the vault to be read at all.
+        names = list(load_inventory(inventory, load_options.vault, load_options.extra_vars).hosts)
     else:
         names = [f"{name}-{i}" for i in range(1, count + 1)]
     chosen = parse_suite_options(suites, names)  # before anything starts: a typo changes nothing

@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING
 
 import click
 
-from provision.cli.common import EXIT_ERROR, EXIT_OK, connection_options, friendly_errors, inventory_option, nameservers
+from provision.cli.common import EXIT_ERROR, EXIT_OK, ansible_options, connection_options, inventory_option, nameservers
 
 if TYPE_CHECKING:
     from provision.engine.hosts import ConnectionOptions
+    from provision.inventory.options import LoadOptions
 
 
 @click.command()
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 @click.option("--dns-server", "dns_servers", multiple=True, metavar="IP[:PORT]", help="Resolver for the report's PTR checks.")
 @click.option("-n", "--dry-run", is_flag=True, help="Show every step and file; write and contact nothing.")
 @connection_options
-@friendly_errors
+@ansible_options(connect=False)
 def onboard(
     host: str,
     inventory: tuple[Path, ...],
@@ -43,6 +44,7 @@ def onboard(
     dns_servers: tuple[str, ...],
     dry_run: bool,
     connection: ConnectionOptions,
+    load_options: LoadOptions,
 ) -> None:
     """Take HOST from bare Debian to a verified mail server: inventory,
     SSH, converge, a test message per transport, report, checklist.
@@ -72,6 +74,7 @@ def onboard(
         dns_servers=nameservers(dns_servers),
         dry_run=dry_run,
         connection=connection,
+        load=load_options,
     )
     console = Console()
     try:

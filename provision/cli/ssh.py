@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from provision.cli.common import friendly_errors, json_option, limit_option
+from provision.cli.common import ansible_options, json_option, limit_option
+
+if TYPE_CHECKING:
+    from provision.inventory.options import LoadOptions
 
 
 @click.group()
@@ -32,8 +36,8 @@ def ssh() -> None:
 )
 @limit_option
 @json_option
-@friendly_errors
-def close(inventory: tuple[Path, ...], limit: str | None, as_json: bool) -> None:
+@ansible_options()
+def close(inventory: tuple[Path, ...], limit: str | None, as_json: bool, load_options: LoadOptions) -> None:
     """End shared SSH connections now instead of after their persistence time."""
     from provision.connectors import settings_from_vars
     from provision.connectors.openssh import close_all, close_connection, ssh_client
@@ -49,7 +53,8 @@ def close(inventory: tuple[Path, ...], limit: str | None, as_json: bool) -> None
         return
     from provision.roles.compiler import Project
 
-    project = Project.load(list(inventory))
+    # The same host variables as the run that opened them (vault, -e, -u): the same connection names.
+    project = Project.load(list(inventory), options=load_options)
     results: dict[str, bool | None] = {}
     for host in project.select(limit):
         settings = settings_from_vars(host, project.variables(host, project.host_roles(host))[0])

@@ -31,6 +31,7 @@ from rich.text import Text
 from provision.connectors.base import ConnectionSettings
 from provision.engine.hosts import ConnectionOptions, HostCall, HostSession, HostStatus, HostTarget, call_hosts
 from provision.errors import ConnectionFailure, HostKeyError, InventoryError, Location, ProvisionError
+from provision.inventory.options import LoadOptions
 from provision.onboard.conflicts import address_conflicts, ssh_setting_problems, winning_ssh_names
 from provision.onboard.inventory_edit import InventoryEdit, plan_inventory_edit, write
 from provision.onboard.transports import onboard_vars
@@ -68,6 +69,8 @@ class OnboardOptions:
     dns_servers: list[tuple[str, int]] = field(default_factory=list)
     dry_run: bool = False
     connection: ConnectionOptions = field(default_factory=ConnectionOptions)
+    load: LoadOptions = field(default_factory=LoadOptions)
+    """The command line's vault and -e: an estate's vaulted group_vars load as for apply."""
 
 
 def onboard(inventories: list[Path], options: OnboardOptions, console: Console) -> bool:
@@ -76,7 +79,7 @@ def onboard(inventories: list[Path], options: OnboardOptions, console: Console) 
     if options.dry_run:
         console.print("[bold]dry run[/]: nothing written, nothing contacted. The next steps would be: " + ", ".join(STEPS[1:]))
         return True
-    project = Project.load(inventories)
+    project = Project.load(inventories, options=options.load)
     _step_ssh(project, options, console)
     _step_converge(project, options, console)
     deliveries = _step_verify(project, options, console)
@@ -96,16 +99,16 @@ def _header(console: Console, step: str) -> None:
     console.rule(f"[bold]{STEPS.index(step) + 1}/{len(STEPS)} {step}", align="left")
 
 
-def _current_vars(inventories: list[Path], host: str) -> dict[str, Any]:
+def _current_vars(inventories: list[Path], host: str, load: LoadOptions) -> dict[str, Any]:
     """The host's inventory variables before the edit (empty for a new host)."""
-    inventory = Project.load(inventories).inventory
+    inventory = Project.load(inventories, options=load).inventory
     return inventory.host_vars(host) if host in inventory.hosts else {}
 
 
 def _step_inventory(inventories: list[Path], options: OnboardOptions, console: Console) -> InventoryEdit:
     _header(console, "inventory")
     # A host the inventory already has may set host: (which wins over ansible_host): write what wins.
-    ssh = winning_ssh_names(options.ssh, _current_vars(inventories, options.host))
+    ssh = winning_ssh_names(options.ssh, _current_vars(inventories, options.host, options.load))
     host_vars = onboard_vars(options.host, options.addresses, ssh)
     edit = plan_inventory_edit(inventories[0], options.host, options.group, host_vars)
     managed = _validate_in_scratch_copy(inventories, edit, options)
@@ -140,7 +143,7 @@ def _validate_in_scratch_copy(inventories: list[Path], edit: InventoryEdit, opti
         (copy / "host_vars" / edit.host_vars_file.name).write_text(edit.host_vars_after)
         first = copy if inventories[0].is_dir() else copy / edit.hosts_file.name
         try:
-            project = Project.load([first, *inventories[1:]])
+            project = Project.load([first, *inventories[1:]], options=options.load)
         except ProvisionError as exc:
             raise _in_real_folder(exc, copy, folder) from None
         require_site(project)
