@@ -81,7 +81,7 @@ def onboard(inventories: list[Path], options: OnboardOptions, console: Console) 
         return True
     project = Project.load(inventories, options=options.load)
     _step_ssh(project, options, console)
-    _step_converge(project, options, console)
+    _step_converge(project, options, console, inventories)
     deliveries = _step_verify(project, options, console)
     report = _step_report(project, options, console)
     _step_checklist(edit, deliveries, report, console)
@@ -223,15 +223,25 @@ def _step_ssh(project: Project, options: OnboardOptions, console: Console) -> No
     console.print(Text(f"{settings.user or 'root'}@{settings.host}:{settings.port or 22}: connected, host key verified"))
 
 
-def _step_converge(project: Project, options: OnboardOptions, console: Console) -> None:
+def _step_converge(project: Project, options: OnboardOptions, console: Console, inventories: list[Path]) -> None:
+    import time
+
+    from provision import runlog
     from provision.engine.runner import RunOptions, run_hosts
     from provision.roles.compiler import compile_hosts
     from provision.views.results import print_summary
 
     _header(console, "converge")
     compiled = compile_hosts(project, [options.host], None)
+    run, started = RunOptions(connection=options.connection), time.time()
     with console.status(f"converging {escape(options.host)}", spinner="dots"):
-        (result,) = run_hosts(compiled, RunOptions(connection=options.connection))
+        (result,) = run_hosts(compiled, run)
+    # An apply like any other: in the run log, so that history and rollback know it.
+    record = runlog.RunRecord(run.run_id, "onboard", inventories, options.host, None, False, started)
+    try:
+        runlog.append(runlog.record(record, [result], {host: entry.secrets for host, entry in compiled.items()}))
+    except OSError as exc:
+        console.print(Text(f"warning: could not write the run log {runlog.log_file()}: {exc.strerror or exc}", style="yellow"))
     print_summary(console, [result], check=False, show_diff=False)
     _stop_if_interrupted("converge", options.host, result.status, result.errors)
     if result.status.is_error:

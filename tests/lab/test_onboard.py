@@ -11,6 +11,7 @@ changes nothing.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -79,7 +80,12 @@ def onboard(lab: Lab, inventory: Path, dns: DnsServer) -> subprocess.CompletedPr
         args += ["--address", address]
     args += ["--ssh-host", host.address, "--ssh-user", "root", "--ssh-key", str(lab.key_file), "--known-hosts", str(lab.known_hosts)]
     args += ["--verify-to", "postmaster@sink.example.test", "--dns-server", f"{dns.address}:{dns.port}", "--verify-timeout", "90"]
-    return subprocess.run(args, capture_output=True, text=True, check=False, timeout=1200, env={**os.environ, "COLUMNS": "200"})
+    return subprocess.run(args, capture_output=True, text=True, check=False, timeout=1200, env=state_env(inventory))
+
+
+def state_env(inventory: Path) -> dict[str, str]:
+    """The run log of this module's runs, apart from everyone else's."""
+    return {**os.environ, "COLUMNS": "200", "PROVISION_STATE_DIR": str(inventory.parent / "state")}
 
 
 def test_bare_host_to_verified_mail_server_in_one_command(onboard_lab: Lab, inventory: Path, sink: SmtpSink, dns_server: DnsServer) -> None:
@@ -108,6 +114,13 @@ def test_bare_host_to_verified_mail_server_in_one_command(onboard_lab: Lab, inve
     assert f"PTR record {second} → out2.{HOST}" in checklist and f"PTR record {third} → out3.{HOST}" in checklist
     assert f"PTR record {first}" not in checklist
     assert f"ip4:{first} ip4:{second} ip4:{third}" in checklist
+
+    # The converge is in the run log, under the run id of the host's backups: history and rollback know it.
+    history = subprocess.run(["provision", "history", "--host", HOST, "--json"], capture_output=True, text=True, env=state_env(inventory))
+    (entry,) = json.loads(history.stdout)
+    assert entry["command"] == "onboard" and entry["hosts"][HOST]["status"] == "changed"
+    code, backups = onboard_lab.exec("onboard-1", ["ls", "/var/backups/provision"])
+    assert code == 0 and entry["run_id"] in backups.split(), backups
 
 
 def test_second_onboard_changes_nothing(onboard_lab: Lab, inventory: Path, sink: SmtpSink, dns_server: DnsServer) -> None:
