@@ -121,6 +121,17 @@ def test_verbose_shows_each_round_trip_and_very_verbose_what_was_sent(project: P
     assert "round trip" not in quiet.stderr
 
 
+def test_very_verbose_never_shows_a_secret_a_handler_or_validator_command_holds(project: Path, state: Path) -> None:
+    role = project / "roles" / "svc" / "role.yml"
+    text = role.read_text().replace("echo reloaded >>", "echo reloaded {{ svc_password }} >/dev/null; echo reloaded >>")
+    role.write_text(text.replace("grep -q '^port='", "test -n '{{ svc_password }}' && grep -q '^port='"))
+    done = provision("apply", "-i", str(project), "-vv", "--limit", "alpha")
+    assert done.returncode == 0, done.stderr
+    sent = [line for line in done.stderr.splitlines() if "request: " in line]
+    assert any('"handlers"' in line for line in sent) and any('"validators"' in line for line in sent), sent
+    assert SECRET not in done.stderr and "********" in done.stderr
+
+
 SLOW_ROLE = {
     "roles/slow/role.yml": """
         variables:

@@ -217,7 +217,7 @@ def _watched(
     """One round trip, told to the host's observer before and after (with its timing)."""
     watch.count += 1
     op = str(request["op"])
-    watch.observer.starting(watch.host, op, watch.count, command, request)
+    watch.observer.starting(watch.host, op, watch.count, trace.masked(command, watch.secrets), trace.masked(request, watch.secrets))
     started = time.monotonic()
     result: CommandResult | None = None
     try:

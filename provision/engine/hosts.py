@@ -72,6 +72,8 @@ class HostTarget:
     """The host's merged variables: its connection settings come from them."""
     locations: Mapping[str, Location | None] | None = None
     """Where each variable was set, for an error about one of them."""
+    secrets: Sequence[str] = ()
+    """Values that -v/-vv never shows."""
 
 
 @dataclass
@@ -107,7 +109,7 @@ def call_host(target: HostTarget, work: Callable[[HostSession], T], options: Con
         settings = settings_from_vars(target.host, dict(target.variables), options.as_settings())
         connector = CountingConnector(factory(settings))
         STOP.opened(connector)
-        with watching(target.host, options.observer):
+        with watching(target.host, options.observer, target.secrets):
             call.value = work(HostSession(target.host, connector))
     except StopRequested as exc:
         call.status, call.errors, call.exception = HostStatus.INTERRUPTED, [str(exc)], exc

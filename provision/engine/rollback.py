@@ -96,6 +96,6 @@ def rollback_hosts(
         if progress is not None:
             progress(host_result(call))
 
-    targets = [HostTarget(host, entry.variables) for host, entry in compiled.items()]
+    targets = [HostTarget(host, entry.variables, secrets=entry.secrets) for host, entry in compiled.items()]
     calls = call_hosts(targets, work, forks=options.forks, options=options.connection, factory=factory, on_done=done)
     return [host_result(call) for call in calls], had_backups

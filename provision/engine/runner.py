@@ -69,7 +69,7 @@ def run_hosts(
         if progress is not None:
             progress(host_result(call))
 
-    targets = [HostTarget(host, entry.variables, entry.locations) for host, entry in compiled.items()]
+    targets = [HostTarget(host, entry.variables, entry.locations, entry.secrets) for host, entry in compiled.items()]
     calls = call_hosts(
         targets, work, forks=options.forks, options=options.connection, factory=factory, batch_size=options.serial, on_done=done
     )

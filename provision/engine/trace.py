@@ -9,7 +9,7 @@ host's own thread) before and after each one. No observer, no cost.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -41,6 +41,8 @@ class Observer(Protocol):
 class Watch:
     host: str
     observer: Observer
+    secrets: Sequence[str] = ()
+    """The host's secret values: an observer never sees them (a handler's command may hold one)."""
     count: int = 0
 
 
@@ -48,12 +50,12 @@ _watch: ContextVar[Watch | None] = ContextVar("provision_watch", default=None)
 
 
 @contextmanager
-def watching(host: str, observer: Observer | None) -> Iterator[None]:
+def watching(host: str, observer: Observer | None, secrets: Sequence[str] = ()) -> Iterator[None]:
     """Report the round trips made inside this block, for ``host``, to ``observer``."""
     if observer is None:
         yield
         return
-    token = _watch.set(Watch(host, observer))
+    token = _watch.set(Watch(host, observer, secrets))
     try:
         yield
     finally:
@@ -75,3 +77,18 @@ def shown_request(request: Mapping[str, Any]) -> dict[str, Any]:
         return value
 
     return {k: walk(v) for k, v in request.items() if k != "root"}
+
+
+def masked(value: Any, secrets: Sequence[str]) -> Any:
+    """``value`` (a request, a command) with every secret in its strings masked, as in diffs and errors."""
+    if not secrets:
+        return value
+    from provision.engine.diffs import mask
+
+    if isinstance(value, str):
+        return mask(value, list(secrets))
+    if isinstance(value, Mapping):
+        return {k: masked(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [masked(v, secrets) for v in value]
+    return value

@@ -48,7 +48,7 @@ def gather(
     def work(session: HostSession) -> HostReport:
         return _host_report(session, compiled[session.host], dns, renew_days, run_id, public_keys)
 
-    targets = [HostTarget(host, compiled[host].variables, compiled[host].locations) for host in hosts]
+    targets = [HostTarget(host, compiled[host].variables, compiled[host].locations, compiled[host].secrets) for host in hosts]
     reports = [
         call.value if call.value is not None else HostReport(call.host, call.status, errors=list(call.errors))
         for call in call_hosts(targets, work, forks=forks, options=connection, factory=factory)
