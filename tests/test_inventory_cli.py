@@ -149,6 +149,33 @@ def test_skip_tags(greet: Path, tmp_path: Path) -> None:
     assert compiled.files == {} and compiled.handlers == {}
 
 
+def test_ansible_special_tags_always_never_all(make_tree: Any, tmp_path: Path) -> None:
+    """always runs under any --tags (only --skip-tags stops it); never only when --tags names it or one of its tags."""
+    tree = {**GREET}
+    tree["roles/greet/role.yml"] = GREET["roles/greet/role.yml"].replace(
+        "            tags: [extra]\n",
+        "            tags: [extra]\n"
+        "          - dest: /etc/greeting.always\n            content: a\n            tags: [always]\n"
+        "          - dest: /etc/greeting.debug\n            content: d\n            tags: [never, debug]\n",
+    )
+    folder = make_tree(tree)
+
+    def files(*args: str) -> list[str]:
+        out = tmp_path / f"out{len(list(tmp_path.iterdir()))}"
+        done = provision("render", "-i", str(folder), "--out", str(out), "--limit", "h1", *args)
+        assert done.returncode == 0, done.stderr
+        assert "no role has the tag" not in done.stderr, done.stderr
+        return sorted(str(p.relative_to(out / "h1" / "etc")) for p in out.rglob("*") if p.is_file())
+
+    assert files() == ["greeting", "greeting.always", "greeting.extra"]
+    assert files("--tags", "all") == ["greeting", "greeting.always", "greeting.extra"]
+    assert files("--tags", "extra") == ["greeting.always", "greeting.extra"]
+    assert files("--tags", "debug") == ["greeting.always", "greeting.debug"]
+    assert files("--tags", "never") == ["greeting.always", "greeting.debug"]
+    assert files("--tags", "extra", "--skip-tags", "always") == ["greeting.extra"]
+    assert files("--skip-tags", "extra") == ["greeting", "greeting.always"]
+
+
 @needs_ansible
 @pytest.mark.parametrize("limit", ["all", "web:!cloud", "mail:&web", "cloud[1],db", "db:mail", "~mx[12]"])
 def test_list_hosts_matches_ansible(limit: str) -> None:

@@ -258,8 +258,20 @@ class _Tags:
     skipped: frozenset[str]
 
     def selected(self, resource_tags: set[str]) -> bool:
-        """--tags keeps what has one of its tags, then --skip-tags drops what has one of its own."""
-        return (self.wanted is None or bool(resource_tags & self.wanted)) and not resource_tags & self.skipped
+        """--tags keeps what has one of its tags, then --skip-tags drops what has one of its own.
+
+        Ansible's special tags mean what they mean there: ``always`` is kept
+        whatever --tags says (only --skip-tags drops it), ``never`` is left
+        out unless --tags names one of its tags (or ``never``), and
+        ``--tags all`` is everything but ``never``.
+        """
+        if resource_tags & self.skipped:
+            return False
+        if "never" in resource_tags:
+            return self.wanted is not None and bool(resource_tags & self.wanted)
+        if "always" in resource_tags or self.wanted is None or "all" in self.wanted:
+            return True
+        return bool(resource_tags & self.wanted)
 
 
 def _items(

@@ -96,6 +96,8 @@ def tag_warnings(project: Project, selected: list[str], wanted: set[str]) -> lis
     for host in selected:
         on_hosts |= host_tags(project, host)
     warnings = []
+    if "all" in wanted:  # Ansible's "everything": nothing to warn about
+        return warnings
     for tag in sorted(wanted):
         if tag not in known:
             hint = difflib.get_close_matches(tag, sorted(known), n=1)
