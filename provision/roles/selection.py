@@ -95,7 +95,7 @@ def tag_warnings(project: Project, selected: list[str], wanted: set[str]) -> lis
     on_hosts: set[str] = set()
     for host in selected:
         on_hosts |= host_tags(project, host)
-    warnings = []
+    warnings: list[str] = []
     if "all" in wanted:  # Ansible's "everything": nothing to warn about
         return warnings
     for tag in sorted(wanted):
