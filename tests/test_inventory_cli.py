@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import json
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +20,9 @@ from provision.inventory.options import LoadOptions
 from provision.roles.compiler import Project
 from tests.conftest import DATA
 from tests.support.ansible_ref import ansible_inventory, ansible_list_hosts, needs_ansible, provision, vault_encrypt_string
+from tests.support.files import write
 
 MIXED = DATA / "inventories" / "folder_mixed"
-
-
-def write(path: Path, text: str, mode: int | None = None) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text).lstrip("\n"))
-    if mode is not None:
-        path.chmod(mode)
-    return path
 
 
 # --- -e / --extra-vars ---------------------------------------------------------------

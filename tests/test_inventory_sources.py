@@ -5,7 +5,6 @@ test_inventory_ansible.py."""
 
 from __future__ import annotations
 
-import textwrap
 import time
 from pathlib import Path
 
@@ -15,14 +14,7 @@ from provision.errors import InventoryError, ProvisionError
 from provision.inventory import load_inventory
 from provision.inventory.hostranges import expand_host_pattern, parse_address
 from tests.support.ansible_ref import provision
-
-
-def write(path: Path, text: str, mode: int | None = None) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text).lstrip("\n"))
-    if mode is not None:
-        path.chmod(mode)
-    return path
+from tests.support.files import write
 
 
 def test_failing_script_is_an_error_with_its_reason(tmp_path: Path) -> None:

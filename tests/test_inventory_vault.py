@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from provision.inventory.vault import Vault, VaultError, VaultSecret, VaultText,
 from provision.roles.compiler import Project
 from tests.fixtures import svc_project
 from tests.support.ansible_ref import ansible_inventory, needs_ansible, provision, vault_encrypt_file, vault_encrypt_string
+from tests.support.files import write
 
 pytestmark = needs_ansible
 
@@ -33,14 +33,6 @@ PROD_PASSWORD = "pr0d-Pa$$w0rd"
 INLINE_SECRET = "Inline-Db-Secret-4711"
 PROD_SECRET = "Prod-Api-Token-0815"
 WHOLE_SECRET = "Whole-File-Secret-9"
-
-
-def write(path: Path, text: str, mode: int | None = None) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text).lstrip("\n"))
-    if mode is not None:
-        path.chmod(mode)
-    return path
 
 
 @pytest.fixture(scope="module")
