@@ -290,23 +290,37 @@ _DENIED = re.compile(r"^(?:(?P<user>\S+)@\S+: )?Permission denied \((?P<methods>
 _KEY_SKIPPED = re.compile(r"^Load key ")
 
 
-def _ssh(folder: Path, argv: list[str], stdin: bytes, timeout: float | None) -> tuple[int, bytes, bytes, str]:
-    """Run ``ssh`` (``argv``) with its own messages in a log file: exit code, stdout, stderr, log."""
+def _ssh(
+    folder: Path, argv: list[str], stdin: bytes, timeout: float | None, running: set[subprocess.Popen[bytes]] | None = None
+) -> tuple[int, bytes, bytes, str]:
+    """Run ``ssh`` (``argv``) with its own messages in a log file: exit code, stdout, stderr, log.
+
+    While it runs, the process is in ``running``, so that closing the
+    connector (Ctrl-C's let-go) can end it."""
     descriptor, log_path = tempfile.mkstemp(prefix="log-", dir=folder)
     os.close(descriptor)
     try:
         # Standard error into a file, not a pipe: nothing ssh leaves behind (a shared
         # connection, a jump host's ssh) can then keep the call waiting for its end.
         with tempfile.TemporaryFile(dir=folder) as errors:
-            done = subprocess.run(
-                [*argv[:1], "-E", log_path, *argv[1:]], input=stdin, stdout=subprocess.PIPE, stderr=errors, timeout=timeout, check=False
-            )
+            process = subprocess.Popen([*argv[:1], "-E", log_path, *argv[1:]], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors)
+            if running is not None:
+                running.add(process)
+            try:
+                stdout, _ = process.communicate(stdin, timeout=timeout)
+            except BaseException:
+                process.kill()
+                process.communicate()
+                raise
+            finally:
+                if running is not None:
+                    running.discard(process)
             errors.seek(0)
             stderr = errors.read()
         log = Path(log_path).read_text("utf-8", "replace")
     finally:
         os.unlink(log_path)
-    return done.returncode, done.stdout, stderr, log
+    return process.returncode, stdout, stderr, log
 
 
 def _failed(log: str) -> bool:
@@ -396,12 +410,16 @@ class OpenSshConnector:
         if self.destination.startswith("-"):
             raise ProvisionError(f"host {settings.name}: address {self.destination!r} starts with '-'")
         # A connection is made by the first command, not here: a warm run costs no extra process.
+        self._running: set[subprocess.Popen[bytes]] = set()
+        self._closed = False
 
     def run(self, command: str, stdin: bytes = b"", timeout: float | None = None) -> CommandResult:
         try:
-            code, stdout, stderr, log = _ssh(self.folder, [*self.arguments, "--", self.destination, command], stdin, timeout)
+            code, stdout, stderr, log = _ssh(self.folder, [*self.arguments, "--", self.destination, command], stdin, timeout, self._running)
         except subprocess.TimeoutExpired:
             raise ConnectionFailure(f"a command on {self.settings.name} timed out after {timeout:g}s") from None
+        if self._closed:
+            raise ConnectionFailure(f"the connection to {self.settings.name} was closed while a command ran")
         if code == 255 and _failed(log):
             target = self.destination + (f":{self.settings.port}" if self.settings.port else "")
             # Through a jump host ssh only sees the connection close (the jump's own ssh reports
@@ -442,8 +460,15 @@ class OpenSshConnector:
         return type(failure)(f"through jump host {jump}: {failure}")
 
     def close(self) -> None:
-        """Nothing to do: the shared connection stays for ControlPersist seconds (``provision ssh close`` ends it)."""
-        return None
+        """End this connector's commands still running (Ctrl-C lets go of them); the shared
+        connection itself stays for ControlPersist seconds (``provision ssh close`` ends it).
+
+        What the host runs goes on without its client: the agent finishes a
+        commit it started (its journal covers a kill too), as with Paramiko."""
+        self._closed = True
+        for process in list(self._running):
+            with contextlib.suppress(OSError):
+                process.terminate()
 
     def remembers(self, key: str) -> bool:
         """Whether ``remember(key)`` was said during the life of the connection open now."""
