@@ -66,6 +66,18 @@ def test_graph_matches_ansible(folder: Path) -> None:
     assert ours.stdout.strip() == ansible_graph(folder)
 
 
+def test_graph_of_one_group_matches_ansible() -> None:
+    folder = DATA / "inventories" / "folder_mixed"
+    groups = [g for g in load_inventory(folder).groups if g not in ("all", "ungrouped")]
+    assert len(groups) >= 2
+    for group in groups:
+        ours = provision("inventory", "-i", str(folder), "--graph", group)
+        assert ours.returncode == 0, ours.stderr
+        assert ours.stdout.strip() == ansible_graph(folder, group), group
+    unknown = provision("inventory", "-i", str(folder), "--graph", "nosuch")
+    assert unknown.returncode == 2 and "no group of that name" in unknown.stderr
+
+
 def test_non_ascii_is_printed_as_text() -> None:
     folder = DATA / "inventories" / "ipv6_ranges"
     done = provision("inventory", "-i", str(folder), "--host", "cal1.example.com")

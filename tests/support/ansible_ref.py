@@ -35,9 +35,10 @@ def ansible_inventory(sources: list[str | Path] | str | Path, *args: str, env: d
     return json.loads(done.stdout)
 
 
-def ansible_graph(sources: list[str | Path] | str | Path, env: dict[str, str] | None = None) -> str:
+def ansible_graph(sources: list[str | Path] | str | Path, *groups: str, env: dict[str, str] | None = None) -> str:
+    """``ansible-inventory --graph [GROUP]``."""
     listed = sources if isinstance(sources, list) else [sources]
-    command = ["ansible-inventory", *[a for s in listed for a in ("-i", str(s))], "--graph"]
+    command = ["ansible-inventory", *[a for s in listed for a in ("-i", str(s))], "--graph", *groups]
     done = subprocess.run(command, capture_output=True, text=True, check=True, env=_env(env))
     return done.stdout.strip()
 
