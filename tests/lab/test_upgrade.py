@@ -102,7 +102,10 @@ def test_bullseye_to_bookworm_in_place(bullseye_lab: Lab, tmp_path: Path) -> Non
         drift = provision(lab, tmp_path, "check")
         assert drift.returncode == 2, drift.stdout + drift.stderr
         report = json.loads(drift.stdout)["hosts"][HOST]
-        assert "/etc/postfix/main.cf" in report["changed"] and report["round_trips"] == 1
+        # The probe; the staging round trip that validates the drift as apply would (issue 14.1); and,
+        # over a shared OpenSSH connection, the agent sent again once: its cache on the host is per
+        # Python version, and the upgrade brought Python 3.11.
+        assert "/etc/postfix/main.cf" in report["changed"] and report["round_trips"] <= 3
         assert report["versions"]["postfix"].startswith("3.7.") and report["facts"]["os_version_codename"] == "bookworm"
 
         pid = sh(lab, "head -n1 /var/spool/postfix/pid/master.pid").strip()
