@@ -62,6 +62,8 @@ async def serve(config_directory: Path, config: MtaConfig, port: int, resolver: 
     loop.add_reader(wake_read, woken)
     intake = IntakeProcesses(config_directory, sockets, wake_write, intake_processes)
     intake.start()
+    # After start(): the thread inherits the queue manager's lowered priority, so intake comes first.
+    filling = asyncio.create_task(asyncio.to_thread(queue.fill_spares))
     watching = asyncio.create_task(intake.watch())
     stop = asyncio.Event()
     delivering = asyncio.create_task(manager.run(stop))
@@ -100,6 +102,7 @@ async def serve(config_directory: Path, config: MtaConfig, port: int, resolver: 
         sock.close()
     if not delivering.done():
         await delivering
+    await filling
     committer.close()
     return status
 

@@ -30,6 +30,7 @@ import ssl
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 from aiosmtpd.smtp import SMTP, Session
 from aiosmtpd.smtp import Envelope as SmtpEnvelope
@@ -186,6 +187,15 @@ class SmtpSession(SMTP):
         self._last_read = self.loop.time()
         super().data_received(data)
 
+    def eof_received(self) -> bool | None:
+        # aiosmtpd cancels the session's handler here and keeps the connection half open
+        # for writing, leaving its closing to the handler; a handler cancelled before its
+        # first step (a client gone before the banner: uvloop reports that EOF at once)
+        # never closes it, and the session would hold its slot until smtpd_timeout. A
+        # client that stopped sending cannot send another command: closed now.
+        super().eof_received()
+        return False
+
     def _reset_timeout(self, duration: float | None = None) -> None:
         # aiosmtpd re-arms its own idle timer at every command (a timer made, one cancelled);
         # here it never fires (smtpd_timeout is per read, above), so it is armed once, for
@@ -206,8 +216,9 @@ class SmtpSession(SMTP):
     def time_out(self) -> None:
         """Postfix's answer to a client that said nothing for too long, then the end of the session."""
         if self.transport is not None and not self.transport.is_closing():
-            assert isinstance(self.transport, asyncio.WriteTransport)
-            self.transport.write(f"421 4.4.2 {self.config.myhostname} Error: timeout exceeded\r\n".encode())
+            # A cast, not an isinstance check: uvloop's transports have asyncio's methods without its classes.
+            transport = cast(asyncio.WriteTransport, self.transport)
+            transport.write(f"421 4.4.2 {self.config.myhostname} Error: timeout exceeded\r\n".encode())
             self.transport.close()
 
     def connection_lost(self, error: Exception | None) -> None:

@@ -31,7 +31,7 @@ from provision_mta import daemon as daemon_module
 from provision_mta import qmgr
 from provision_mta.config import load_config
 from provision_mta.nameserver import resolver_for
-from provision_mta.queue import MAGIC, Envelope, GroupCommitter, Queue, message_bytes, new_queue_id
+from provision_mta.queue import MAGIC, SPARE_LIMIT, Envelope, GroupCommitter, Queue, message_bytes, new_queue_id, read_message
 from tests.support.mta import PORT, Daemon, Raw, load_with_kills, main_cf, mta, passwd_with, running, smtp_client, wait_until
 from tests.support.mta_load import maildir_copies
 from tests.support.smtp_sink import SmtpSink
@@ -153,6 +153,28 @@ def test_a_queue_manager_that_dies_stops_the_daemon_non_zero(tmp_path: Path, mon
     config = load_config(daemon.config_directory / "main.cf")
     status = asyncio.run(daemon_module.serve(daemon.config_directory, config, PORT, resolver_for([]), 1))
     assert status == 1
+
+
+def test_the_spare_pool_is_filled_ahead_and_a_message_is_written_over_a_spare(tmp_path: Path) -> None:
+    """The daemon tops ``spare`` up with empty private files when it starts, so that
+    intake under a burst writes over them instead of creating a file per message."""
+    queue = Queue(tmp_path / "spool")
+    assert queue.fill_spares() == SPARE_LIMIT
+    assert queue.fill_spares() == 0  # full: nothing more
+    spares = {p.stat().st_ino: p.stat() for p in queue.folder("spare").iterdir()}
+    assert all(s.st_size == 0 and s.st_mode & 0o777 == 0o600 for s in spares.values())
+    envelope = Envelope(new_queue_id(), "a@example.org", ["b@example.org"], time.time())
+
+    async def commit() -> None:
+        committer = GroupCommitter(queue)
+        await committer.commit(envelope, b"Subject: over a spare\r\n\r\nbody\r\n")
+        committer.close()
+
+    asyncio.run(commit())
+    committed = queue.folder("incoming") / envelope.queue_id
+    assert committed.stat().st_ino in spares
+    assert read_message(committed)[1] == b"Subject: over a spare\r\n\r\nbody\r\n"
+    assert len(list(queue.folder("spare").iterdir())) == SPARE_LIMIT - 1
 
 
 @pytest.fixture

@@ -129,6 +129,20 @@ def test_clients_in_mynetworks_are_exempt_but_the_session_limit_holds(tmp_path: 
     assert results["mta"][1]["silent"] == results["postfix"][1]["silent"] == 1
 
 
+def test_clients_gone_before_the_banner_leave_no_session_behind(tmp_path: Path) -> None:
+    """Connections closed by their client before the banner (port probes, load
+    balancers' health checks) end their sessions at once: with 4 sessions allowed,
+    20 such probes leave room for 4 real clients (before, with uvloop, each probe kept
+    its slot until smtpd_timeout and the clients waited in the listen queue)."""
+    with running(daemon_in(tmp_path, default_process_limit="4")):
+        for _ in range(20):
+            socket.create_connection((MTA, PORT), timeout=5).close()
+        time.sleep(1)
+        flood = Flood(MTA, PORT, "127.81.12.50", 4)
+        assert flood.read_banners(5) == {"220": 4, "421": 0, "closed": 0, "silent": 0}
+        flood.close()
+
+
 def test_at_the_session_limit_idle_sessions_make_room(tmp_path: Path) -> None:
     """Postfix's stress rule (smtpd_timeout 10 s at the limit): ten idle clients
     cannot keep an eleventh waiting for the full smtpd_timeout (300 s)."""
