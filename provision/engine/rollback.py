@@ -18,9 +18,18 @@ from collections.abc import Callable
 from provision.agent.protocol import BackupAnswer
 from provision.connectors import connect
 from provision.engine.agent_call import call_agent
-from provision.engine.converge import PROBE_TIMEOUT, ConvergeOptions, HostResult, converge
-from provision.engine.hosts import ConnectorFactory, HostCall, HostSession, HostTarget, call_hosts
-from provision.engine.runner import RunOptions, fresh_login, host_result, keep_backups, new_run_id, run_holder
+from provision.engine.converge import PROBE_TIMEOUT, HostResult, converge
+from provision.engine.hosts import ConnectorFactory, HostSession, call_hosts
+from provision.engine.runner import (
+    RunOptions,
+    converge_options_for,
+    fresh_login,
+    host_result,
+    host_targets,
+    new_run_id,
+    reporting,
+    run_holder,
+)
 from provision.errors import RemoteError
 from provision.roles.compiler import CompiledHost
 from provision.state import DesiredFile, DesiredState
@@ -82,20 +91,11 @@ def rollback_hosts(
                 return HostResult(session.host, notes=[error])
             raise RemoteError(f"reading the backups of run {run_id}: {error}")
         had_backups.append(session.host)
-        converge_options = ConvergeOptions(
-            check=options.check,
-            want_diff=options.diff,
-            run_id=this_run,
-            holder=holder,
-            keep_backups=keep_backups(session.host, entry.variables),
-        )
+        converge_options = converge_options_for(options, this_run, holder, session.host, entry)
         desired = rollback_state(entry, answer)
         return converge(session.connector, desired, converge_options, entry.secrets, fresh_login(factory, session.connector.settings))
 
-    def done(call: HostCall[HostResult]) -> None:
-        if progress is not None:
-            progress(host_result(call))
-
-    targets = [HostTarget(host, entry.variables, secrets=entry.secrets) for host, entry in compiled.items()]
-    calls = call_hosts(targets, work, forks=options.forks, options=options.connection, factory=factory, on_done=done)
+    calls = call_hosts(
+        host_targets(compiled), work, forks=options.forks, options=options.connection, factory=factory, on_done=reporting(progress)
+    )
     return [host_result(call) for call in calls], had_backups

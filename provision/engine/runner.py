@@ -56,24 +56,38 @@ def run_hosts(
     def work(session: HostSession) -> HostResult:
         entry = compiled[session.host]
         settings = session.connector.settings
-        converge_options = ConvergeOptions(
-            check=options.check,
-            want_diff=options.diff,
-            run_id=run_id,
-            holder=holder,
-            keep_backups=keep_backups(session.host, entry.variables),
-        )
+        converge_options = converge_options_for(options, run_id, holder, session.host, entry)
         return converge(session.connector, entry.desired, converge_options, entry.secrets, fresh_login(factory, settings), entry.refine)
 
-    def done(call: HostCall[HostResult]) -> None:
-        if progress is not None:
-            progress(host_result(call))
-
-    targets = [HostTarget(host, entry.variables, entry.locations, entry.secrets) for host, entry in compiled.items()]
     calls = call_hosts(
-        targets, work, forks=options.forks, options=options.connection, factory=factory, batch_size=options.serial, on_done=done
+        host_targets(compiled),
+        work,
+        forks=options.forks,
+        options=options.connection,
+        factory=factory,
+        batch_size=options.serial,
+        on_done=reporting(progress),
     )
     return [host_result(call) for call in calls]
+
+
+def converge_options_for(options: RunOptions, run_id: str, holder: Holder, host: str, entry: CompiledHost) -> ConvergeOptions:
+    """What one host's converge is told of the run (apply, check and rollback alike)."""
+    return ConvergeOptions(
+        check=options.check, want_diff=options.diff, run_id=run_id, holder=holder, keep_backups=keep_backups(host, entry.variables)
+    )
+
+
+def host_targets(compiled: dict[str, CompiledHost]) -> list[HostTarget]:
+    """The compiled hosts as call_hosts takes them: connection variables, where each was set, secrets -v must not show."""
+    return [HostTarget(host, entry.variables, entry.locations, entry.secrets) for host, entry in compiled.items()]
+
+
+def reporting(progress: Progress | None) -> Callable[[HostCall[HostResult]], None] | None:
+    """call_hosts' on_done: each host's result to ``progress`` as it finishes."""
+    if progress is None:
+        return None
+    return lambda call: progress(host_result(call))
 
 
 def run_holder(run_id: str, command: str) -> Holder:
