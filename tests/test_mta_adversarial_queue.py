@@ -17,6 +17,7 @@ disk, kill -9 under load with local delivery. Real daemon, real file systems
 from __future__ import annotations
 
 import asyncio
+import errno
 import itertools
 import json
 import os
@@ -188,15 +189,32 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 
 def fill(disk: Path, leave: int) -> Path:
-    """A filler file that leaves ``leave`` bytes free."""
+    """A filler file that leaves ``leave`` bytes free.
+
+    The daemon keeps writing while this runs (a deferred message rewritten, a
+    session's data spooled), so the free space can shrink between the count and
+    the write: a fill to nothing (``leave=0``) is done when the disk is full, and
+    any other fill counts again and writes again (issue 13's CI run failed here
+    with ENOSPC when a retry's rewrite took the last pages first)."""
     filler = disk / "filler"
-    stat = os.statvfs(disk)
-    free = stat.f_bavail * stat.f_frsize + (filler.stat().st_size if filler.exists() else 0)
-    filler.unlink(missing_ok=True)
-    with filler.open("wb") as handle:
-        handle.truncate(0)
-        handle.write(b"\0" * max(free - leave, 0))
-    return filler
+    for _attempt in range(5):
+        stat = os.statvfs(disk)
+        free = stat.f_bavail * stat.f_frsize + (filler.stat().st_size if filler.exists() else 0)
+        filler.unlink(missing_ok=True)
+        descriptor = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            remaining = max(free - leave, 0)
+            while remaining > 0:  # os.write may write part and say how much
+                remaining -= os.write(descriptor, bytes(min(remaining, 1 << 20)))
+            return filler
+        except OSError as error:
+            if error.errno != errno.ENOSPC:
+                raise
+            if leave == 0:
+                return filler  # full, as asked
+        finally:
+            os.close(descriptor)
+    raise AssertionError(f"could not leave {leave} bytes free on {disk}: something else keeps writing")
 
 
 def test_a_full_disk_refuses_new_mail_loses_nothing_and_recovers(tmp_path: Path, small_disk: Path) -> None:
