@@ -195,6 +195,42 @@ def test_connection_defaults_lie_below_the_inventory(greet: Path) -> None:
     assert settings_from_vars("h1", overridden.compile("h1").variables).user == "extra-user"
 
 
+@pytest.mark.parametrize(
+    ("lower", "higher", "expected"),
+    [
+        # group_vars below host_vars, whichever name each uses (Ansible: the host's value wins)
+        ({"group_vars/all.yml": "user: group-user\n"}, {"host_vars/h1.yml": "ansible_user: host-user\n"}, "host-user"),
+        ({"group_vars/all.yml": "ansible_ssh_user: group-user\n"}, {"host_vars/h1.yml": "user: host-user\n"}, "host-user"),
+        ({"group_vars/all.yml": "user: group-user\n"}, {"host_vars/h1.yml": "ansible_ssh_user: host-user\n"}, "host-user"),
+        # within one layer provision's short name wins, as documented
+        ({}, {"host_vars/h1.yml": "user: short\nansible_user: long\n"}, "short"),
+    ],
+)
+def test_a_higher_layer_sets_the_user_whichever_name_either_uses(make_tree: Any, lower: dict[str, str], higher: dict[str, str], expected: str) -> None:
+    folder: Path = make_tree({**GREET, **lower, **higher})
+    project = Project.load(folder)
+    compiled = project.compile("h1")
+    assert settings_from_vars("h1", compiled.variables).user == expected
+    # Every name of the setting says the same, so a template's {{ ansible_user }} names the account used.
+    given = {name: compiled.variables[name] for name in ("user", "ansible_user", "ansible_ssh_user") if name in compiled.variables}
+    assert set(given.values()) == ({expected, "long"} if expected == "short" else {expected})
+    written = next(iter(higher))
+    if expected != "short":
+        assert all(str(compiled.locations[name]).startswith(str(folder / written)) for name in given), compiled.locations
+
+
+def test_extra_vars_set_the_user_over_the_inventory_short_name(make_tree: Any, tmp_path: Path) -> None:
+    """``-e ansible_user=x`` wins over an inventory's ``user:`` (it lost before):
+    -e is above everything in Ansible, whichever name of the setting it uses."""
+    folder: Path = make_tree({**GREET, "host_vars/h1.yml": "user: inventory-short\nport: 2222\n"})
+    project = Project.load(folder, options=LoadOptions(extra_vars={"ansible_user": "extra-user", "ansible_port": "2200"}))
+    settings = settings_from_vars("h1", project.compile("h1").variables)
+    assert (settings.user, settings.port) == ("extra-user", 2200)
+    # -u (a connection default) stays below the inventory's short name.
+    below = Project.load(folder, options=LoadOptions(connection_defaults={"ansible_user": "cli-user"}))
+    assert settings_from_vars("h1", below.compile("h1").variables).user == "inventory-short"
+
+
 def test_ansible_options_become_load_options(tmp_path: Path) -> None:
     seen: list[LoadOptions] = []
 

@@ -11,31 +11,22 @@ from typing import Any
 
 from provision.connectors.base import CommandResult, ConnectionSettings, Connector, CountingConnector
 from provision.connectors.openssh import DEFAULT_PERSIST, ssh_client
+from provision.connectors.variables import ALIASES, lookup, overlay
 from provision.errors import ProvisionError
 
-__all__ = ["CommandResult", "ConnectionSettings", "Connector", "CountingConnector", "connect", "login_user", "settings_from_vars"]
+__all__ = [
+    "ALIASES",
+    "CommandResult",
+    "ConnectionSettings",
+    "Connector",
+    "CountingConnector",
+    "connect",
+    "login_user",
+    "overlay",
+    "settings_from_vars",
+]
 
-# Ansible's names are accepted so that an existing inventory works unchanged;
-# provision's own short name wins where both are set.
-ALIASES = {
-    "host": ("ansible_host", "ansible_ssh_host"),
-    "port": ("ansible_port", "ansible_ssh_port"),
-    "user": ("ansible_user", "ansible_ssh_user"),
-    "ssh_key": ("ansible_ssh_private_key_file", "ansible_private_key_file"),
-    "connection": ("ansible_connection",),
-    "become": ("ansible_become",),
-    "python": ("ansible_python_interpreter",),
-}
 CONNECTIONS = ("ssh", "paramiko", "local", "docker")
-
-
-def _lookup(values: dict[str, Any], name: str) -> Any:
-    if name in values:
-        return values[name]
-    for alias in ALIASES.get(name, ()):
-        if alias in values:
-            return values[alias]
-    return None
 
 
 def _number(host: str, name: str, value: Any, default: int | None) -> int | None:
@@ -47,27 +38,27 @@ def _number(host: str, name: str, value: Any, default: int | None) -> int | None
 
 
 def settings_from_vars(name: str, values: dict[str, Any], options: dict[str, str] | None = None) -> ConnectionSettings:
-    connection = str(_lookup(values, "connection") or "ssh")
+    connection = str(lookup(values, "connection") or "ssh")
     if connection not in CONNECTIONS:
         raise ProvisionError(f"host {name}: unknown connection {connection!r} (expected one of {', '.join(CONNECTIONS)})")
-    port = _number(name, "port", _lookup(values, "port"), None)
+    port = _number(name, "port", lookup(values, "port"), None)
     if port is not None and not 0 < port < 65536:
         raise ProvisionError(f"host {name}: port must be between 1 and 65535, got {port}")
     persist = _number(name, "ssh_control_persist", values.get("ssh_control_persist"), DEFAULT_PERSIST)
     if persist is None or persist < 0:
         raise ProvisionError(f"host {name}: ssh_control_persist must be a number of seconds (0: no shared connection)")
-    key = _lookup(values, "ssh_key")
+    key = lookup(values, "ssh_key")
     return ConnectionSettings(
         name=name,
         connection=connection,
-        host=str(_lookup(values, "host") or name),
+        host=str(lookup(values, "host") or name),
         port=port,
-        user=str(_lookup(values, "user")) if _lookup(values, "user") else None,
+        user=str(lookup(values, "user")) if lookup(values, "user") else None,
         ssh_key=str(key) if key else None,
         proxy_jump=str(values["proxy_jump"]) if values.get("proxy_jump") else None,
-        become=bool(_lookup(values, "become")),
+        become=bool(lookup(values, "become")),
         root=str(values.get("provision_root") or "/"),
-        python=str(_lookup(values, "python") or "python3"),
+        python=str(lookup(values, "python") or "python3"),
         container=values.get("container"),
         ssh_config=str(values["ssh_config"]) if values.get("ssh_config") else None,
         control_persist=persist,

@@ -196,6 +196,11 @@ class Inventory:
             merged.update(values)
         return merged
 
+    def var_layers(self, name: str) -> list[dict[str, Any]]:
+        """The host's variable sources, lowest precedence first: for a merge that
+        knows which names mean the same setting (see ``connectors.variables``)."""
+        return [values for values, _ in self._layers(name)]
+
     def var_location(self, host: str, key: str) -> Location | None:
         """Where the winning value of ``key`` for ``host`` was written."""
         for values, locations in reversed(self._layers(host)):

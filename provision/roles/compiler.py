@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from provision import __version__
-from provision.connectors import login_user, settings_from_vars
+from provision.connectors import login_user, overlay, settings_from_vars
 from provision.errors import InventoryError, Location, PatternError, ProvisionError, TemplateError, VariableError
 from provision.inventory import Inventory, load_inventory, select_hosts
 from provision.inventory.options import LoadOptions
@@ -145,18 +145,23 @@ class Project:
             for name, value in role.defaults().items():
                 values[name] = value
                 where[name] = role_file
-        # -u, --private-key, -b: below the inventory, as in Ansible.
-        values.update(self.options.connection_defaults)
-        for name, value in self.inventory.host_vars(host).items():
-            values[name] = value
-            where[name] = self.inventory.var_location(host, name)
+        # -u, --private-key, -b: below the inventory, as in Ansible. Each layer
+        # goes on with ``overlay``: ``-e ansible_user=x`` beats the inventory's
+        # ``user:``, and host_vars' ``ansible_user`` beats group_vars' ``user:``.
+        overlay(values, self.options.connection_defaults)
+        layers = self.inventory.var_layers(host)
+        taken: dict[str, str] = {}  # names a higher layer set by another name of the setting
+        for layer in layers:
+            taken = {name: winner for name, winner in taken.items() if name not in layer}
+            taken.update(overlay(values, layer))
+        for name in {**{name: None for layer in layers for name in layer}, **dict.fromkeys(taken)}:
+            where[name] = self.inventory.var_location(host, taken.get(name, name))
         site = Location(str(self.site_path)) if self.site_path else None
         for source in [assigned.play_vars, *(use.vars for use in assigned.uses)]:
-            for name, value in source.items():
-                values[name] = value
-                where[name] = site
+            where.update(dict.fromkeys([*source, *overlay(values, source)], site))
         # -e: above everything, as in Ansible.
-        values.update(self.options.extra_vars)
+        for name, winner in overlay(values, self.options.extra_vars).items():
+            where[name] = self.options.extra_var_locations.get(winner)
         where.update(self.options.extra_var_locations)
         # Vaulted values are decrypted here, where they are needed; without the
         # password this is an error naming the value's file and line.

@@ -69,3 +69,20 @@ def test_vaulted_group_vars_and_extra_vars_over_ssh(vault_lab: Lab, tmp_path: Pa
 
     for run in (first, drift, refused):
         assert MESSAGE not in run.stdout + run.stderr and CONTACT not in run.stdout + run.stderr
+
+
+def test_extra_vars_choose_the_login_user_over_the_inventory_short_name(vault_lab: Lab, tmp_path: Path) -> None:
+    """The lab's inventory says ``user: root`` for all hosts; ``-e ansible_user=...``
+    is above every inventory layer in Ansible and must decide who logs in (the
+    short name won before, so this check logged in as root and passed)."""
+    host = vault_lab.hosts()[0].name
+    project = tmp_path / "plain"
+    project.mkdir()
+    (project / "hosts.yml").write_text(f"all:\n  hosts:\n    {host}:\n")
+    (project / "site.yml").write_text("- hosts: all\n  roles: [motd]\n")
+    inventory = ["-i", str(project), "-i", str(vault_lab.inventory_file)]
+    refused = provision("check", *inventory, "-e", "ansible_user=nobody-here")
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "nobody-here" in refused.stdout + refused.stderr and "Traceback" not in refused.stderr
+    chosen = provision("check", *inventory, "-e", "ansible_ssh_user=root")
+    assert chosen.returncode in (0, 2), chosen.stdout + chosen.stderr
