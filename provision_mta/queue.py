@@ -29,8 +29,10 @@ that a burst finds files ready instead of creating them while clients wait;
 the spares of a burst stay for the next one. At most ``SPARE_LIMIT`` x
 ``SPARE_SIZE`` (64 MB) of disk, as before with fewer, larger files. Writing over a spare is as durable as a new file: the same
 fsync of the file and of ``incoming`` before the 250, and the file cut to
-its new length first. A spare holds a delivered message until it is
-reused: it stays as private as the queue (0600 in a 0700 folder).
+its new length first. A spare is emptied when it enters the pool, so a
+delivered message's bytes are not kept in the spool (as Postfix deletes
+them); a crash between the rename and the emptying leaves one such file, as
+private as the queue (0600 in a 0700 folder), until it is reused.
 """
 
 from __future__ import annotations
@@ -226,14 +228,22 @@ class Queue:
         FileNotFoundError when it is gone already."""
         if size <= SPARE_SIZE and self._spare_room():
             name = os.path.basename(path)
+            spare = os.path.join(self.spare, name)
             try:
-                os.rename(path, os.path.join(self.spare, name))
-                self._spares += 1
-                return
+                os.rename(path, spare)
             except FileNotFoundError:
                 raise
             except OSError:
                 pass  # whatever stops a rename, a deletion does as well
+            else:
+                self._spares += 1
+                # Emptied by name once it is out of the queue, so a delivered message
+                # is not kept (Postfix deletes it). By name, never through a
+                # descriptor opened before: intake may take the spare at any moment,
+                # and then the name is gone (ENOENT) rather than its new content cut.
+                with contextlib.suppress(OSError):
+                    os.truncate(spare, 0)
+                return
         os.unlink(path)
 
     def fill_spares(self) -> int:

@@ -206,7 +206,9 @@ def test_connection_defaults_lie_below_the_inventory(greet: Path) -> None:
         ({}, {"host_vars/h1.yml": "user: short\nansible_user: long\n"}, "short"),
     ],
 )
-def test_a_higher_layer_sets_the_user_whichever_name_either_uses(make_tree: Any, lower: dict[str, str], higher: dict[str, str], expected: str) -> None:
+def test_a_higher_layer_sets_the_user_whichever_name_either_uses(
+    make_tree: Any, lower: dict[str, str], higher: dict[str, str], expected: str
+) -> None:
     folder: Path = make_tree({**GREET, **lower, **higher})
     project = Project.load(folder)
     compiled = project.compile("h1")

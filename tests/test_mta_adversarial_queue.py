@@ -178,6 +178,28 @@ def test_the_spare_pool_is_filled_ahead_and_a_message_is_written_over_a_spare(tm
     assert len(list(queue.folder("spare").iterdir())) == SPARE_LIMIT - 1
 
 
+def test_a_delivered_message_is_not_kept_in_the_spare_pool(tmp_path: Path) -> None:
+    """Retired to ``spare`` for reuse, a delivered message's file is emptied: its
+    bytes do not stay in the spool (and in its backups) until the file is reused."""
+    queue = Queue(tmp_path / "spool")
+    envelope = Envelope(new_queue_id(), "a@example.org", ["b@example.org"], time.time())
+    body = b"Subject: private\r\n\r\nthe delivered words\r\n"
+
+    async def commit() -> None:
+        committer = GroupCommitter(queue)
+        await committer.commit(envelope, body)
+        committer.close()
+
+    asyncio.run(commit())
+    delivered = queue.folder("incoming") / envelope.queue_id
+    inode, size = delivered.stat().st_ino, delivered.stat().st_size
+    queue.retire(delivered, size)
+    spare = queue.folder("spare") / envelope.queue_id
+    assert not delivered.exists() and spare.stat().st_ino == inode  # kept for reuse: same file
+    assert spare.stat().st_size == 0 and spare.stat().st_mode & 0o777 == 0o600
+    assert b"delivered words" not in b"".join(p.read_bytes() for p in queue.folder("spare").iterdir())
+
+
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 4 MB tmpfs: a real file system that fills up."""
