@@ -31,7 +31,9 @@ SVC_ROLE = {
           - name: reload svc
             command: "echo reloaded >> {{ svc_log }}; {{ 'true' if svc_handler_ok else 'false' }}"
         validators:
-          - command: "grep -q '^port=' {staging}/etc/svc/svc.conf && {{ 'true' if svc_validate_ok else 'false' }}"
+          - command: >-
+              grep -q '^port=' {staging}/etc/svc/svc.conf &&
+              {{ 'true' if svc_validate_ok else 'echo refused {staging}/etc/svc/svc.conf; false' }}
             files: [/etc/svc/svc.conf]
             description: svc config check
     """,

@@ -124,7 +124,8 @@ def test_check_and_apply_say_what_would_and_what_did_happen(project: Path, tmp_p
         refused = provision(*command, "-i", str(project), "--json")
         assert refused.returncode == 1, refused.stdout
         errors = json.loads(refused.stdout)["hosts"]["alpha"]["errors"]
-        assert errors == ["would fail validation (svc config check): exit 1"]
+        # The validator's own words, naming the file as it will be, not its staged copy.
+        assert errors == ["would fail validation (svc config check): refused /etc/svc/svc.conf"]
     (project / "group_vars" / "all.yml").write_text("svc_port: 2600\nsvc_handler_ok: false\n")
     failed = provision("apply", "-i", str(project))
     assert failed.returncode == 1

@@ -162,7 +162,7 @@ def test_secret_in_a_validator_message_is_masked(lab: Lab) -> None:
     project_role.write_text(
         project_role.read_text()
         .replace(
-            "grep -q '^port=' {staging}/etc/svc/svc.conf && {{ 'true' if svc_validate_ok else 'false' }}",
+            "{{ 'true' if svc_validate_ok else 'echo refused {staging}/etc/svc/svc.conf; false' }}",
             "cat {staging}/etc/svc/secret.conf; false",
         )
         .replace("files: [/etc/svc/svc.conf]", "files: [/etc/svc/svc.conf, /etc/svc/secret.conf]")

@@ -709,6 +709,10 @@ def stage_files(root: str, staging: str, request: StageRequest) -> StageAnswer:
                 shutil.copy2(live, host_path(staging, path))
         command = validator["command"].replace("{staging}", shlex.quote(staging))
         checks.append(validation(run(command), validator.get("description") or "validator of role %s" % validator["role"]))
+    for check in checks:
+        # A validator names a staged file by its staged path; the operator knows it
+        # by the path it will have (line 8 of /etc/apache2/provision/vhosts.conf).
+        check["output"] = check["output"].replace(staging, "")
     result["validations"] = checks
     if any(check["exit"] != 0 for check in checks):
         shutil.rmtree(staging, ignore_errors=True)

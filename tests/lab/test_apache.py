@@ -161,3 +161,24 @@ def test_rotatelogs_and_debug_log_level(web_lab: Lab, tmp_path: Path) -> None:
     sh(web_lab, f"for i in $(seq 50); do [ -s {log} ] && break; sleep 0.1; done; test -s {log}")
     assert "GET /server-status" in sh(web_lab, f"cat {log}")
     assert ":debug]" in sh(web_lab, "cat /var/log/apache2/error.log")
+
+
+def test_a_configuration_apache_refuses_is_named_by_its_real_path_and_changes_nothing(web_lab: Lab, tmp_path: Path) -> None:
+    """A vhost whose certificate does not exist passes the controller's checks
+    (the file could be put there by hand) but not ``apache2 -t``: check says it
+    would fail, apply changes nothing, and both show Apache's own message with
+    the file as the operator knows it, not the validator's temporary copy."""
+    converge(web_lab, tmp_path, web_vars(web_lab))
+    before = sh(web_lab, "sha256sum /etc/apache2/provision/vhosts.conf")
+    vhost = {"server_name": "tls.example.net", "document_root": SITE, "listen": f"{web_lab.host('apache-1').address}:443"}
+    vhost["tls"] = {"cert_file": "/etc/ssl/provision-missing.pem", "key_file": "/etc/ssl/provision-missing.key"}
+    broken = web_vars(web_lab)
+    broken["apache_vhosts"] = [*broken["apache_vhosts"], vhost]
+    for command in ("check", "apply"):
+        done = run_roles(web_lab, tmp_path, ["apache"], {"apache-1": broken}, command=command)
+        assert done.returncode == 1, done.stdout + done.stderr
+        error = json.loads(done.stdout)["hosts"]["apache-1"]["errors"][0]
+        assert "SSLCertificateFile: file '/etc/ssl/provision-missing.pem' does not exist" in error, error
+        assert "of /etc/apache2/provision/vhosts.conf" in error, error
+        assert "/tmp/tmp." not in error and "/staging/" not in error, error
+    assert sh(web_lab, "sha256sum /etc/apache2/provision/vhosts.conf") == before
