@@ -136,9 +136,28 @@ def test_skip_tags(greet: Path, tmp_path: Path) -> None:
     assert files() == ["h1/etc/greeting", "h1/etc/greeting.extra"]
     assert files("--skip-tags", "extra") == ["h1/etc/greeting"]
     assert files("--tags", "extra") == ["h1/etc/greeting.extra"]
-    assert files("--skip-tags", "nosuch,extra") == ["h1/etc/greeting"]
     compiled = Project.load(greet, options=LoadOptions(skip_tags=frozenset({"greet"}))).compile("h1").desired
     assert compiled.files == {} and compiled.handlers == {}
+
+
+def test_a_skip_tag_no_role_has_stops_the_run_before_any_host(greet: Path, tmp_path: Path) -> None:
+    """A misspelt --skip-tags would change what the operator meant to leave alone
+    (Ansible ignores it silently): an error naming the tag, before anything is
+    rendered or any host is contacted (h1 and h2 have no address: a connection
+    attempt would be reported as unreachable)."""
+    for command in (["render", "--out", str(tmp_path / "out")], ["apply"], ["check"]):
+        done = provision(*command, "-i", str(greet), "--skip-tags", "extra,gret")
+        assert (done.returncode, done.stdout) == (1, ""), done.stdout + done.stderr
+        assert "--skip-tags: no role has the tag 'gret'; did you mean 'greet'?" in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr and "unreachable" not in done.stderr
+    assert not (tmp_path / "out").exists()
+    # A tag some role has, but none of the chosen hosts' roles: said, and the run goes on.
+    (greet / "roles/other").mkdir()
+    (greet / "roles/other/role.yml").write_text("description: o\nfiles: [{dest: /etc/other, content: o, tags: [rare]}]\n")
+    (greet / "site.yml").write_text((greet / "site.yml").read_text() + "- hosts: nohost\n  roles: [other]\n")
+    done = provision("render", "-i", str(greet), "--out", str(tmp_path / "out2"), "--skip-tags", "rare")
+    assert done.returncode == 0, done.stderr
+    assert "warning: --skip-tags: the tag 'rare' is on no role of the 2 selected host(s), it skips nothing" in done.stderr
 
 
 def test_ansible_special_tags_always_never_all(make_tree: Any, tmp_path: Path) -> None:

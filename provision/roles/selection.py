@@ -4,7 +4,9 @@ A play whose ``hosts:`` matches no host, a ``--limit`` that leaves a play no
 host, and a ``--tags`` naming a tag no role has are warnings (a typo there
 means less is converged or checked than the user believes); ``--tags`` that
 select nothing at all on the chosen hosts are an error, since the run would
-check nothing and say all is well.
+check nothing and say all is well. A ``--skip-tags`` tag that no role has is
+an error too (the run would change what the user meant to leave alone); one
+on no role of the chosen hosts is a warning.
 """
 
 from __future__ import annotations
@@ -23,6 +25,15 @@ SHOWN_HOSTS = 5
 
 class NothingSelected(ProvisionError):
     """--tags that select nothing on any chosen host."""
+
+
+class UnknownSkipTag(ProvisionError):
+    """--skip-tags naming a tag no role has: most likely a typo, and then the run
+    would change what the user meant to leave alone."""
+
+
+# Ansible's special tags: never a typo.
+SPECIAL_TAGS = frozenset({"all", "always", "never"})
 
 
 @dataclass
@@ -111,6 +122,27 @@ def tag_warnings(project: Project, selected: list[str], wanted: set[str]) -> lis
     return warnings
 
 
+def skip_tag_warnings(project: Project, selected: list[str], skipped: frozenset[str]) -> list[str]:
+    """Warnings for skipped tags on no role of the chosen hosts; raises, before
+    anything is contacted, for one that no role has at all."""
+    known = site_tags(project)
+    on_hosts: set[str] = set()
+    for host in selected:
+        on_hosts |= host_tags(project, host)
+    warnings = []
+    for tag in sorted(skipped - SPECIAL_TAGS):
+        if tag not in known:
+            hint = difflib.get_close_matches(tag, sorted(known), n=1)
+            suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
+            raise UnknownSkipTag(
+                f"--skip-tags: no role has the tag {tag!r}{suggestion} (tags: {', '.join(sorted(known)) or 'none'}); "
+                "nothing was done, since the run would change what you meant to leave alone"
+            )
+        if tag not in on_hosts:
+            warnings.append(f"--skip-tags: the tag {tag!r} is on no role of the {len(selected)} selected host(s), it skips nothing")
+    return warnings
+
+
 def select(project: Project, limit: str | None, tags: str | None) -> Selection:
     """The hosts and tags of a run, with a warning for each part that selects nothing."""
     hosts = project.select(limit)
@@ -118,4 +150,6 @@ def select(project: Project, limit: str | None, tags: str | None) -> Selection:
     selection = Selection(hosts, wanted, play_warnings(project, hosts, limit))
     if wanted is not None:
         selection.warnings += tag_warnings(project, hosts, wanted)
+    if project.options.skip_tags:
+        selection.warnings += skip_tag_warnings(project, hosts, project.options.skip_tags)
     return selection
