@@ -37,7 +37,7 @@ def provision(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["provision", *args], capture_output=True, text=True, check=False, timeout=60)
 
 
-@pytest.mark.parametrize("command", [["check"], ["apply"], ["mail", "queue"], ["report"]])
+@pytest.mark.parametrize("command", [["check"], ["apply"], ["mail", "queue"], ["report"], ["rollback", "20261203T000000-00000000"]])
 def test_a_missing_key_file_is_an_input_error_naming_its_line(project: Path, tmp_path: Path, command: list[str]) -> None:
     done = provision(*command, "-i", str(project))
     assert done.returncode == 1
