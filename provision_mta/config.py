@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from provision_mta.address import Routing, literal_address
-from provision_mta.master_cf import smtpd_maxproc
+from provision_mta.master_cf import delivery_services, smtpd_maxproc
 
 DEFAULTS = {
     "myhostname": "",
@@ -58,6 +58,8 @@ DEFAULTS = {
     # Free space the queue must keep: MAIL FROM gets 452 below max(this, 1.5 x message_size_limit).
     "queue_minfree": "0",
     "local_destination_concurrency_limit": "2",
+    # Warm-up: seconds between deliveries to one destination (0: none), and NAME_destination_rate_delay per transport.
+    "default_destination_rate_delay": "0s",
 }
 # Set by the postfix role or Debian's main.cf, harmless to the MTA: not worth a warning.
 IGNORED = {
@@ -72,6 +74,10 @@ IGNORED = {
     "smtpd_peername_lookup",
 }  # fmt: skip
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+# NAME_destination_concurrency_limit and NAME_destination_rate_delay: NAME is a master.cf transport.
+_PER_TRANSPORT = re.compile(r"(\w+?)_destination_(concurrency_limit|rate_delay)")
+# Transports Postfix has whether or not master.cf names them (the postfix role's master.cf does).
+_BUILT_IN_TRANSPORTS = {"smtp", "relay", "local"}
 
 
 def parse_main_cf(text: str) -> dict[str, str]:
@@ -101,6 +107,20 @@ def seconds(value: str) -> float:
     if not match:
         raise ValueError(f"not a time: {value!r}")
     return int(match.group(1)) * _UNITS[match.group(2) or "s"]
+
+
+def time_value(name: str, value: str) -> float:
+    """A Postfix time: a whole number and an optional unit (s, m, h, d, w); a bare number is seconds."""
+    try:
+        return seconds(value)
+    except ValueError:
+        raise ValueError(f"{name} = {value}: not a time (a whole number with an optional unit s, m, h, d or w)") from None
+
+
+def count(name: str, value: str) -> int:
+    if not re.fullmatch(r"\d+", value.strip()):
+        raise ValueError(f"{name} = {value}: not a whole number (0 or more)")
+    return int(value)
 
 
 def split_list(value: str) -> list[str]:
@@ -169,8 +189,25 @@ class MtaConfig:
     together (0: no limit but the file descriptors)."""
     queue_minfree: int = 0
     local_destination_concurrency_limit: int = 2
+    default_destination_rate_delay: float = 0.0
+    destination_concurrency_limits: dict[str, int] = field(default_factory=dict)
+    """NAME_destination_concurrency_limit by transport NAME (local's default 2 included)."""
+    destination_rate_delays: dict[str, float] = field(default_factory=dict)
+    """NAME_destination_rate_delay by transport NAME, in seconds."""
     unsupported: list[str] = field(default_factory=list)
+    unknown_transports: list[str] = field(default_factory=list)
+    """NAME_destination_* parameters whose NAME is no transport of master.cf: without effect, said at start."""
     _networks_seen: dict[str, bool] = field(default_factory=dict, repr=False, compare=False)
+
+    def concurrency_limit(self, transport: str) -> int:
+        """Deliveries at once to one destination through ``transport`` (0: no limit); 1 when it has a rate delay."""
+        if self.rate_delay(transport) > 0:
+            return 1
+        return self.destination_concurrency_limits.get(transport, self.default_destination_concurrency_limit)
+
+    def rate_delay(self, transport: str) -> float:
+        """Seconds between deliveries to one destination through ``transport`` (0: none)."""
+        return self.destination_rate_delays.get(transport, self.default_destination_rate_delay)
 
     def in_mynetworks(self, address: str) -> bool:
         # Asked at every RCPT; a client's answer is kept (a few thousand clients at most).
@@ -226,7 +263,9 @@ def _in(address: str, where: list[ipaddress.IPv4Network | ipaddress.IPv6Network]
 def load_config(main_cf: Path) -> MtaConfig:
     given = parse_main_cf(main_cf.read_text(encoding="utf-8")) if main_cf.exists() else {}
     master_cf = main_cf.with_name("master.cf")
-    maxproc = smtpd_maxproc(master_cf.read_text()) if master_cf.exists() else None
+    services = master_cf.read_text() if master_cf.exists() else ""
+    maxproc = smtpd_maxproc(services)
+    transports = delivery_services(services) | _BUILT_IN_TRANSPORTS
     values = {**DEFAULTS, **given}
     if not values["myhostname"]:
         values["myhostname"] = socket.getfqdn()
@@ -237,6 +276,19 @@ def load_config(main_cf: Path) -> MtaConfig:
         return expand(values[name], values)
 
     interfaces = split_list(get("inet_interfaces"))
+    limits: dict[str, int] = {}
+    delays: dict[str, float] = {}
+    unknown: list[str] = []
+    for name in sorted(values):
+        match = _PER_TRANSPORT.fullmatch(name)
+        if match is None or match.group(1) == "default":
+            continue
+        if match.group(1) not in transports:
+            unknown.append(name)
+        elif match.group(2) == "rate_delay":
+            delays[match.group(1)] = time_value(name, get(name))
+        else:
+            limits[match.group(1)] = count(name, get(name))
     return MtaConfig(
         myhostname=get("myhostname"),
         myorigin=get("myorigin"),
@@ -253,7 +305,7 @@ def load_config(main_cf: Path) -> MtaConfig:
         queue_run_delay=seconds(get("queue_run_delay")),
         maximal_queue_lifetime=seconds(get("maximal_queue_lifetime")),
         bounce_queue_lifetime=seconds(get("bounce_queue_lifetime")),
-        default_destination_concurrency_limit=int(get("default_destination_concurrency_limit")),
+        default_destination_concurrency_limit=count("default_destination_concurrency_limit", get("default_destination_concurrency_limit")),
         tls_cert_file=get("smtpd_tls_cert_file"),
         tls_key_file=get("smtpd_tls_key_file"),
         smtp_bind_address=get("smtp_bind_address"),
@@ -275,6 +327,10 @@ def load_config(main_cf: Path) -> MtaConfig:
         connection_limit_exceptions=networks(get("smtpd_client_event_limit_exceptions")),
         session_limit=int(get("default_process_limit")) if maxproc is None else maxproc,
         queue_minfree=int(get("queue_minfree")),
-        local_destination_concurrency_limit=int(get("local_destination_concurrency_limit")),
-        unsupported=sorted(name for name in given if name not in DEFAULTS and name not in IGNORED),
+        local_destination_concurrency_limit=limits["local"],
+        default_destination_rate_delay=time_value("default_destination_rate_delay", get("default_destination_rate_delay")),
+        destination_concurrency_limits=limits,
+        destination_rate_delays=delays,
+        unsupported=sorted(name for name in given if name not in DEFAULTS and name not in IGNORED and not _PER_TRANSPORT.fullmatch(name)),
+        unknown_transports=[name for name in unknown if name in given],
     )

@@ -110,6 +110,8 @@ async def serve(config_directory: Path, config: MtaConfig, port: int, resolver: 
 def _warn_unsupported(config: MtaConfig) -> None:
     for name in config.unsupported:
         print(f"provision-mta: warning: {name} is not supported and has no effect", file=sys.stderr, flush=True)
+    for name in config.unknown_transports:
+        print(f"provision-mta: warning: {name} names no transport of master.cf and has no effect", file=sys.stderr, flush=True)
 
 
 def check(config_directory: Path, root: Path | None = None) -> None:

@@ -96,6 +96,11 @@ def smtp_transports(text: str) -> dict[str, SmtpTransport]:
     return found
 
 
+def delivery_services(text: str) -> set[str]:
+    """The names of master.cf's ``unix`` services: the transports a NAME_ parameter of main.cf can be for."""
+    return {fields[0] for fields in (entry.split() for entry in _entries(text)) if len(fields) >= 8 and fields[1] == "unix"}
+
+
 def smtpd_maxproc(text: str) -> int | None:
     """The maxproc column of the ``smtpd`` inet service (Postfix's cap on SMTP
     sessions at once); None where it is ``-`` (default_process_limit) or absent."""

@@ -43,6 +43,7 @@ from provision_mta.bounce import bounce_message
 from provision_mta.config import MtaConfig
 from provision_mta.connections import CACHE
 from provision_mta.delivery import BOUNCED, DEFERRED, DELIVERED, Outcome, maildir_deliver, mbox_deliver, next_hops, smtp_deliver
+from provision_mta.destinations import Closed, Destinations
 from provision_mta.master_cf import SmtpTransport, sender_map, smtp_transports
 from provision_mta.memory import give_back
 from provision_mta.queue import CorruptQueueFile, Envelope, GroupCommitter, Queue, new_queue_id, read_data, read_envelope, read_message
@@ -88,8 +89,9 @@ class QueueManager:
         self.resolver = resolver or dns.resolver.Resolver()
         self.reload(config, master_cf)
         self.kick = asyncio.Event()
-        self._limits: dict[str, asyncio.Semaphore] = defaultdict(self._destination_limit)
-        self._mailboxes: dict[str, asyncio.Semaphore] = defaultdict(self._mailbox_limit)
+        # Remote destinations are (transport, next hop); local ones ("local", mailbox), as Postfix's
+        # local transport with its recipient limit of 1. Each with its concurrency limit and rate delay.
+        self.destinations = Destinations()
         self._working: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._busy_since_trim = False
@@ -97,12 +99,6 @@ class QueueManager:
         # Messages that may have a delivery journal: those that had one when the queue
         # manager started, and those it wrote one for. The others need no look for it.
         self._journaled: set[str] = set()
-
-    def _destination_limit(self) -> asyncio.Semaphore:
-        return asyncio.Semaphore(self.config.default_destination_concurrency_limit)
-
-    def _mailbox_limit(self) -> asyncio.Semaphore:
-        return asyncio.Semaphore(self.config.local_destination_concurrency_limit)
 
     def reload(self, config: MtaConfig, master_cf: Path) -> None:
         """New settings, transports and aliases; mail in the queue stays where it is."""
@@ -135,6 +131,7 @@ class QueueManager:
             self.kick.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.kick.wait(), timeout=1.0)
+        self.destinations.close()  # what waits for its turn stays in active for the next start
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=30)
         CACHE.expire(everything=True)
@@ -203,6 +200,10 @@ class QueueManager:
                 done |= self.queue.journal_read(queue_id)
             outcomes = await self._attempt(envelope, path, done)
             await self._finish(envelope, path, outcomes)
+        except Closed:
+            # Stopping while it waited for a destination's turn: left in active, where the
+            # next start finds it, and its journal keeps what was delivered meanwhile.
+            log(f"{queue_id}: left in the active queue for the next start")
         except Exception as exc:  # a bug or a full disk must not strand the message in active, nor stop the others
             self._defer_after_error(envelope, f"{type(exc).__name__}: {exc}")
         finally:
@@ -274,7 +275,7 @@ class QueueManager:
         return outcomes
 
     async def _local(self, envelope: Envelope, recipient: str, user: str, path: Path) -> Outcome:
-        async with self._mailboxes[user]:
+        async with self.destinations.slot("local", user, self.config.concurrency_limit("local"), self.config.rate_delay("local")):
             return await asyncio.to_thread(self._local_delivery, envelope, recipient, user, path)
 
     def _local_delivery(self, envelope: Envelope, recipient: str, user: str, path: Path) -> Outcome:
@@ -315,7 +316,10 @@ class QueueManager:
     async def _remote(
         self, domain: str, recipients: list[str], envelope: Envelope, path: Path, transport: SmtpTransport, sole: bool
     ) -> list[Outcome]:
-        async with self._limits[domain]:
+        # The next hop, as Postfix's queue names: the relayhost when there is one, else the domain.
+        nexthop = self.config.relayhost or domain
+        limit, delay = self.config.concurrency_limit(transport.name), self.config.rate_delay(transport.name)
+        async with self.destinations.slot(transport.name, nexthop, limit, delay):
             helo = transport.helo_name or self.config.myhostname
             relayhost, resolver = self.config.relayhost, self.resolver
 

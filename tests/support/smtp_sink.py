@@ -24,6 +24,8 @@ class Received:
     subject: str
     content: bytes = b""
     tls: bool = False
+    arrived: float = 0.0
+    """time.monotonic() when the sink answered its DATA: the spacing of deliveries."""
 
 
 @dataclass
@@ -60,6 +62,7 @@ class _Handler:
                     subject,
                     envelope.original_content or b"",
                     session.ssl is not None,
+                    time.monotonic(),
                 )
             )
         return "250 OK kept"
