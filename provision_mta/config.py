@@ -74,8 +74,9 @@ IGNORED = {
     "smtpd_peername_lookup",
 }  # fmt: skip
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_LARGEST = 2**31 - 1  # Postfix keeps a time in an int
 # NAME_destination_concurrency_limit and NAME_destination_rate_delay: NAME is a master.cf transport.
-_PER_TRANSPORT = re.compile(r"(\w+?)_destination_(concurrency_limit|rate_delay)")
+_PER_TRANSPORT = re.compile(r"([\w.-]+?)_destination_(concurrency_limit|rate_delay)")
 # Transports Postfix has whether or not master.cf names them (the postfix role's master.cf does).
 _BUILT_IN_TRANSPORTS = {"smtp", "relay", "local"}
 
@@ -112,9 +113,12 @@ def seconds(value: str) -> float:
 def time_value(name: str, value: str) -> float:
     """A Postfix time: a whole number and an optional unit (s, m, h, d, w); a bare number is seconds."""
     try:
-        return seconds(value)
+        result = seconds(value)
     except ValueError:
         raise ValueError(f"{name} = {value}: not a time (a whole number with an optional unit s, m, h, d or w)") from None
+    if result > _LARGEST:
+        raise ValueError(f"{name} = {value}: not a time Postfix can hold (at most {_LARGEST} seconds)")
+    return result
 
 
 def count(name: str, value: str) -> int:
