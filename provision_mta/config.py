@@ -336,5 +336,5 @@ def load_config(main_cf: Path) -> MtaConfig:
         destination_concurrency_limits=limits,
         destination_rate_delays=delays,
         unsupported=sorted(name for name in given if name not in DEFAULTS and name not in IGNORED and not _PER_TRANSPORT.fullmatch(name)),
-        unknown_transports=[name for name in unknown if name in given],
+        unknown_transports=unknown,
     )

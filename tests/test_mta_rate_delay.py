@@ -22,7 +22,7 @@ import pytest
 from provision_mta.config import load_config
 from provision_mta.destinations import Closed, Destinations
 from tests.support.dns_server import DnsServer
-from tests.support.mta import Daemon, main_cf, mta, relay_config, smtp_client, wait_until
+from tests.support.mta import Daemon, main_cf, mta, passwd_with, relay_config, smtp_client, wait_until
 from tests.support.smtp_sink import Received, SmtpSink
 
 ADDRESS = "127.92.1.1"
@@ -326,3 +326,45 @@ def test_another_domain_is_not_held_up_by_a_rate_limited_one(tmp_path: Path) -> 
         (at_b,) = to_b.wait_for(1, timeout=30)
     assert all(gap >= 1.8 for gap in gaps(at_a)), gaps(at_a)
     assert at_b.arrived < sorted(m.arrived for m in at_a)[1]  # sent last, arrived before a.example.test's second
+
+
+def test_local_deliveries_to_one_mailbox_are_spaced_and_another_mailbox_is_not_held(tmp_path: Path) -> None:
+    """The local transport's destination is the mailbox (Postfix's local_destination_recipient_limit
+    of 1): local_destination_rate_delay spaces one mailbox's copies; another mailbox's comes at once."""
+    passwd, slow_home = passwd_with(tmp_path, "ratedslow")
+    (tmp_path / "other").mkdir()
+    fast_passwd, fast_home = passwd_with(tmp_path / "other", "ratedfast")
+    passwd.write_text(passwd.read_text() + fast_passwd.read_text().splitlines(keepends=True)[-1])
+    daemon = Daemon(tmp_path / "etc", tmp_path / "spool", ADDRESS, port=PORT, passwd=passwd)
+    main_cf(
+        daemon.config_directory,
+        {
+            "myhostname": "mta.example.test",
+            "mydestination": "$myhostname",
+            "mynetworks": "127.0.0.0/8",
+            "inet_interfaces": ADDRESS,
+            "queue_directory": str(daemon.queue),
+            "alias_maps": "",
+            "home_mailbox": "Maildir/",
+            "local_destination_rate_delay": "2s",
+        },
+    )
+    daemon.start()
+    try:
+        with smtp_client(ADDRESS, PORT) as smtp:
+            for n in range(3):
+                smtp.sendmail(OTHER, ["ratedslow@mta.example.test"], f"Subject: slow {n}\r\n\r\nhello\r\n".encode())
+            smtp.sendmail(OTHER, ["ratedfast@mta.example.test"], b"Subject: fast\r\n\r\nhello\r\n")
+        wait_until(lambda: len(delivered(slow_home)) == 3 and len(delivered(fast_home)) == 1, timeout=30, what="four copies")
+        wait_until(lambda: not daemon.queued(), timeout=10, what="an empty queue")
+    finally:
+        daemon.stop()
+    slow = delivered(slow_home)
+    assert all(later - earlier >= 1.8 for earlier, later in pairwise(slow)), slow
+    assert delivered(fast_home)[0] < slow[1]  # sent last, delivered before the slow mailbox's second
+
+
+def delivered(home: Path) -> list[float]:
+    """When each copy in the Maildir was written: its name starts with time.time_ns() (maildir_deliver)."""
+    new = home / "Maildir" / "new"
+    return sorted(int(name.name.partition(".")[0]) / 1e9 for name in new.iterdir()) if new.is_dir() else []
