@@ -228,6 +228,7 @@ def test_a_warming_transport_delivers_one_at_a_time_spaced_by_its_delay_and_the_
     try:
         with SmtpSink(SINK, SINK_PORT, delay=0.2) as sink:
             burst([(sender, f"{name} {n}") for n in range(4) for sender, name in ((WARM, "warm"), (OTHER, "other"))])
+            answered = time.monotonic()  # every message of the burst answered 250
             received = sink.wait_for(8, timeout=30)
             time.sleep(0.5)  # nothing more may come: no message twice
             assert len(sink.messages) == 8
@@ -242,6 +243,7 @@ def test_a_warming_transport_delivers_one_at_a_time_spaced_by_its_delay_and_the_
     assert all(gap < 1.8 for gap in gaps(other)), gaps(other)
     second_warm = sorted(m.arrived for m in warm)[1]
     assert max(m.arrived for m in other) < second_warm  # not held up by out1's rests
+    assert answered < second_warm  # intake is not slowed by the rests either
 
 
 def test_the_same_burst_without_a_delay_is_not_spaced(tmp_path: Path) -> None:
