@@ -100,12 +100,16 @@ def site_tags(project: Project) -> set[str]:
     return found
 
 
+def _tags_on(project: Project, selected: list[str]) -> set[str]:
+    found: set[str] = set()
+    for host in selected:
+        found |= host_tags(project, host)
+    return found
+
+
 def tag_warnings(project: Project, selected: list[str], wanted: set[str]) -> list[str]:
     """Warnings for tags no role has; raises when no tag selects anything on the chosen hosts."""
-    known = site_tags(project)
-    on_hosts: set[str] = set()
-    for host in selected:
-        on_hosts |= host_tags(project, host)
+    known, on_hosts = site_tags(project), _tags_on(project, selected)
     warnings: list[str] = []
     if "all" in wanted:  # Ansible's "everything": nothing to warn about
         return warnings
@@ -125,10 +129,7 @@ def tag_warnings(project: Project, selected: list[str], wanted: set[str]) -> lis
 def skip_tag_warnings(project: Project, selected: list[str], skipped: frozenset[str]) -> list[str]:
     """Warnings for skipped tags on no role of the chosen hosts; raises, before
     anything is contacted, for one that no role has at all."""
-    known = site_tags(project)
-    on_hosts: set[str] = set()
-    for host in selected:
-        on_hosts |= host_tags(project, host)
+    known, on_hosts = site_tags(project), _tags_on(project, selected)
     warnings = []
     for tag in sorted(skipped - SPECIAL_TAGS):
         if tag not in known:
