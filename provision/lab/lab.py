@@ -270,9 +270,7 @@ class Lab:
         return self.key_file.with_suffix(".pub").read_text().strip()
 
     def _add_address(self, address: str) -> None:
-        done = subprocess.run(["ip", "addr", "add", f"{address}/32", "dev", "lo"], capture_output=True, text=True, check=False)
-        if done.returncode != 0 and "File exists" not in done.stderr:
-            raise LabError(f"cannot add {address} to lo: {done.stderr.strip()}")
+        add_loopback_address(address)
 
     def _remove_address(self, address: str) -> bool:
         done = subprocess.run(["ip", "addr", "del", f"{address}/32", "dev", "lo"], capture_output=True, check=False)
@@ -331,6 +329,24 @@ class Lab:
 
 
 RELEASE_COMMAND = '. /etc/os-release && printf "%s %s\\n" "${VERSION_CODENAME:-?}" "$(cat /etc/debian_version)"'
+
+
+def on_loopback(address: str) -> bool:
+    """Whether lo already holds ADDRESS/32."""
+    shown = subprocess.run(["ip", "-o", "addr", "show", "dev", "lo", "to", f"{address}/32"], capture_output=True, text=True, check=False)
+    return shown.returncode == 0 and bool(shown.stdout.strip())
+
+
+def add_loopback_address(address: str) -> None:
+    """Put ADDRESS/32 on lo; an address already there is fine (a lab brought up again)."""
+    # Asked first rather than read from `ip addr add`'s error: its wording for "already there"
+    # changed with the kernel ("File exists" before, "Address already assigned" on 6.x), and a
+    # matrix run on a kernel that said the new words failed for an address it had itself added.
+    if on_loopback(address):
+        return
+    done = subprocess.run(["ip", "addr", "add", f"{address}/32", "dev", "lo"], capture_output=True, text=True, check=False)
+    if done.returncode != 0 and not on_loopback(address):
+        raise LabError(f"cannot add {address} to lo: {done.stderr.strip()}")
 
 
 def running_release(container: Any) -> str | None:
