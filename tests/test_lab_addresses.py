@@ -40,5 +40,5 @@ def test_a_missing_address_is_added_once(address: str) -> None:
 
 
 def test_an_address_ip_refuses_is_a_lab_error() -> None:
-    with pytest.raises(LabError, match="cannot add 127.94.250.999 to lo"):
+    with pytest.raises(LabError, match=r"cannot add 127\.94\.250\.999 to lo"):
         add_loopback_address("127.94.250.999")
