@@ -282,6 +282,18 @@ def test_a_message_waiting_for_its_turn_is_kept_over_a_restart(tmp_path: Path) -
     assert sorted(m.subject for m in received) == [f"warm {n}" for n in range(4)]
 
 
+def local_settings(daemon: Daemon, **extra: str) -> dict[str, str]:
+    """main.cf for a daemon on ADDRESS that delivers $myhostname's mail itself, plus ``extra``."""
+    return {
+        "myhostname": "mta.example.test",
+        "mydestination": "$myhostname",
+        "mynetworks": "127.0.0.0/8",
+        "inet_interfaces": ADDRESS,
+        "queue_directory": str(daemon.queue),
+        **extra,
+    }
+
+
 def port_25_free(address: str) -> bool:
     with socket.socket() as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -300,17 +312,7 @@ def test_another_domain_is_not_held_up_by_a_rate_limited_one(tmp_path: Path) -> 
         # on every loopback address. The transports' test above covers two destinations meanwhile.
         pytest.skip("port 25 is taken on every address (an MTA listens on 0.0.0.0:25)")
     daemon = Daemon(tmp_path / "etc", tmp_path / "spool", ADDRESS, port=PORT, arguments=["--dns-server", f"{DNS}:{DNS_PORT}"])
-    main_cf(
-        daemon.config_directory,
-        {
-            "myhostname": "mta.example.test",
-            "mydestination": "$myhostname",
-            "mynetworks": "127.0.0.0/8",
-            "inet_interfaces": ADDRESS,
-            "queue_directory": str(daemon.queue),
-            "default_destination_rate_delay": "2s",
-        },
-    )
+    main_cf(daemon.config_directory, local_settings(daemon, default_destination_rate_delay="2s"))
     forward = {"mx.a.example.test": SINK_A, "mx.b.example.test": SINK_B}
     mx = {"a.example.test": "mx.a.example.test", "b.example.test": "mx.b.example.test"}
     with contextlib.ExitStack() as stack:
@@ -340,16 +342,7 @@ def test_local_deliveries_to_one_mailbox_are_spaced_and_another_mailbox_is_not_h
     daemon = Daemon(tmp_path / "etc", tmp_path / "spool", ADDRESS, port=PORT, passwd=passwd)
     main_cf(
         daemon.config_directory,
-        {
-            "myhostname": "mta.example.test",
-            "mydestination": "$myhostname",
-            "mynetworks": "127.0.0.0/8",
-            "inet_interfaces": ADDRESS,
-            "queue_directory": str(daemon.queue),
-            "alias_maps": "",
-            "home_mailbox": "Maildir/",
-            "local_destination_rate_delay": "2s",
-        },
+        local_settings(daemon, alias_maps="", home_mailbox="Maildir/", local_destination_rate_delay="2s"),
     )
     daemon.start()
     try:

@@ -177,13 +177,15 @@ class Lab:
             )
             for i, host in enumerate(names, start=1)
         ]
+        # The state first: a lab whose up fails half way (a container that does not start, an sshd
+        # that never answers) is still known to `lab down`, which then takes its addresses off lo.
+        self.state_file.write_text(json.dumps({"name": self.name, "hosts": [asdict(h) for h in hosts]}, indent=2))
         for host in hosts:
             for address in [host.address, *host.extra_addresses]:
                 self._add_address(address)
             self._start_container(images[host.suite], host, public_key)
         for host in hosts:
             wait_for_ssh(host.address, SSH_WAIT_SECONDS)
-        self.state_file.write_text(json.dumps({"name": self.name, "hosts": [asdict(h) for h in hosts]}, indent=2))
         self._record_host_keys(hosts)
         self.inventory_file.write_text(self.inventory_text(hosts))
         return hosts

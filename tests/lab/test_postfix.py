@@ -233,6 +233,11 @@ def test_unknown_parameter_fails_validation_and_changes_nothing(mail_lab: Lab, s
     converge(mail_lab, tmp_path, {"postfix-1": host_vars})
     before = sh(mail_lab, "postfix-1", "sha256sum /etc/postfix/main.cf")
     host_vars["postfix_main"] = {"smtpd_tiemout": "60s"}
+    # check predicts what apply will do: the drift is staged and Postfix's own check refuses it.
+    checked = run_roles(mail_lab, tmp_path, ["postfix"], {"postfix-1": host_vars}, "check")
+    assert checked.returncode == 1, checked.stdout + checked.stderr
+    [would] = json.loads(checked.stdout)["hosts"]["postfix-1"]["errors"]
+    assert would.startswith("would fail validation") and "unused parameter: smtpd_tiemout=60s" in would, would
     done = apply(mail_lab, tmp_path, {"postfix-1": host_vars})
     assert done.returncode == 1
     errors = json.loads(done.stdout)["hosts"]["postfix-1"]["errors"][0]
