@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TypedDict
 
 import yaml
 
@@ -41,7 +42,18 @@ def inventory(folder: Path, count: int) -> None:
     (folder / "site.yml").write_text("- hosts: all\n  roles: [motd, fstab, postfix, apache]\n")
 
 
-def measure(inventory_folder: Path, out_root: Path, repeat: int) -> dict[str, float | int]:
+class Figures(TypedDict):
+    """One target's figures, as printed and written to the results file."""
+
+    files: int
+    seconds_median: float
+    seconds_all: list[float]
+    files_per_second: int
+    cpu_seconds_median: float
+    peak_memory_mib: float
+
+
+def measure(inventory_folder: Path, out_root: Path, repeat: int) -> Figures:
     times, cpu, peaks, files = [], [], [], 0
     for number in range(repeat):
         out = out_root / f"out-{number}"

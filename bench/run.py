@@ -347,10 +347,11 @@ def main() -> None:
             lab = Lab("bench", root=Path(tempfile.mkdtemp(prefix="bench-lab-")), namespace=NAMESPACE, sshd_log_level="DEBUG1")
             lab.up(count, say=lambda text: print(text, file=sys.stderr))
             try:
-                lab_meta = {"hosts": [vars(h) for h in lab.hosts()], "key": str(lab.key_file), "known_hosts": str(lab.known_hosts)}
+                hosts = [vars(h) for h in lab.hosts()]
+                lab_meta: dict[str, Any] = {"hosts": hosts, "key": str(lab.key_file), "known_hosts": str(lab.known_hosts)}
                 with tempfile.TemporaryDirectory(prefix="bench-work-") as scratch:
                     work = Path(scratch)
-                    files = build(work / "workload", lab_meta["hosts"])
+                    files = build(work / "workload", hosts)
                     prepare(work, lab, lab_meta, files, count)
                     bench = Bench(lab, lab_meta, files, work, count, runtime, args.baseline)
                     for tool in tools:  # outside the figures: provision's hosts get the agent's cache

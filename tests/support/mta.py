@@ -200,7 +200,7 @@ class Raw:
 
     def reply(self) -> tuple[int, str]:
         """One whole reply (every line of a multi-line one); (0, "") when the server hung up."""
-        lines = []
+        lines: list[str] = []
         while True:
             while b"\n" not in self.buffer:
                 chunk = self.sock.recv(65536)

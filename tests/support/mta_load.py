@@ -102,13 +102,13 @@ class Flood:
                     pending += 1
             while pending and time.monotonic() < deadline:
                 for key, _events in selector.select(timeout=0.05):
-                    sock = key.fileobj
-                    assert isinstance(sock, socket.socket)
+                    ready = key.fileobj
+                    assert isinstance(ready, socket.socket)
                     try:
-                        self.first[sock] = sock.recv(512) or b"closed"
+                        self.first[ready] = ready.recv(512) or b"closed"
                     except OSError:
-                        self.first[sock] = b"closed"
-                    selector.unregister(sock)
+                        self.first[ready] = b"closed"
+                    selector.unregister(ready)
                     pending -= 1
         counts = {"220": 0, "421": 0, "closed": 0, "silent": 0}
         for sock in self.sockets:
