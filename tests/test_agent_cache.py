@@ -13,14 +13,14 @@ import hashlib
 import marshal
 import os
 import zlib
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from provision.agent.protocol import ProbeRequest
-from provision.connectors.base import CommandResult, ConnectionSettings, CountingConnector
+from provision.agent.protocol import ProbeAnswer, ProbeRequest
+from provision.connectors.base import CommandResult, ConnectionSettings, Connector, CountingConnector
 from provision.connectors.local import LocalConnector
 from provision.engine.agent_call import agent_command, agent_payload, call_agent
 
@@ -35,6 +35,8 @@ PROBE: ProbeRequest = {
     "facts": {},
     "extra_files": [],
     "public_keys": [],
+    "versions": [],
+    "candidates": [],
 }
 
 
@@ -68,8 +70,8 @@ def cache_file(tmp_path: Path) -> Path:
     return found
 
 
-def probe(connector: Any) -> dict[str, Any]:
-    answer: dict[str, Any] = call_agent(connector, PROBE)
+def probe(connector: Connector) -> ProbeAnswer:
+    answer = call_agent(connector, PROBE)
     assert answer.get("ok"), answer
     return answer
 
@@ -140,7 +142,7 @@ def folder_exposed(path: Path, marker: Path) -> None:
 
 
 @pytest.mark.parametrize("damage", [half_written, altered, exposed, foreign, folder_exposed])
-def test_a_damaged_or_exposed_cache_is_never_used(tmp_path: Path, damage: Any) -> None:
+def test_a_damaged_or_exposed_cache_is_never_used(tmp_path: Path, damage: Callable[[Path, Path], None]) -> None:
     connection = host(tmp_path)
     probe(CountingConnector(connection))
     path = cache_file(tmp_path)
