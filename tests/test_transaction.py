@@ -115,7 +115,7 @@ def test_a_commit_killed_between_renames_is_completed_by_the_next_run(
             if renames["n"] == 1:
                 raise Crash()
 
-    monkeypatch.setattr(agent_commit.os, "rename", rename_then_die)
+    monkeypatch.setattr(os, "rename", rename_then_die)  # the os module the agent's commit calls
     hosts.run(limit="alpha", svc_port=2700, svc_password="changed-secret")
     monkeypatch.undo()
     new = [
@@ -246,7 +246,7 @@ def test_a_rollback_restores_what_it_can_and_names_what_it_could_not(hosts: Fake
             raise OSError(errno.EROFS, os.strerror(errno.EROFS), dest)
         real_rename(source, dest)
 
-    monkeypatch.setattr(agent_commit.os, "rename", stuck)
+    monkeypatch.setattr(os, "rename", stuck)
     result = hosts.run(limit="alpha", svc_port=3400, svc_password="fourth-secret", svc_handler_ok=False)["alpha"]
     assert result.status == "failed"
     error = result.errors[0]
