@@ -14,12 +14,12 @@ import dkim
 import pytest
 
 from provision.connectors.base import ConnectionSettings
-from provision.engine.converge import ConvergeOptions, converge
+from provision.engine.converge import ConvergeOptions, HostResult, converge
 from provision.roles.dkim import parse_record, record_name, txt_strings, txt_value, zone_line
 from provision.state import DesiredState
 from provision.testing.fake import FakeConnector
 
-KEYS = [
+KEYS: list[dict[str, Any]] = [
     {"domain": "example.test", "selector": "r1", "algorithm": "rsa", "bits": 2048, "path": "/etc/opendkim/keys/example.test/r1.private"},
     {
         "domain": "example.test",
@@ -36,7 +36,7 @@ def desired(tmp_path: Path) -> DesiredState:
     return DesiredState(host="mx1", generators=[("dkim_keys", data)])
 
 
-def run(tmp_path: Path, root: Path, check: bool = False) -> Any:
+def run(tmp_path: Path, root: Path, check: bool = False) -> tuple[HostResult, FakeConnector]:
     connector = FakeConnector(ConnectionSettings(name="mx1", host="mx1", root=str(root)))
     return converge(connector, desired(tmp_path), ConvergeOptions(check=check, run_id="t1"), []), connector
 
