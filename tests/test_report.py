@@ -7,11 +7,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
+from provision.agent.protocol import ReportAnswer, ReportInstance
 from provision.cli.common import nameservers
 from provision.errors import ProvisionError
 from provision.report.dns_check import DnsChecker
@@ -19,6 +19,7 @@ from provision.report.gather import fill_from_answer
 from provision.report.model import HostReport
 from provision.report.output import to_html
 from provision.report.postfix_config import Transport, transports
+from provision.roles.compiler import CompiledHost
 from provision_mta.nameserver import parse_nameserver
 from tests.support.dns_server import DnsServer, SilentDnsServer
 
@@ -168,7 +169,7 @@ def test_every_silent_resolver_is_named() -> None:
 
 
 @pytest.fixture
-def compiled_mail_host(make_tree: Callable[[dict[str, str]], Path]) -> Any:
+def compiled_mail_host(make_tree: Callable[[dict[str, str]], Path]) -> CompiledHost:
     from provision.roles.compiler import Project
 
     variables = {
@@ -189,13 +190,19 @@ def compiled_mail_host(make_tree: Callable[[dict[str, str]], Path]) -> Any:
     return Project.load(folder).compile("mx1")
 
 
-def answer(master: str = MASTER, overrides: str = OVERRIDES, certificates: dict[str, str | None] | None = None) -> dict[str, Any]:
-    instance = {"name": "postfix", "config_directory": "/etc/postfix", "master": master, "overrides": overrides, "main": MAIN}
+def answer(master: str = MASTER, overrides: str = OVERRIDES, certificates: dict[str, str | None] | None = None) -> ReportAnswer:
+    instance: ReportInstance = {
+        "name": "postfix",
+        "config_directory": "/etc/postfix",
+        "master": master,
+        "overrides": overrides,
+        "main": MAIN,
+    }
     instance["queue"] = {"count": 7, "queues": {"deferred": 3}}
     return {"ok": True, "instances": [instance], "certificates": certificates or {}}
 
 
-def test_host_and_inventory_disagreements_are_flagged(compiled_mail_host: Any, checker: DnsChecker) -> None:
+def test_host_and_inventory_disagreements_are_flagged(compiled_mail_host: CompiledHost, checker: DnsChecker) -> None:
     report = HostReport("mx1")
     running = answer(MASTER.replace("out2 ", "out2b"), OVERRIDES + "out1/unix/smtp_bind_address = 127.9.0.3\n")
     fill_from_answer(report, running, compiled_mail_host, checker, 30)
@@ -220,7 +227,7 @@ def self_signed_pem(days: int) -> str:
     return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode()
 
 
-def test_certificates_near_expiry_missing_or_garbled_are_problems(compiled_mail_host: Any, checker: DnsChecker) -> None:
+def test_certificates_near_expiry_missing_or_garbled_are_problems(compiled_mail_host: CompiledHost, checker: DnsChecker) -> None:
     certificates: dict[str, str | None] = {
         "/etc/ssl/certs/fresh.pem": self_signed_pem(days=200),
         "/etc/ssl/certs/soon.pem": self_signed_pem(days=10),
@@ -235,7 +242,7 @@ def test_certificates_near_expiry_missing_or_garbled_are_problems(compiled_mail_
     assert problems["gone.pem"] == "missing on the host" and problems["junk.pem"] == "not a PEM certificate"
 
 
-def test_html_escapes_what_hosts_and_dns_say(compiled_mail_host: Any, checker: DnsChecker) -> None:
+def test_html_escapes_what_hosts_and_dns_say(compiled_mail_host: CompiledHost, checker: DnsChecker) -> None:
     from provision.report.model import Report
 
     report = HostReport("mx1")
@@ -309,7 +316,7 @@ def test_fit_widths(natural: list[int], minimum: list[int], available: int, expe
     assert fit_widths(natural, minimum, available) == expected
 
 
-def test_a_stopped_postfix_is_a_problem_of_every_transport_it_runs(compiled_mail_host: Any, checker: DnsChecker) -> None:
+def test_a_stopped_postfix_is_a_problem_of_every_transport_it_runs(compiled_mail_host: CompiledHost, checker: DnsChecker) -> None:
     stopped = answer()
     stopped["instances"][0]["running"] = False
     report = HostReport("mx1")
@@ -328,7 +335,7 @@ def test_a_stopped_postfix_is_a_problem_of_every_transport_it_runs(compiled_mail
     assert not any(problem.startswith("cannot send") for row in report.transports for problem in row.problems)
 
 
-def test_postfix_not_installed_is_a_problem_of_the_host_and_its_transports(compiled_mail_host: Any, checker: DnsChecker) -> None:
+def test_postfix_not_installed_is_a_problem_of_the_host_and_its_transports(compiled_mail_host: CompiledHost, checker: DnsChecker) -> None:
     report = HostReport("mx1")
     fill_from_answer(report, {"ok": True, "instances": [], "certificates": {}}, compiled_mail_host, checker, 30)
     assert report.mta == "not installed"
@@ -355,7 +362,7 @@ def test_an_instance_the_inventory_disables_may_be_stopped(make_tree: Callable[[
     )
     compiled = Project.load(folder).compile("mx1")
     primary = answer(MASTER, "")["instances"][0] | {"running": True}
-    off = {
+    off: ReportInstance = {
         "name": "postfix-off",
         "config_directory": "/etc/postfix-off",
         "master": "",
@@ -364,7 +371,7 @@ def test_an_instance_the_inventory_disables_may_be_stopped(make_tree: Callable[[
         "running": False,
         "enabled": False,
     }
-    on = {
+    on: ReportInstance = {
         "name": "postfix-on",
         "config_directory": "/etc/postfix-on",
         "master": "b1 unix - - n - - smtp -o smtp_bind_address=127.9.0.1\n",

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -29,11 +30,11 @@ class DnsServer:
 
     def serve(
         self,
-        forward: dict[str, str],
-        reverse: dict[str, str] | dict[str, list[str]],
-        mx: dict[str, str] | None = None,
-        hosts: dict[str, str] | None = None,
-        txt: dict[str, str | list[str]] | None = None,
+        forward: Mapping[str, str],
+        reverse: Mapping[str, str | Sequence[str]],
+        mx: Mapping[str, str] | None = None,
+        hosts: Mapping[str, str] | None = None,
+        txt: Mapping[str, str | Sequence[str]] | None = None,
     ) -> None:
         """(Re)start with these records: name → address (A/AAAA), address → name or names (PTR),
         mail domain → its mail exchanger's name (MX, preference 10), and ``hosts``:
@@ -114,7 +115,7 @@ class SilentDnsServer:
         self.socket.close()
 
 
-def _list(texts: str | list[str]) -> list[str]:
+def _list(texts: str | Sequence[str]) -> Sequence[str]:
     return [texts] if isinstance(texts, str) else texts
 
 
