@@ -28,8 +28,10 @@ from pathlib import Path
 
 import pytest
 
+from provision_mta import aliases, qmgr
 from provision_mta import daemon as daemon_module
-from provision_mta import qmgr
+from provision_mta.address import Routing
+from provision_mta.aliases import Expansion
 from provision_mta.config import load_config
 from provision_mta.nameserver import resolver_for
 from provision_mta.queue import MAGIC, SPARE_LIMIT, Envelope, GroupCommitter, Queue, message_bytes, new_queue_id, read_message
@@ -116,14 +118,14 @@ def test_an_unexpected_error_defers_that_message_only_and_backs_off(
     for recipient in ("boom@mta.example.test", "root@mta.example.test"):
         envelope = Envelope(new_queue_id(), "a@example.org", [recipient], time.time())
         plant(queue.root, "incoming", message_bytes(envelope, f"Subject: {recipient}\r\n\r\nx\r\n".encode()), envelope.queue_id)
-    real_expand = qmgr.expand
+    real_expand = aliases.expand  # the function the queue manager imported as its own ``expand``
 
-    def expand(name: str, *args: object, **kwargs: object) -> object:
+    def expand(name: str, known: dict[str, list[str]], routing: Routing, allow_files: set[str], use_forward: bool = True) -> Expansion:
         if name == "boom":
             raise RuntimeError("an injected fault")
-        return real_expand(name, *args, **kwargs)  # type: ignore[arg-type]
+        return real_expand(name, known, routing, allow_files, use_forward)
 
-    monkeypatch.setattr(qmgr, "expand", expand)
+    monkeypatch.setattr("provision_mta.qmgr.expand", expand)
 
     async def run() -> None:
         committer = GroupCommitter(queue)
@@ -150,7 +152,7 @@ def test_a_queue_manager_that_dies_stops_the_daemon_non_zero(tmp_path: Path, mon
     async def broken(self: object, stop: asyncio.Event) -> None:
         raise RuntimeError("a bug in the queue manager")
 
-    monkeypatch.setattr(daemon_module.QueueManager, "run", broken)
+    monkeypatch.setattr(qmgr.QueueManager, "run", broken)  # the class the daemon runs
     config = load_config(daemon.config_directory / "main.cf")
     status = asyncio.run(daemon_module.serve(daemon.config_directory, config, PORT, resolver_for([]), 1))
     assert status == 1
