@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from rich.console import Console
 
-from provision.report.sending_domains import DomainChecker, DomainKey, Sender, evaluate, shared_selectors
+from provision.report.sending_domains import DomainChecker, DomainKey, DomainReport, Sender, evaluate, shared_selectors
 from provision.roles.dkim import txt_value
 from provision_mta.nameserver import resolver_for
 from tests.support.dns_server import DnsServer
@@ -117,13 +117,19 @@ def test_evaluation_order_and_redirect() -> None:
         "all": "fail",
     }
     assert evaluate(parsed, A1) == ("softfail", "ip4:127.83.1.0/24")  # the first match decides
-    redirected = {"mechanisms": [], "redirect": {"domain": "other.test", "parsed": {"mechanisms": [], "all": "neutral"}}, "all": None}
+    redirected: dict[str, Any] = {
+        "mechanisms": [],
+        "redirect": {"domain": "other.test", "parsed": {"mechanisms": [], "all": "neutral"}},
+        "all": None,
+    }
     assert evaluate(redirected, A1) == ("neutral", "redirect=other.test (all)")
     assert evaluate({"mechanisms": [{"mechanism": "exists", "value": "%{i}.x.test"}], "all": "fail"}, A1)[0] == "unknown"
 
 
 def test_one_selector_on_two_hosts_is_a_problem() -> None:
-    domains = {"example.test": ([], [DomainKey("mx1", "s1", "rsa", None), DomainKey("mx2", "s1", "rsa", None)])}
+    domains: dict[str, tuple[list[Sender], list[DomainKey]]] = {
+        "example.test": ([], [DomainKey("mx1", "s1", "rsa", None), DomainKey("mx2", "s1", "rsa", None)])
+    }
     assert shared_selectors(domains) == {
         "example.test": ["DKIM s1: used by mx1, mx2, but each host makes its own key: give each host its own selector"]
     }
@@ -140,7 +146,7 @@ RAW_ESCAPES = ("\x1b[2J", "\x1b]0;", "\x1b[5m")
 
 
 @pytest.fixture(scope="module")
-def hostile_report(keys: tuple[str, str]) -> Iterator[Any]:
+def hostile_report(keys: tuple[str, str]) -> Iterator[DomainReport]:
     # Its own server (this branch's block, 127.89.0.0/16): the module's other zone changes each test.
     with DnsServer("127.89.0.55") as server:
         server.serve({}, {}, txt=HOSTILE_TXT)
@@ -151,13 +157,14 @@ def hostile_report(keys: tuple[str, str]) -> Iterator[Any]:
 
 def printed(write: Callable[[Console], None]) -> tuple[str, str]:
     """(what a terminal receives, the plain text) of what ``write`` prints at 80 columns."""
-    console = Console(width=80, file=io.StringIO(), force_terminal=True, record=True)
+    received = io.StringIO()
+    console = Console(width=80, file=received, force_terminal=True, record=True)
     write(console)
-    raw = console.file.getvalue()  # type: ignore[attr-defined]
+    raw = received.getvalue()
     return raw, console.export_text()
 
 
-def test_the_report_prints_dns_text_as_it_is_and_never_a_terminal_escape(hostile_report: Any) -> None:
+def test_the_report_prints_dns_text_as_it_is_and_never_a_terminal_escape(hostile_report: DomainReport) -> None:
     from provision.report.model import HostReport, Report
     from provision.report.output import print_report
 
@@ -176,7 +183,7 @@ def test_the_report_prints_dns_text_as_it_is_and_never_a_terminal_escape(hostile
     assert all(len(line) <= 80 for line in table) and "hostile.test" in table[1] and "does not parse" in table[1]
 
 
-def test_the_onboarding_checklist_prints_dns_text_as_it_is(hostile_report: Any, tmp_path: Path) -> None:
+def test_the_onboarding_checklist_prints_dns_text_as_it_is(hostile_report: DomainReport, tmp_path: Path) -> None:
     from provision.onboard.inventory_edit import InventoryEdit
     from provision.onboard.run import _step_checklist
     from provision.report.model import HostReport, Report
