@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -36,7 +37,8 @@ SETTINGS = {
 }
 
 
-def daemon_in(folder: Path, nofile: int | None = None, **settings: str) -> Daemon:
+def daemon_in(folder: Path, settings: Mapping[str, str] | None = None, nofile: int | None = None) -> Daemon:
+    """A daemon whose main.cf is SETTINGS and the folder's paths, then ``settings`` (main.cf names, so a mapping, not keywords)."""
     daemon = Daemon(folder / "etc", folder / "spool", MTA, nofile=nofile)
     main_cf(
         daemon.config_directory,
@@ -47,7 +49,7 @@ def daemon_in(folder: Path, nofile: int | None = None, **settings: str) -> Daemo
             "alias_maps": f"hash:{daemon.config_directory}/aliases",
             "home_mailbox": "",
             "mail_spool_directory": str(folder / "mail"),
-            **settings,
+            **(settings or {}),
         },
     )
     (daemon.config_directory / "aliases").write_text("postmaster: root\n")
@@ -95,7 +97,7 @@ def test_the_per_client_limit_is_postfix_s(tmp_path: Path) -> None:
         results["postfix"] = flood.read_banners(10)
         texts = [line for line in flood.first.values() if line.startswith(b"421")]
         flood.close()
-    with running(daemon_in(tmp_path, **limit)):
+    with running(daemon_in(tmp_path, limit)):
         flood = Flood(MTA, PORT, ATTACKER, 8)
         results["mta"] = flood.read_banners(10)
         flood.close()
@@ -113,7 +115,7 @@ def test_clients_in_mynetworks_are_exempt_but_the_session_limit_holds(tmp_path: 
         server = (
             ReferencePostfix(POSTFIX, PORT, {**SETTINGS, **settings}, "postmaster: root\n")
             if which == "postfix"
-            else running(daemon_in(tmp_path, nofile=128, **settings))
+            else running(daemon_in(tmp_path, settings, nofile=128))
         )
         with server:
             flood = Flood(address, PORT, "127.81.12.50", 12)
@@ -134,7 +136,7 @@ def test_clients_gone_before_the_banner_leave_no_session_behind(tmp_path: Path) 
     balancers' health checks) end their sessions at once: with 4 sessions allowed,
     20 such probes leave room for 4 real clients (before, with uvloop, each probe kept
     its slot until smtpd_timeout and the clients waited in the listen queue)."""
-    with running(daemon_in(tmp_path, default_process_limit="4")):
+    with running(daemon_in(tmp_path, {"default_process_limit": "4"})):
         for _ in range(20):
             socket.create_connection((MTA, PORT), timeout=5).close()
         time.sleep(1)
@@ -146,7 +148,7 @@ def test_clients_gone_before_the_banner_leave_no_session_behind(tmp_path: Path) 
 def test_at_the_session_limit_idle_sessions_make_room(tmp_path: Path) -> None:
     """Postfix's stress rule (smtpd_timeout 10 s at the limit): ten idle clients
     cannot keep an eleventh waiting for the full smtpd_timeout (300 s)."""
-    with running(daemon_in(tmp_path, default_process_limit="10")):
+    with running(daemon_in(tmp_path, {"default_process_limit": "10"})):
         idle = Flood(MTA, PORT, "127.81.12.50", 10)
         assert idle.read_banners(3)["220"] == 10
         started = time.monotonic()
@@ -161,7 +163,7 @@ def test_smtpd_timeout_is_per_read(tmp_path: Path, which: str) -> None:
     """smtpd_timeout = 2s: a DATA that trickles in for 6 s steadily is taken; a client that stops for 3 s is cut off with 421 4.4.2."""
     settings = {**SETTINGS, "smtpd_timeout": "2s"}
     server = (
-        ReferencePostfix(POSTFIX, PORT, settings, "postmaster: root\n") if which == "postfix" else running(daemon_in(tmp_path, **settings))
+        ReferencePostfix(POSTFIX, PORT, settings, "postmaster: root\n") if which == "postfix" else running(daemon_in(tmp_path, settings))
     )
     address = POSTFIX if which == "postfix" else MTA
     with server:
