@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,18 +27,18 @@ def _env(extra: dict[str, str] | None) -> dict[str, str]:
     return {**os.environ, **QUIET, **(extra or {})}
 
 
-def ansible_inventory(sources: list[str | Path] | str | Path, *args: str, env: dict[str, str] | None = None) -> Any:
+def ansible_inventory(sources: Sequence[str | Path] | str | Path, *args: str, env: dict[str, str] | None = None) -> Any:
     """``ansible-inventory -i ... ARGS`` parsed as JSON (--list, --host H)."""
-    listed = sources if isinstance(sources, list) else [sources]
+    listed = [sources] if isinstance(sources, str | Path) else sources
     command = ["ansible-inventory", *[a for s in listed for a in ("-i", str(s))], *args]
     done = subprocess.run(command, capture_output=True, text=True, check=False, env=_env(env))
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
 
-def ansible_graph(sources: list[str | Path] | str | Path, *groups: str, env: dict[str, str] | None = None) -> str:
+def ansible_graph(sources: Sequence[str | Path] | str | Path, *groups: str, env: dict[str, str] | None = None) -> str:
     """``ansible-inventory --graph [GROUP]``."""
-    listed = sources if isinstance(sources, list) else [sources]
+    listed = [sources] if isinstance(sources, str | Path) else sources
     command = ["ansible-inventory", *[a for s in listed for a in ("-i", str(s))], "--graph", *groups]
     done = subprocess.run(command, capture_output=True, text=True, check=True, env=_env(env))
     return done.stdout.strip()
