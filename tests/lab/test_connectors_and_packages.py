@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import testinfra
+import testinfra  # type: ignore[import-untyped]  # pytest-testinfra ships no py.typed and there are no stubs
 
 from provision.lab.lab import Lab
 from tests.conftest import write_tree

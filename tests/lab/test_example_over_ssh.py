@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import testinfra
+import testinfra  # type: ignore[import-untyped]  # pytest-testinfra ships no py.typed and there are no stubs
 
 from provision.lab.lab import Lab
 from tests.support.lab import inventory_args

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import testinfra
+import testinfra  # type: ignore[import-untyped]  # pytest-testinfra ships no py.typed and there are no stubs
 
 from provision.lab.lab import Lab
 from tests.support.lab import module_lab, run_roles
