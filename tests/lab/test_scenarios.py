@@ -33,10 +33,14 @@ def test_every_bundled_role_passes_its_own_scenario(tmp_path: Path) -> None:
     halves the wall time on two cores (72-104 s against 190 s one after another)."""
     engine_ready()
     env = {**os.environ, "PROVISION_LAB_NAMESPACE": NAMESPACE}
-    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True, "cwd": tmp_path, "env": env}
     folders = {role: ROOT / "roles" / role / "molecule" / "default" for role in BUNDLED}
     before = {role: sorted(p.name for p in folder.iterdir()) for role, folder in folders.items()}
-    runs = {role: subprocess.Popen(["provision", "test", role], **pipes) for role in BUNDLED}
+    runs = {
+        role: subprocess.Popen(
+            ["provision", "test", role], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env
+        )
+        for role in BUNDLED
+    }
     outputs = {role: run.communicate(timeout=900) for role, run in runs.items()}
     failed = {role: err[-3000:] for role, (_, err) in outputs.items() if runs[role].returncode != 0}
     assert not failed, failed
