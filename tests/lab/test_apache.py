@@ -170,7 +170,11 @@ def test_a_configuration_apache_refuses_is_named_by_its_real_path_and_changes_no
     the file as the operator knows it, not the validator's temporary copy."""
     converge(web_lab, tmp_path, web_vars(web_lab))
     before = sh(web_lab, "sha256sum /etc/apache2/provision/vhosts.conf")
-    vhost = {"server_name": "tls.example.net", "document_root": SITE, "listen": f"{web_lab.host('apache-1').address}:443"}
+    vhost: dict[str, object] = {
+        "server_name": "tls.example.net",
+        "document_root": SITE,
+        "listen": f"{web_lab.host('apache-1').address}:443",
+    }
     vhost["tls"] = {"cert_file": "/etc/ssl/provision-missing.pem", "key_file": "/etc/ssl/provision-missing.key"}
     broken = web_vars(web_lab)
     broken["apache_vhosts"] = [*broken["apache_vhosts"], vhost]

@@ -66,7 +66,7 @@ def test_entries_added_changed_removed_and_mounted(fs_lab: Lab, tmp_path: Path) 
 
 def test_bad_entries_are_refused_before_push(fs_lab: Lab, tmp_path: Path) -> None:
     before = sh(fs_lab, "sha256sum /etc/fstab")
-    bad = [
+    bad: list[tuple[list[dict[str, Any]], str]] = [
         ([{"device": "/dev/sdb1", "mount_point": "/srv", "fstype": "ext4", "pass": 1}], "pass 1 is only for /, not /srv"),
         ([{"device": "/dev/sda5", "mount_point": "/swapfile", "fstype": "swap"}], "swap needs mount point none"),
         (
