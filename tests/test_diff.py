@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from provision.engine.plan import plan
@@ -19,26 +21,17 @@ def desired_state(notify: tuple[str, ...] = ("reload",)) -> DesiredState:
     return state
 
 
-def fact(**changes: object) -> FileFact:
-    values: dict[str, object] = {
-        "path": "/etc/a.conf",
-        "exists": True,
-        "sha256": sha256(CONTENT),
-        "mode": 0o644,
-        "owner": "root",
-        "group": "root",
-    }
-    values.update(changes)
-    return FileFact(**values)  # type: ignore[arg-type]
+IN_SYNC = FileFact("/etc/a.conf", exists=True, sha256=sha256(CONTENT), mode=0o644, owner="root", group="root")
+"""/etc/a.conf on the host as the desired state has it; a case's differences are ``replace(IN_SYNC, ...)``."""
 
 
 CASES = [
-    ("in sync", fact(), [], []),
+    ("in sync", IN_SYNC, [], []),
     ("missing", FileFact("/etc/a.conf", exists=False), ["create"], ["reload"]),
-    ("content", fact(sha256="0" * 64), ["content"], ["reload"]),
-    ("mode only", fact(mode=0o600), ["mode"], []),
-    ("owner and group", fact(owner="nobody", group="nogroup"), ["owner", "group"], []),
-    ("content and mode", fact(sha256="0" * 64, mode=0o600), ["content", "mode"], ["reload"]),
+    ("content", replace(IN_SYNC, sha256="0" * 64), ["content"], ["reload"]),
+    ("mode only", replace(IN_SYNC, mode=0o600), ["mode"], []),
+    ("owner and group", replace(IN_SYNC, owner="nobody", group="nogroup"), ["owner", "group"], []),
+    ("content and mode", replace(IN_SYNC, sha256="0" * 64, mode=0o600), ["content", "mode"], ["reload"]),
 ]
 
 
@@ -55,7 +48,7 @@ def test_file_plans(name: str, file_fact: FileFact, reasons: list[str], handlers
 
 def test_missing_package_and_stopped_service() -> None:
     actual = ActualState(
-        "h", files={"/etc/a.conf": fact()}, packages={"postfix": None}, services={"postfix": ServiceFact("postfix", False, False)}
+        "h", files={"/etc/a.conf": IN_SYNC}, packages={"postfix": None}, services={"postfix": ServiceFact("postfix", False, False)}
     )
     result = plan(desired_state(), actual)
     assert result.packages == ["postfix"]
@@ -65,7 +58,10 @@ def test_missing_package_and_stopped_service() -> None:
 
 def test_directory_in_place_of_file_is_a_problem() -> None:
     actual = ActualState(
-        "h", files={"/etc/a.conf": fact(is_file=False)}, packages={"postfix": "1"}, services={"postfix": ServiceFact("postfix", True, True)}
+        "h",
+        files={"/etc/a.conf": replace(IN_SYNC, is_file=False)},
+        packages={"postfix": "1"},
+        services={"postfix": ServiceFact("postfix", True, True)},
     )
     result = plan(desired_state(), actual)
     assert result.problems == ["/etc/a.conf is not a regular file"]
@@ -86,22 +82,22 @@ def test_a_restart_supersedes_the_reload_of_the_same_service() -> None:
     state.handlers["restart"] = Handler("restart", "true", "r", supersedes=("reload",))
     actual = ActualState("h", packages={"postfix": None})
     assert [h.name for h in plan(state, actual).handlers] == ["restart"]
-    only_reload = ActualState("h", files={"/etc/b.conf": fact(path="/etc/b.conf")}, packages={"postfix": "3.7"})
+    only_reload = ActualState("h", files={"/etc/b.conf": replace(IN_SYNC, path="/etc/b.conf")}, packages={"postfix": "3.7"})
     assert [h.name for h in plan(state, only_reload).handlers] == ["reload"]
 
 
 def test_a_service_not_installed_yet_is_enabled_once_it_is() -> None:
-    actual = ActualState("h", files={"/etc/a.conf": fact()}, packages={"postfix": None}, services={})
+    actual = ActualState("h", files={"/etc/a.conf": IN_SYNC}, packages={"postfix": None}, services={})
     [change] = plan(desired_state(), actual).services
     assert change.start and change.enable is True
-    enabled = ActualState("h", files={"/etc/a.conf": fact()}, services={"postfix": ServiceFact("postfix", True, True)})
+    enabled = ActualState("h", files={"/etc/a.conf": IN_SYNC}, services={"postfix": ServiceFact("postfix", True, True)})
     assert plan(desired_state(), enabled).services == []
 
 
 def test_check_says_would_and_apply_says_done() -> None:
     from provision.engine.converge import HostResult, report_plan
 
-    actual = ActualState("h", files={"/etc/a.conf": fact(sha256="0" * 64)}, packages={"postfix": "3.7"}, services={})
+    actual = ActualState("h", files={"/etc/a.conf": replace(IN_SYNC, sha256="0" * 64)}, packages={"postfix": "3.7"}, services={})
     checked, applied = HostResult("h"), HostResult("h")
     report_plan(checked, plan(desired_state(), actual), False, [], check=True)
     report_plan(applied, plan(desired_state(), actual), False, [], check=False)
