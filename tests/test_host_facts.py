@@ -4,8 +4,8 @@ and a feature the host's version lacks refused before anything is pushed."""
 
 from __future__ import annotations
 
-import os
 import stat
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -185,7 +185,7 @@ def test_templates_get_the_probes_facts_in_the_same_round_trips(make_tree: Calla
     result, operations = run(folder, tmp_path / "root")
     assert result.status == "changed" and operations == [["probe", "stage", "commit"]]
     codename = dict(line.split("=", 1) for line in Path("/etc/os-release").read_text().splitlines() if "=" in line)["VERSION_CODENAME"]
-    python = ".".join(map(str, os.sys.version_info[:3]))  # type: ignore[attr-defined]
+    python = ".".join(map(str, sys.version_info[:3]))
     assert (tmp_path / "root/etc/release-facts").read_text() == f"{codename} python {python}\n"
     again, operations = run(folder, tmp_path / "root", check=True)
     assert again.status == "ok" and operations == [["probe"]]  # still one round trip
