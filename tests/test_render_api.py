@@ -57,6 +57,8 @@ def test_the_context_is_the_parent_as_given(big_context: CountingMap) -> None:
     env = make_environment([])
     template = env.from_string("x")
     parent = ChainMap(big_context, template.globals)
+    # Jinja2 annotates vars as a dict, but with shared=True any mapping is used as the parent as it is
+    # (what this test proves); provision.roles.render casts for the same reason.
     context = template.new_context(parent, shared=True)  # type: ignore[arg-type]
     assert context.parent is parent
 
