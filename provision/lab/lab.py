@@ -343,7 +343,7 @@ def add_loopback_address(address: str) -> None:
     """Put ADDRESS/32 on lo; an address already there is fine (a lab brought up again)."""
     # Asked first rather than read from `ip addr add`'s error: its wording for "already there"
     # changed with the kernel ("File exists" before, "Address already assigned" on 6.x), and a
-    # matrix run on a kernel that said the new words failed for an address it had itself added.
+    # matrix run there failed on an address an earlier run of the same lab had left on lo.
     if on_loopback(address):
         return
     done = subprocess.run(["ip", "addr", "add", f"{address}/32", "dev", "lo"], capture_output=True, text=True, check=False)
