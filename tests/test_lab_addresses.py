@@ -11,7 +11,8 @@ from collections.abc import Iterator
 import pytest
 
 from provision.lab.docker import LabError
-from provision.lab.lab import add_loopback_address, on_loopback
+from provision.lab.lab import add_loopback_address, on_loopback, remove_loopback_address
+from tests.support.smtp_sink import SmtpSink
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None, reason="needs root and iproute2")
 
@@ -27,16 +28,27 @@ def address() -> Iterator[str]:
 
 def test_an_address_already_on_lo_is_taken_as_it_is(address: str) -> None:
     subprocess.run(["ip", "addr", "add", f"{address}/32", "dev", "lo"], check=True)
-    add_loopback_address(address)
+    assert add_loopback_address(address) is False  # not this caller's to remove
     assert on_loopback(address)
 
 
-def test_a_missing_address_is_added_once(address: str) -> None:
+def test_a_sink_leaves_on_lo_an_address_it_did_not_add(address: str) -> None:
+    """A test's SMTP sink on a lab host's address must not take that address away when it ends."""
+    subprocess.run(["ip", "addr", "add", f"{address}/32", "dev", "lo"], check=True)
+    with SmtpSink(address, 2599):
+        pass
+    assert on_loopback(address)
+    assert remove_loopback_address(address) is True
+    with SmtpSink(address, 2599):
+        assert on_loopback(address)
+    assert not on_loopback(address)  # the one it added, it removes
+
+
+def test_a_missing_address_is_added_and_a_second_call_finds_it(address: str) -> None:
     assert not on_loopback(address)
-    add_loopback_address(address)
-    add_loopback_address(address)
-    shown = subprocess.run(["ip", "-o", "addr", "show", "dev", "lo", "to", f"{address}/32"], capture_output=True, text=True, check=True)
-    assert len(shown.stdout.splitlines()) == 1
+    assert add_loopback_address(address) is True
+    assert add_loopback_address(address) is False
+    assert on_loopback(address)
 
 
 def test_an_address_ip_refuses_is_a_lab_error() -> None:

@@ -182,7 +182,7 @@ class Lab:
         self.state_file.write_text(json.dumps({"name": self.name, "hosts": [asdict(h) for h in hosts]}, indent=2))
         for host in hosts:
             for address in [host.address, *host.extra_addresses]:
-                self._add_address(address)
+                add_loopback_address(address)
             self._start_container(images[host.suite], host, public_key)
         for host in hosts:
             wait_for_ssh(host.address, SSH_WAIT_SECONDS)
@@ -207,7 +207,7 @@ class Lab:
                 removed.append(f"container {host.container}")
         for host in self.hosts():
             for address in [host.address, *host.extra_addresses]:
-                if self._remove_address(address):
+                if remove_loopback_address(address):
                     removed.append(f"address {address}/32 from lo")
         for path in (self.state_file, self.inventory_file, self.known_hosts):
             if path.exists():
@@ -271,13 +271,6 @@ class Lab:
             self.key_file.with_suffix(".pub").write_bytes(public + b" provision-lab\n")
         return self.key_file.with_suffix(".pub").read_text().strip()
 
-    def _add_address(self, address: str) -> None:
-        add_loopback_address(address)
-
-    def _remove_address(self, address: str) -> bool:
-        done = subprocess.run(["ip", "addr", "del", f"{address}/32", "dev", "lo"], capture_output=True, check=False)
-        return done.returncode == 0
-
     def _start_container(self, image: str, host: LabHost, public_key: str) -> None:
         NotFound = docker_errors().NotFound
 
@@ -339,16 +332,26 @@ def on_loopback(address: str) -> bool:
     return shown.returncode == 0 and bool(shown.stdout.strip())
 
 
-def add_loopback_address(address: str) -> None:
-    """Put ADDRESS/32 on lo; an address already there is fine (a lab brought up again)."""
+def add_loopback_address(address: str) -> bool:
+    """Put ADDRESS/32 on lo; whether this call added it. An address already there
+    is fine (a lab brought up again), and its owner, not this caller, removes it."""
     # Asked first rather than read from `ip addr add`'s error: its wording for "already there"
     # changed with the kernel ("File exists" before, "Address already assigned" on 6.x), and a
     # matrix run there failed on an address an earlier run of the same lab had left on lo.
     if on_loopback(address):
-        return
+        return False
     done = subprocess.run(["ip", "addr", "add", f"{address}/32", "dev", "lo"], capture_output=True, text=True, check=False)
-    if done.returncode != 0 and not on_loopback(address):
-        raise LabError(f"cannot add {address} to lo: {done.stderr.strip()}")
+    if done.returncode == 0:
+        return True
+    if on_loopback(address):
+        return False  # another process added it meanwhile
+    raise LabError(f"cannot add {address} to lo: {done.stderr.strip()}")
+
+
+def remove_loopback_address(address: str) -> bool:
+    """Take ADDRESS/32 off lo; whether it was there."""
+    done = subprocess.run(["ip", "addr", "del", f"{address}/32", "dev", "lo"], capture_output=True, check=False)
+    return done.returncode == 0
 
 
 def running_release(container: Any) -> str | None:

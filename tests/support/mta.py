@@ -28,15 +28,6 @@ from provision_mta.queue import QUEUES
 PORT = 2526
 
 
-def add_loopback(address: str) -> None:
-    """Postfix (the reference) binds only to addresses on an interface; ours are added to lo."""
-    subprocess.run(["ip", "addr", "add", f"{address}/32", "dev", "lo"], capture_output=True, check=False)
-
-
-def remove_loopback(address: str) -> None:
-    subprocess.run(["ip", "addr", "del", f"{address}/32", "dev", "lo"], capture_output=True, check=False)
-
-
 @dataclass
 class Daemon:
     """``provision-mta serve`` with a config folder and a queue of its own; its log in ``daemon.log``."""

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.mta import add_loopback, remove_loopback
+from provision.lab.lab import add_loopback_address, remove_loopback_address
 
 # master.cf services the tests need; pipe transports to programs the machine lacks are left out.
 _SERVICES = {
@@ -61,6 +61,7 @@ class ReferencePostfix:
         self.folder = Path(tempfile.mkdtemp(prefix="mta-postfix-"))
         self.folder.chmod(0o711)
         self.address, self.port = address, port
+        self._added = False
         self.config = self.folder / "etc"
         self.log = self.folder / "maillog"
         self.settings = {
@@ -93,7 +94,8 @@ class ReferencePostfix:
         (self.config / "main.cf").write_text("".join(f"{k} = {v}\n" for k, v in self.settings.items()))
         (self.config / "master.cf").write_text(_master_cf(self.address, self.port))
         (self.config / "aliases").write_text(self.aliases)
-        add_loopback(self.address)
+        # Postfix binds only to addresses on an interface; one already there stays after the test.
+        self._added = add_loopback_address(self.address)
         self._postfix("postalias", "-c", str(self.config), str(self.config / "aliases"))
         self._postfix("postfix", "-c", str(self.config), "start")
         deadline = time.monotonic() + 20
@@ -111,7 +113,8 @@ class ReferencePostfix:
     def __exit__(self, *exc: object) -> None:
         with contextlib.suppress(subprocess.SubprocessError, OSError):
             subprocess.run(["postfix", "-c", str(self.config), "stop"], capture_output=True, check=False, timeout=60)
-        remove_loopback(self.address)
+        if self._added:
+            remove_loopback_address(self.address)
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def _postfix(self, *command: str) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -13,6 +12,8 @@ from email import message_from_bytes
 from typing import Any
 
 from aiosmtpd.controller import Controller
+
+from provision.lab.lab import add_loopback_address, remove_loopback_address
 
 
 @dataclass
@@ -76,15 +77,17 @@ class SmtpSink:
         self.address, self.port = address, port
         self.handler = _Handler(delay=delay)
         self.controller = Controller(self.handler, hostname=address, port=port, tls_context=tls_context)
+        self._added = False
 
     def __enter__(self) -> SmtpSink:
-        subprocess.run(["ip", "addr", "add", f"{self.address}/32", "dev", "lo"], capture_output=True, check=False)
+        self._added = add_loopback_address(self.address)  # one already there (a lab's) is not ours to remove
         self.controller.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.controller.stop()
-        subprocess.run(["ip", "addr", "del", f"{self.address}/32", "dev", "lo"], capture_output=True, check=False)
+        if self._added:
+            remove_loopback_address(self.address)
 
     @property
     def messages(self) -> list[Received]:
